@@ -1,0 +1,21 @@
+//! Arbor's domain model and authorization decision (SPEC.md sections 1–4).
+//!
+//! Pure: no I/O, no async, no clock. The store loads facts, this crate decides,
+//! the application layer acts on the decision.
+
+pub mod decision;
+pub mod error;
+pub mod ids;
+pub mod org;
+pub mod permission;
+pub mod role;
+
+pub use decision::{
+    Actor, Decision, DeviceAction, DeviceFacts, DeviceFilter, Grant, MemberFacts, Membership,
+    Outcome, Principal, Rule, Scope, UserStatus, Via, who_can_device, who_can_org,
+};
+pub use error::DomainError;
+pub use ids::{DeviceId, OrgId, RoleId, UserId};
+pub use org::{DepthLimit, OrgFacts, OrgPath, OrgType};
+pub use permission::{Permission, PermissionGroup, PermissionSet};
+pub use role::{BuiltinRole, PermissionMatrix, PermissionTemplate, Role};

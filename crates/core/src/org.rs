@@ -207,6 +207,19 @@ impl OrgPath {
         text
     }
 
+    /// The text range that holds exactly this org and its descendants:
+    /// `encode(d) >= lo AND encode(d) < hi`. `/` (0x2F) sorts just below `0`
+    /// (0x30), so replacing the trailing slash by `0` bounds the prefix. A range
+    /// instead of `LIKE` uses a plain B-tree index on both engines (the column
+    /// must compare bytewise: `COLLATE "C"` on PostgreSQL, SQLite's default).
+    pub fn subtree_range(&self) -> (String, String) {
+        let lo = self.encode();
+        let mut hi = lo.clone();
+        hi.pop();
+        hi.push('0');
+        (lo, hi)
+    }
+
     pub fn decode(text: &str) -> Result<Self, DomainError> {
         let inner = text
             .strip_prefix('/')
@@ -429,6 +442,21 @@ mod tests {
         for bad in ["", "/", "1/2/", "/1/x/", "/1/1/"] {
             assert!(OrgPath::decode(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn subtree_range_bounds_exactly_the_subtree() {
+        let (lo, hi) = path(&[1, 7]).subtree_range();
+        let inside = |p: &OrgPath| {
+            let text = p.encode();
+            text >= lo && text < hi
+        };
+        assert!(inside(&path(&[1, 7])));
+        assert!(inside(&path(&[1, 7, 42, 9])));
+        assert!(!inside(&path(&[1, 70])));
+        assert!(!inside(&path(&[1, 8])));
+        assert!(!inside(&path(&[1])));
+        assert!(!inside(&path(&[1, 6, 7])));
     }
 
     #[test]

@@ -571,7 +571,10 @@ impl Actor {
         decision
     }
 
-    /// Rule 5: an action on a device.
+    /// Rule 5: an action on a device. Allowed iff
+    /// `(O_d ∈ S ∧ org_devices.k ∈ P) ∨ (owner(d) = user ∧ own_devices.k ∈ P)`,
+    /// plus the action's extra permission for transfers and auth tokens. A denial
+    /// is [`Outcome::Hidden`] unless the actor may at least view the device.
     #[inline]
     pub fn decide_device(&self, action: DeviceAction, device: &DeviceFacts<'_>) -> Decision {
         let org = device.org;
@@ -581,50 +584,37 @@ impl Actor {
         let p = self.permissions;
         let in_scope = self.scope.contains(org);
         let owned = device.owner == Some(self.user);
-        let visible = (in_scope && p.contains(Permission::OrgDevicesView))
-            || (owned && p.contains(Permission::OwnDevicesView));
-        if !visible {
+        let org_permission = action.org_permission();
+        let own_permission = action.own_permission();
+        let extra = action.extra_permission();
+        let extra_ok = extra.is_none_or(|e| p.contains(e));
+        if extra_ok {
+            if in_scope && p.contains(org_permission) {
+                let shown = extra.unwrap_or(org_permission);
+                return self.decision(Outcome::Allowed, Rule::DeviceInScope, org, Some(shown));
+            }
+            if let Some(own) = own_permission
+                && owned
+                && p.contains(own)
+            {
+                let shown = extra.unwrap_or(own);
+                return self.decision(Outcome::Allowed, Rule::DeviceOwned, org, Some(shown));
+            }
+        }
+        let org_view = in_scope && p.contains(Permission::OrgDevicesView);
+        let own_view = owned && p.contains(Permission::OwnDevicesView);
+        if !org_view && !own_view {
             let rule = if in_scope || owned {
                 Rule::NotVisible
             } else {
                 Rule::OutsideScope
             };
-            return self.decision(Outcome::Hidden, rule, org, Some(action.org_permission()));
+            return self.decision(Outcome::Hidden, rule, org, Some(org_permission));
         }
-        if let Some(extra) = action.extra_permission()
-            && !p.contains(extra)
-        {
-            return self.decision(
-                Outcome::Forbidden,
-                Rule::MissingPermission,
-                org,
-                Some(extra),
-            );
-        }
-        let org_permission = action.org_permission();
-        if in_scope && p.contains(org_permission) {
-            return self.decision(
-                Outcome::Allowed,
-                Rule::DeviceInScope,
-                org,
-                Some(action.extra_permission().unwrap_or(org_permission)),
-            );
-        }
-        if let Some(own_permission) = action.own_permission()
-            && owned
-            && p.contains(own_permission)
-        {
-            return self.decision(
-                Outcome::Allowed,
-                Rule::DeviceOwned,
-                org,
-                Some(action.extra_permission().unwrap_or(own_permission)),
-            );
-        }
-        let missing = if in_scope {
-            org_permission
-        } else {
-            action.own_permission().unwrap_or(org_permission)
+        let missing = match extra {
+            Some(extra) if !extra_ok => extra,
+            _ if org_view => org_permission,
+            _ => own_permission.unwrap_or(org_permission),
         };
         self.decision(
             Outcome::Forbidden,
@@ -634,20 +624,13 @@ impl Actor {
         )
     }
 
-    /// The devices this actor may act on with `action`, as a filter.
+    /// The devices this actor may act on with `action`, as a filter: exactly the
+    /// devices [`Actor::decide_device`] allows.
     pub fn device_filter(&self, action: DeviceAction) -> DeviceFilter {
         let p = self.permissions;
         let extra_ok = action.extra_permission().is_none_or(|e| p.contains(e));
-        // Seeing a device is implied by the closed sets (every device permission
-        // requires its group's view), but the filter must agree with decide_device
-        // even on sets that were never closed.
-        let org_ok = extra_ok
-            && p.contains(action.org_permission())
-            && p.contains(Permission::OrgDevicesView);
-        let own_ok = extra_ok
-            && action
-                .own_permission()
-                .is_some_and(|own| p.contains(own) && p.contains(Permission::OwnDevicesView));
+        let org_ok = extra_ok && p.contains(action.org_permission());
+        let own_ok = extra_ok && action.own_permission().is_some_and(|own| p.contains(own));
         DeviceFilter {
             hierarchy: self.hierarchy(),
             scope: org_ok.then(|| self.scope.clone()),

@@ -1,0 +1,203 @@
+//! A deliberately naive reference model of SPEC.md section 4, written from the
+//! text of the rules and independently of arbor-core: parent pointers walked
+//! step by step, scopes computed by breadth-first search, permissions as sets of
+//! string ids. Slow and obvious on purpose.
+
+use std::collections::{BTreeSet, HashSet, VecDeque};
+
+#[derive(Clone, Debug)]
+pub struct PlainUser {
+    /// "active", "pending" or "suspended".
+    pub status: &'static str,
+    pub session_revoked: bool,
+    /// (org index, role index); the first is the home membership.
+    pub memberships: Vec<(usize, usize)>,
+}
+
+#[derive(Clone, Debug)]
+pub struct PlainDevice {
+    pub org: usize,
+    pub owner: Option<usize>,
+}
+
+/// A world as plain data: what both the real decision and the reference see.
+#[derive(Clone, Debug)]
+pub struct PlainWorld {
+    pub parent: Vec<Option<usize>>,
+    /// `sets[org][role]`: the role's permission ids as configured in that org.
+    pub sets: Vec<Vec<BTreeSet<&'static str>>>,
+    pub users: Vec<PlainUser>,
+    pub devices: Vec<PlainDevice>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefOutcome {
+    Allowed,
+    Forbidden,
+    Hidden,
+}
+
+pub struct RefActor<'w> {
+    pub user: usize,
+    pub home: usize,
+    pub perms: &'w BTreeSet<&'static str>,
+    pub scope: HashSet<usize>,
+}
+
+impl PlainWorld {
+    pub fn root_of(&self, mut org: usize) -> usize {
+        while let Some(p) = self.parent[org] {
+            org = p;
+        }
+        org
+    }
+
+    /// Every org strictly below `org`, by breadth-first search over children.
+    pub fn descendants(&self, org: usize) -> HashSet<usize> {
+        let mut found = HashSet::new();
+        let mut queue = VecDeque::from([org]);
+        while let Some(current) = queue.pop_front() {
+            for (child, parent) in self.parent.iter().enumerate() {
+                if *parent == Some(current) && found.insert(child) {
+                    queue.push_back(child);
+                }
+            }
+        }
+        found
+    }
+
+    /// Rules 1, 2, 3 and 8.
+    pub fn act(&self, user: usize, context: usize) -> Option<RefActor<'_>> {
+        let u = &self.users[user];
+        if u.status != "active" || u.session_revoked {
+            return None;
+        }
+        // Rule 8: walk up from the context to the first org the user belongs to.
+        let mut org = Some(context);
+        let mut chosen = None;
+        while let Some(o) = org {
+            if let Some(m) = u.memberships.iter().find(|(mo, _)| *mo == o) {
+                chosen = Some(*m);
+                break;
+            }
+            org = self.parent[o];
+        }
+        let (home, role) = chosen?;
+        let perms = &self.sets[home][role];
+        let switch = perms.contains("organizations.switch_to_suborgs");
+        if home != context && !switch {
+            return None;
+        }
+        let mut scope = HashSet::from([home]);
+        if switch {
+            scope.extend(self.descendants(home));
+        }
+        Some(RefActor {
+            user,
+            home,
+            perms,
+            scope,
+        })
+    }
+
+    /// Rule 4, with rule 7's hiding.
+    pub fn org_action(&self, actor: &RefActor<'_>, permission: &str, org: usize) -> RefOutcome {
+        if !actor.scope.contains(&org) {
+            RefOutcome::Hidden
+        } else if actor.perms.contains(permission) {
+            RefOutcome::Allowed
+        } else {
+            RefOutcome::Forbidden
+        }
+    }
+
+    /// Rule 5. `action` is one of view, control, edit, delete, delete_data,
+    /// download_reports, view_timeline, service_tab, transfer, edit_auth_token.
+    /// Transfers and auth tokens are "device view plus their own permission".
+    pub fn device_action(&self, actor: &RefActor<'_>, action: &str, device: usize) -> RefOutcome {
+        let d = &self.devices[device];
+        if self.root_of(d.org) != self.root_of(actor.home) {
+            return RefOutcome::Hidden;
+        }
+        let has = |p: &str| actor.perms.contains(p);
+        let in_scope = actor.scope.contains(&d.org);
+        let owned = d.owner == Some(actor.user);
+        let (kind, extra) = match action {
+            "transfer" => ("view", Some("transfers.devices")),
+            "edit_auth_token" => ("view", Some("auth_tokens.edit")),
+            other => (other, None),
+        };
+        let rule_5 = (in_scope && has(&format!("org_devices.{kind}")))
+            || (owned && has(&format!("own_devices.{kind}")));
+        if rule_5 && extra.is_none_or(&has) {
+            return RefOutcome::Allowed;
+        }
+        let can_view = (in_scope && has("org_devices.view")) || (owned && has("own_devices.view"));
+        if can_view {
+            RefOutcome::Forbidden
+        } else {
+            RefOutcome::Hidden
+        }
+    }
+
+    /// Rules 4 and 6 for acting on `target`'s membership `membership`.
+    pub fn user_action(
+        &self,
+        actor: &RefActor<'_>,
+        permission: &str,
+        target: usize,
+        membership: usize,
+    ) -> RefOutcome {
+        let (org, role) = self.users[target].memberships[membership];
+        if !actor.scope.contains(&org) {
+            return RefOutcome::Hidden;
+        }
+        if !actor.perms.contains("users.view") && target != actor.user {
+            return RefOutcome::Hidden;
+        }
+        if !actor.perms.contains(permission) {
+            return RefOutcome::Forbidden;
+        }
+        let guarded = [
+            "users.edit",
+            "users.delete",
+            "users.change_password",
+            "users.force_logout",
+            "users.suspend",
+            "users.transfer",
+        ];
+        let target_perms = &self.sets[org][role];
+        if guarded.contains(&permission)
+            && org == actor.home
+            && !target_perms.is_subset(actor.perms)
+        {
+            return RefOutcome::Forbidden;
+        }
+        RefOutcome::Allowed
+    }
+
+    /// Users that may do `action` on `device` through some membership.
+    pub fn who_can_device(&self, action: &str, device: usize) -> BTreeSet<usize> {
+        (0..self.users.len())
+            .filter(|u| {
+                self.users[*u].memberships.iter().any(|(org, _)| {
+                    self.act(*u, *org).is_some_and(|a| {
+                        self.device_action(&a, action, device) == RefOutcome::Allowed
+                    })
+                })
+            })
+            .collect()
+    }
+
+    pub fn who_can_org(&self, permission: &str, org: usize) -> BTreeSet<usize> {
+        (0..self.users.len())
+            .filter(|u| {
+                self.users[*u].memberships.iter().any(|(home, _)| {
+                    self.act(*u, *home).is_some_and(|a| {
+                        self.org_action(&a, permission, org) == RefOutcome::Allowed
+                    })
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,126 @@
+//! The few places where SQLite and PostgreSQL really differ. Everything else is
+//! one SQL text for both engines.
+
+use crate::error::StoreError;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+impl Engine {
+    pub fn from_url(url: &str) -> Result<Self, StoreError> {
+        if url.starts_with("sqlite:") {
+            Ok(Self::Sqlite)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Ok(Self::Postgres)
+        } else {
+            Err(StoreError::invalid(
+                "database_url",
+                "expected sqlite://path or postgres://…",
+            ))
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+        }
+    }
+}
+
+/// Engine-specific SQL fragments, chosen once per [`crate::Store`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dialect {
+    engine: Engine,
+}
+
+impl Dialect {
+    pub fn new(engine: Engine) -> Self {
+        Self { engine }
+    }
+
+    pub fn engine(self) -> Engine {
+        self.engine
+    }
+
+    /// How a write transaction starts.
+    ///
+    /// SQLite: `BEGIN IMMEDIATE` takes the write lock up front. A deferred
+    /// transaction that reads and then writes must upgrade its lock and fails at
+    /// once with SQLITE_BUSY if another writer got there first — the busy timeout
+    /// does not apply to an upgrade — so facts read and writes made in one
+    /// transaction need the lock from the start. Writers are thus serialised,
+    /// which is also what makes "re-read facts, decide, write" race-free.
+    ///
+    /// PostgreSQL: READ COMMITTED, and every fact a decision depends on is read
+    /// with [`Dialect::for_update`] so that conflicting writers queue on it.
+    pub fn begin_write(self) -> &'static str {
+        match self.engine {
+            Engine::Sqlite => "BEGIN IMMEDIATE",
+            Engine::Postgres => "BEGIN ISOLATION LEVEL READ COMMITTED",
+        }
+    }
+
+    /// How a read-only transaction starts: one consistent snapshot for the
+    /// principal and the list it reads.
+    pub fn begin_read(self) -> &'static str {
+        match self.engine {
+            Engine::Sqlite => "BEGIN DEFERRED",
+            Engine::Postgres => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        }
+    }
+
+    /// Row-lock suffix for the fact queries of a write transaction. Empty on
+    /// SQLite, where `BEGIN IMMEDIATE` already excludes other writers.
+    pub fn for_update(self) -> &'static str {
+        match self.engine {
+            Engine::Sqlite => "",
+            Engine::Postgres => " FOR UPDATE",
+        }
+    }
+
+    /// Statements run on every new connection.
+    pub(crate) fn connection_setup(self, busy_timeout_ms: u128) -> Vec<String> {
+        match self.engine {
+            Engine::Sqlite => vec![
+                // Wait for the write lock instead of failing at once.
+                format!("PRAGMA busy_timeout = {busy_timeout_ms}"),
+                // Off by default in SQLite; the schema relies on them.
+                "PRAGMA foreign_keys = ON".into(),
+                // Readers never block the writer and vice versa; the mode is
+                // stored in the file, so this is a no-op after the first time.
+                "PRAGMA journal_mode = WAL".into(),
+                // In WAL mode NORMAL syncs at checkpoints, not at every commit: a
+                // committed transaction survives a crash of the process (the
+                // crash test kills writers with SIGKILL) and the file is never
+                // corrupted, but the last commits before an OS crash or power
+                // loss may be rolled back. FULL would cost an fsync per commit.
+                "PRAGMA synchronous = NORMAL".into(),
+            ],
+            Engine::Postgres => vec![],
+        }
+    }
+
+    /// After a bulk load with explicit ids, moves the id sequence past them.
+    pub(crate) fn reset_id_sequence(self, table: &str) -> Option<String> {
+        match self.engine {
+            // Rowids continue after the largest one by themselves.
+            Engine::Sqlite => None,
+            Engine::Postgres => Some(format!(
+                "SELECT setval(pg_get_serial_sequence('{table}', 'id'), \
+                 COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)"
+            )),
+        }
+    }
+
+    /// Refreshes planner statistics after a bulk load.
+    pub(crate) fn analyze(self) -> &'static str {
+        match self.engine {
+            Engine::Sqlite => "ANALYZE",
+            Engine::Postgres => "ANALYZE",
+        }
+    }
+}

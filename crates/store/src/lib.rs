@@ -1,0 +1,37 @@
+//! Arbor's storage: SQLite (one file, the embedded default) and PostgreSQL (for
+//! scale and several server nodes) behind one transactional API.
+//!
+//! - The engine is chosen once, from the URL, when a [`Store`] connects. Queries
+//!   are written once against sqlx's `Any` driver with `$n` placeholders; the few
+//!   real differences (how a write transaction starts, row locks) live in
+//!   [`Dialect`].
+//! - Every mutation runs in a [`WriteTx`], which re-reads the facts a decision
+//!   needs inside the transaction and commits only together with an audit event
+//!   ([`WriteTx::commit`] takes it). Mutating methods take an [`Allowed`], which
+//!   only an allowing `arbor_core::Decision` produces.
+//! - Lists turn arbor-core's scope filters into SQL in one place ([`list`]), with
+//!   keyset pagination.
+
+mod audit;
+mod clock;
+mod config;
+mod dialect;
+mod error;
+pub mod generate;
+pub mod list;
+mod rows;
+mod store;
+mod tx;
+
+pub use audit::{AuditEvent, AuditOutcome, ClientKind};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::StoreConfig;
+pub use dialect::{Dialect, Engine};
+pub use error::StoreError;
+pub use list::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, PageRequest, UserFilter};
+pub use rows::{
+    DeviceRecord, DeviceTemplateId, HierarchySettings, NewDevice, NewOrg, NewUser, OrgRecord,
+    SessionId, SignupMode, UserRecord,
+};
+pub use store::Store;
+pub use tx::{Allowed, AuditRecord, Read, ReadTx, Table, Tx, Write, WriteTx};

@@ -1,0 +1,46 @@
+//! Liveness and readiness.
+
+use crate::AppState;
+use crate::error::{ApiError, ProblemKind};
+use axum::Json;
+use axum::extract::State;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    pub status: &'static str,
+}
+
+/// The process is up.
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, body = Health)))]
+async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// The process can serve requests: the database answers.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "health",
+    responses((status = 200, body = Health), (status = 503, body = crate::error::Problem)),
+)]
+async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
+    let ping = async { state.store.read().await?.finish().await };
+    ping.await.map_err(|e: arbor_store::StoreError| {
+        tracing::warn!("readiness check failed: {e}");
+        ApiError::new(
+            ProblemKind::ServiceUnavailable,
+            "the database does not answer",
+        )
+    })?;
+    Ok(Json(Health { status: "ready" }))
+}
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+}

@@ -337,6 +337,22 @@ impl<M> Tx<M> {
     }
 }
 
+impl crate::Store {
+    /// Records that a session was used, at most once a minute per session so
+    /// that reads do not turn every request into a write. Session bookkeeping,
+    /// not a user's action: one statement, committed on its own, not audited.
+    pub async fn touch_session(&self, session: SessionId) -> Result<(), StoreError> {
+        let now = self.now_ms();
+        sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id = $2 AND last_seen_at < $3")
+            .bind(now)
+            .bind(session.0)
+            .bind(now - 60_000)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+}
+
 /// Which target orgs an audit query covers.
 #[derive(Clone, Copy, Debug)]
 pub enum AuditScope<'a> {
@@ -347,18 +363,6 @@ pub enum AuditScope<'a> {
 }
 
 impl Tx<Write> {
-    /// Records that a session was used (at most once a minute per session, so
-    /// that reads do not turn every request into a write).
-    pub async fn touch_session(&mut self, session: SessionId) -> Result<(), StoreError> {
-        sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id = $2 AND last_seen_at < $3")
-            .bind(self.now())
-            .bind(session.0)
-            .bind(self.now() - 60_000)
-            .execute(self.conn())
-            .await?;
-        Ok(())
-    }
-
     /// Revokes one session (logout).
     pub async fn revoke_session(&mut self, session: SessionId) -> Result<(), StoreError> {
         sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")

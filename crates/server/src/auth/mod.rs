@@ -1,6 +1,5 @@
-//! Authentication: password hashing and policy, opaque tokens, throttling,
-//! sessions.
+//! Authentication at the HTTP edge: throttling of failed logins and the session
+//! extractor.
 
-pub mod password;
+pub mod session;
 pub mod throttle;
-pub mod token;

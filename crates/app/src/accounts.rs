@@ -1,0 +1,363 @@
+//! Authentication and self-service: first-run setup, login, sessions, logout,
+//! accepting an invitation, password changes and resets.
+
+use crate::password;
+use crate::{App, AppError, Caller, bootstrap, hash_token, new_token};
+use arbor_core::{OrgType, UserId, UserStatus};
+use arbor_store::{AuditEvent, AuditOutcome, ClientKind, NewOrg, NewUser, SessionId};
+
+/// How long sessions, invitations and reset links live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AccountPolicy {
+    /// A session unused this long ends.
+    pub session_idle_ms: i64,
+    /// A session ends this long after login.
+    pub session_absolute_ms: i64,
+    /// SPEC.md §6: 30 days.
+    pub invitation_ms: i64,
+    pub password_reset_ms: i64,
+}
+
+impl Default for AccountPolicy {
+    fn default() -> Self {
+        const HOUR: i64 = 60 * 60 * 1000;
+        Self {
+            session_idle_ms: 12 * HOUR,
+            session_absolute_ms: 14 * 24 * HOUR,
+            invitation_ms: 30 * 24 * HOUR,
+            password_reset_ms: 24 * HOUR,
+        }
+    }
+}
+
+/// A successful login.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoggedIn {
+    pub user: UserId,
+    pub session: SessionId,
+    /// The bearer token; shown once, only its hash is stored.
+    pub token: String,
+    pub expires_at: i64,
+}
+
+/// A request's authenticated session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Authenticated {
+    pub user: UserId,
+    pub session: SessionId,
+    pub token_hash: String,
+}
+
+impl Authenticated {
+    /// The caller for use cases, acting in `context` (or at home).
+    pub fn caller(&self, client: ClientKind, context: Option<arbor_core::OrgId>) -> Caller {
+        Caller {
+            user: self.user,
+            session_token_hash: Some(self.token_hash.clone()),
+            context,
+            client,
+        }
+    }
+}
+
+/// First-run input: the first hierarchy and its Admin.
+#[derive(Clone, Debug)]
+pub struct FirstRun {
+    pub org_name: String,
+    pub admin_email: String,
+    pub admin_name: String,
+    pub admin_password: String,
+}
+
+/// Hashes off the async runtime: argon2 takes tens of milliseconds of CPU.
+async fn hash_password(password: String) -> Result<String, AppError> {
+    tokio::task::spawn_blocking(move || password::hash(&password))
+        .await
+        .map_err(|e| AppError::internal(format!("password hashing task failed: {e}")))?
+        .map_err(|e| AppError::internal(format!("password hashing failed: {e}")))
+}
+
+async fn verify_password(password: String, hash: Option<String>) -> bool {
+    tokio::task::spawn_blocking(move || match hash {
+        Some(hash) => password::verify(&password, &hash),
+        None => {
+            password::verify_dummy(&password);
+            false
+        }
+    })
+    .await
+    .unwrap_or(false)
+}
+
+impl App {
+    /// Creates the server's first hierarchy with its Admin. Refused once any
+    /// hierarchy exists (it is a first-run operation, not a sign-up).
+    pub async fn first_run(&self, input: &FirstRun, client: ClientKind) -> Result<crate::HierarchyCreated, AppError> {
+        password::check_policy(&input.admin_password, &input.admin_email)?;
+        let mut tx = self.store.read().await?;
+        let exists = tx.any_hierarchy().await?;
+        tx.finish().await?;
+        if exists {
+            return Err(AppError::conflict("Arbor is already set up"));
+        }
+        let hash = hash_password(input.admin_password.clone()).await?;
+        let mut admin = NewUser::active(&input.admin_email, &input.admin_name);
+        admin.password_hash = Some(hash);
+        self.create_hierarchy(&crate::NewHierarchy {
+            root: NewOrg::named(&input.org_name, OrgType::Root),
+            settings: Default::default(),
+            admin,
+            client,
+        })
+        .await
+    }
+
+    /// Whether first-run setup is still open.
+    pub async fn needs_first_run(&self) -> Result<bool, AppError> {
+        let mut tx = self.store.read().await?;
+        let exists = tx.any_hierarchy().await?;
+        tx.finish().await?;
+        Ok(!exists)
+    }
+
+    /// Checks a password and opens a session. `None` for a wrong email or
+    /// password, or an account that is not active: the three are answered
+    /// alike, and take about the same time.
+    pub async fn login(
+        &self,
+        email: &str,
+        password: &str,
+        client: ClientKind,
+        policy: &AccountPolicy,
+    ) -> Result<Option<LoggedIn>, AppError> {
+        let mut tx = self.store.read().await?;
+        let found = tx.credentials(email).await?;
+        let home = match &found {
+            Some((user, _)) => tx.memberships(user.id).await?.into_iter().next(),
+            None => None,
+        };
+        tx.finish().await?;
+        let (user, hash) = match found {
+            Some((user, hash)) => (Some(user), hash),
+            None => (None, None),
+        };
+        let matches = verify_password(password.to_owned(), hash).await;
+        let active = user.as_ref().is_some_and(|u| u.status == UserStatus::Active);
+        let Some(user) = user else {
+            return Ok(None);
+        };
+        let mut event = AuditEvent::new(client, "auth.login", format!("user:{}", user.id));
+        event.actor = Some(user.id);
+        event.actor_home_org = home.as_ref().map(|m| m.org);
+        event.target_org = home.as_ref().map(|m| m.org);
+        let mut tx = self.store.write().await?;
+        if !(matches && active) {
+            let reason = if matches { "account not active" } else { "wrong password" };
+            tx.commit(event.outcome(AuditOutcome::Forbidden).detail("reason", reason))
+                .await?;
+            return Ok(None);
+        }
+        let token = new_token();
+        let expires_at = tx.now() + policy.session_absolute_ms;
+        let session = tx
+            .insert_session(&bootstrap(), user.id, &token.1, expires_at)
+            .await?;
+        tx.commit(event.detail("session", session)).await?;
+        Ok(Some(LoggedIn {
+            user: user.id,
+            session,
+            token: token.0,
+            expires_at,
+        }))
+    }
+
+    /// The session behind a bearer token, if it is live: not revoked, not past
+    /// its absolute expiry, not idle too long.
+    pub async fn authenticate(
+        &self,
+        token: &str,
+        policy: &AccountPolicy,
+    ) -> Result<Option<Authenticated>, AppError> {
+        let token_hash = hash_token(token);
+        let mut tx = self.store.read().await?;
+        let session = tx.session(&token_hash).await?;
+        let now = tx.now();
+        tx.finish().await?;
+        let Some(session) = session else {
+            return Ok(None);
+        };
+        let live = !session.revoked
+            && session.expires_at > now
+            && session.last_seen_at + policy.session_idle_ms > now;
+        if !live {
+            return Ok(None);
+        }
+        if now - session.last_seen_at > 60_000 {
+            self.store.touch_session(session.id).await?;
+        }
+        Ok(Some(Authenticated {
+            user: session.user,
+            session: session.id,
+            token_hash,
+        }))
+    }
+
+    /// Ends one session.
+    pub async fn logout(&self, auth: &Authenticated, client: ClientKind) -> Result<(), AppError> {
+        let mut tx = self.store.write().await?;
+        tx.revoke_session(auth.session).await?;
+        let mut event = AuditEvent::new(client, "auth.logout", format!("user:{}", auth.user));
+        event.actor = Some(auth.user);
+        tx.commit(event.detail("session", auth.session)).await?;
+        Ok(())
+    }
+
+    /// Sets the password of an invited user and activates the account. The
+    /// token is single-use and expires after 30 days.
+    pub async fn accept_invitation(
+        &self,
+        token: &str,
+        new_password: &str,
+        name: Option<&str>,
+        client: ClientKind,
+    ) -> Result<UserId, AppError> {
+        let token_hash = hash_token(token);
+        let mut tx = self.store.read().await?;
+        let invitation = tx.invitation_by_hash(&token_hash).await?;
+        tx.finish().await?;
+        let invitation = invitation.ok_or(AppError::NotFound { what: "invitation" })?;
+        password::check_policy(new_password, &invitation.email)?;
+        let hash = hash_password(new_password.to_owned()).await?;
+        self.retrying(|| async {
+            let mut tx = self.store.write().await?;
+            let invitation = tx
+                .invitation_by_hash(&token_hash)
+                .await?
+                .ok_or(AppError::NotFound { what: "invitation" })?;
+            let user = invitation.user.ok_or(AppError::NotFound { what: "invitation" })?;
+            if invitation.accepted_at.is_some() {
+                return Err(AppError::conflict("this invitation was already used"));
+            }
+            if invitation.expires_at <= tx.now() {
+                return Err(AppError::conflict("this invitation has expired; ask for a new one"));
+            }
+            tx.lock_user(user).await?;
+            let record = tx.user(user).await?;
+            if record.status != UserStatus::Pending {
+                return Err(AppError::conflict("this account is already active"));
+            }
+            let by = bootstrap();
+            tx.accept_invitation(invitation.id).await?;
+            tx.set_password_hash(&by, user, &hash).await?;
+            tx.set_user_status(&by, user, UserStatus::Active).await?;
+            if let Some(name) = name {
+                tx.update_profile(&by, user, Some(name), None).await?;
+            }
+            let mut event = AuditEvent::new(client, "user.accept_invitation", format!("user:{user}"))
+                .target_org(invitation.org);
+            event.actor = Some(user);
+            event.actor_home_org = Some(invitation.org);
+            tx.commit(event).await?;
+            Ok(user)
+        })
+        .await
+    }
+
+    /// Changes the caller's own password after checking the current one; every
+    /// other session of the caller ends.
+    pub async fn change_own_password(
+        &self,
+        auth: &Authenticated,
+        current: &str,
+        new_password: &str,
+        client: ClientKind,
+    ) -> Result<(), AppError> {
+        let mut tx = self.store.read().await?;
+        let user = tx.user(auth.user).await?;
+        let stored = tx.password_hash(auth.user).await?;
+        tx.finish().await?;
+        if !verify_password(current.to_owned(), stored).await {
+            return Err(AppError::invalid("current_password", "is not the current password"));
+        }
+        password::check_policy(new_password, &user.email)?;
+        let hash = hash_password(new_password.to_owned()).await?;
+        let mut tx = self.store.write().await?;
+        let caller = auth.caller(client, None);
+        let event = AuditEvent::new(client, "user.change_password", format!("user:{}", auth.user));
+        crate::resolve_actor(&mut tx, &caller)
+            .await?
+            .map_err(|d| AppError::denied(&d, "user"))?;
+        let by = bootstrap();
+        tx.set_password_hash(&by, auth.user, &hash).await?;
+        let revoked = tx.revoke_other_sessions(auth.user, auth.session).await?;
+        let mut event = event.detail("sessions_revoked", revoked);
+        event.actor = Some(auth.user);
+        tx.commit(event).await?;
+        Ok(())
+    }
+
+    /// Edits the caller's own profile.
+    pub async fn update_own_profile(
+        &self,
+        auth: &Authenticated,
+        name: Option<&str>,
+        locale: Option<&str>,
+        client: ClientKind,
+    ) -> Result<(), AppError> {
+        let mut tx = self.store.write().await?;
+        let caller = auth.caller(client, None);
+        crate::resolve_actor(&mut tx, &caller)
+            .await?
+            .map_err(|d| AppError::denied(&d, "user"))?;
+        tx.update_profile(&bootstrap(), auth.user, name, locale).await?;
+        let mut event = AuditEvent::new(client, "user.update_profile", format!("user:{}", auth.user));
+        event.actor = Some(auth.user);
+        tx.commit(event).await?;
+        Ok(())
+    }
+
+    /// Completes an admin-initiated reset: sets the password chosen by the user
+    /// and ends every session of the account.
+    pub async fn complete_password_reset(
+        &self,
+        token: &str,
+        new_password: &str,
+        client: ClientKind,
+    ) -> Result<UserId, AppError> {
+        let token_hash = hash_token(token);
+        let mut tx = self.store.read().await?;
+        let reset = tx.password_reset_by_hash(&token_hash).await?;
+        let reset = reset.ok_or(AppError::NotFound { what: "reset link" })?;
+        let user = tx.user(reset.user).await?;
+        tx.finish().await?;
+        password::check_policy(new_password, &user.email)?;
+        let hash = hash_password(new_password.to_owned()).await?;
+        self.retrying(|| async {
+            let mut tx = self.store.write().await?;
+            let reset = tx
+                .password_reset_by_hash(&token_hash)
+                .await?
+                .ok_or(AppError::NotFound { what: "reset link" })?;
+            if reset.used_at.is_some() {
+                return Err(AppError::conflict("this reset link was already used"));
+            }
+            if reset.expires_at <= tx.now() {
+                return Err(AppError::conflict("this reset link has expired; ask for a new one"));
+            }
+            tx.lock_user(reset.user).await?;
+            if tx.user(reset.user).await?.status != UserStatus::Active {
+                return Err(AppError::conflict("this account is not active"));
+            }
+            let by = bootstrap();
+            tx.use_password_reset(reset.id).await?;
+            tx.set_password_hash(&by, reset.user, &hash).await?;
+            let revoked = tx.revoke_sessions(&by, reset.user).await?;
+            let mut event = AuditEvent::new(client, "user.reset_password", format!("user:{}", reset.user))
+                .detail("sessions_revoked", revoked);
+            event.actor = Some(reset.user);
+            tx.commit(event).await?;
+            Ok(reset.user)
+        })
+        .await
+    }
+}

@@ -4,7 +4,9 @@
 use crate::password;
 use crate::{App, AppError, Caller, bootstrap, hash_token, new_token};
 use arbor_core::{OrgType, UserId, UserStatus};
-use arbor_store::{AuditEvent, AuditOutcome, ClientKind, NewOrg, NewUser, SessionId};
+use arbor_store::{
+    AuditEvent, AuditOutcome, ClientKind, MembershipRecord, NewOrg, NewUser, SessionId, UserRecord,
+};
 
 /// How long sessions, invitations and reset links live.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,7 +94,11 @@ async fn verify_password(password: String, hash: Option<String>) -> bool {
 impl App {
     /// Creates the server's first hierarchy with its Admin. Refused once any
     /// hierarchy exists (it is a first-run operation, not a sign-up).
-    pub async fn first_run(&self, input: &FirstRun, client: ClientKind) -> Result<crate::HierarchyCreated, AppError> {
+    pub async fn first_run(
+        &self,
+        input: &FirstRun,
+        client: ClientKind,
+    ) -> Result<crate::HierarchyCreated, AppError> {
         password::check_policy(&input.admin_password, &input.admin_email)?;
         let mut tx = self.store.read().await?;
         let exists = tx.any_hierarchy().await?;
@@ -142,7 +148,9 @@ impl App {
             None => (None, None),
         };
         let matches = verify_password(password.to_owned(), hash).await;
-        let active = user.as_ref().is_some_and(|u| u.status == UserStatus::Active);
+        let active = user
+            .as_ref()
+            .is_some_and(|u| u.status == UserStatus::Active);
         let Some(user) = user else {
             return Ok(None);
         };
@@ -152,9 +160,17 @@ impl App {
         event.target_org = home.as_ref().map(|m| m.org);
         let mut tx = self.store.write().await?;
         if !(matches && active) {
-            let reason = if matches { "account not active" } else { "wrong password" };
-            tx.commit(event.outcome(AuditOutcome::Forbidden).detail("reason", reason))
-                .await?;
+            let reason = if matches {
+                "account not active"
+            } else {
+                "wrong password"
+            };
+            tx.commit(
+                event
+                    .outcome(AuditOutcome::Forbidden)
+                    .detail("reason", reason),
+            )
+            .await?;
             return Ok(None);
         }
         let token = new_token();
@@ -234,12 +250,16 @@ impl App {
                 .invitation_by_hash(&token_hash)
                 .await?
                 .ok_or(AppError::NotFound { what: "invitation" })?;
-            let user = invitation.user.ok_or(AppError::NotFound { what: "invitation" })?;
+            let user = invitation
+                .user
+                .ok_or(AppError::NotFound { what: "invitation" })?;
             if invitation.accepted_at.is_some() {
                 return Err(AppError::conflict("this invitation was already used"));
             }
             if invitation.expires_at <= tx.now() {
-                return Err(AppError::conflict("this invitation has expired; ask for a new one"));
+                return Err(AppError::conflict(
+                    "this invitation has expired; ask for a new one",
+                ));
             }
             tx.lock_user(user).await?;
             let record = tx.user(user).await?;
@@ -253,8 +273,9 @@ impl App {
             if let Some(name) = name {
                 tx.update_profile(&by, user, Some(name), None).await?;
             }
-            let mut event = AuditEvent::new(client, "user.accept_invitation", format!("user:{user}"))
-                .target_org(invitation.org);
+            let mut event =
+                AuditEvent::new(client, "user.accept_invitation", format!("user:{user}"))
+                    .target_org(invitation.org);
             event.actor = Some(user);
             event.actor_home_org = Some(invitation.org);
             tx.commit(event).await?;
@@ -277,13 +298,20 @@ impl App {
         let stored = tx.password_hash(auth.user).await?;
         tx.finish().await?;
         if !verify_password(current.to_owned(), stored).await {
-            return Err(AppError::invalid("current_password", "is not the current password"));
+            return Err(AppError::invalid(
+                "current_password",
+                "is not the current password",
+            ));
         }
         password::check_policy(new_password, &user.email)?;
         let hash = hash_password(new_password.to_owned()).await?;
         let mut tx = self.store.write().await?;
         let caller = auth.caller(client, None);
-        let event = AuditEvent::new(client, "user.change_password", format!("user:{}", auth.user));
+        let event = AuditEvent::new(
+            client,
+            "user.change_password",
+            format!("user:{}", auth.user),
+        );
         crate::resolve_actor(&mut tx, &caller)
             .await?
             .map_err(|d| AppError::denied(&d, "user"))?;
@@ -294,6 +322,27 @@ impl App {
         event.actor = Some(auth.user);
         tx.commit(event).await?;
         Ok(())
+    }
+
+    /// The caller's own account and memberships (with role names).
+    pub async fn profile(
+        &self,
+        auth: &Authenticated,
+    ) -> Result<(UserRecord, Vec<(MembershipRecord, String)>), AppError> {
+        let mut tx = self.store.read().await?;
+        let user = tx.user(auth.user).await?;
+        let mut memberships = Vec::new();
+        for m in tx.memberships(auth.user).await? {
+            let roles = tx.roles(m.path.root_id()).await?;
+            let name = roles
+                .iter()
+                .find(|r| r.id == m.role)
+                .map(|r| r.name.clone())
+                .unwrap_or_default();
+            memberships.push((m, name));
+        }
+        tx.finish().await?;
+        Ok((user, memberships))
     }
 
     /// Edits the caller's own profile.
@@ -309,8 +358,10 @@ impl App {
         crate::resolve_actor(&mut tx, &caller)
             .await?
             .map_err(|d| AppError::denied(&d, "user"))?;
-        tx.update_profile(&bootstrap(), auth.user, name, locale).await?;
-        let mut event = AuditEvent::new(client, "user.update_profile", format!("user:{}", auth.user));
+        tx.update_profile(&bootstrap(), auth.user, name, locale)
+            .await?;
+        let mut event =
+            AuditEvent::new(client, "user.update_profile", format!("user:{}", auth.user));
         event.actor = Some(auth.user);
         tx.commit(event).await?;
         Ok(())
@@ -342,7 +393,9 @@ impl App {
                 return Err(AppError::conflict("this reset link was already used"));
             }
             if reset.expires_at <= tx.now() {
-                return Err(AppError::conflict("this reset link has expired; ask for a new one"));
+                return Err(AppError::conflict(
+                    "this reset link has expired; ask for a new one",
+                ));
             }
             tx.lock_user(reset.user).await?;
             if tx.user(reset.user).await?.status != UserStatus::Active {
@@ -352,8 +405,12 @@ impl App {
             tx.use_password_reset(reset.id).await?;
             tx.set_password_hash(&by, reset.user, &hash).await?;
             let revoked = tx.revoke_sessions(&by, reset.user).await?;
-            let mut event = AuditEvent::new(client, "user.reset_password", format!("user:{}", reset.user))
-                .detail("sessions_revoked", revoked);
+            let mut event = AuditEvent::new(
+                client,
+                "user.reset_password",
+                format!("user:{}", reset.user),
+            )
+            .detail("sessions_revoked", revoked);
             event.actor = Some(reset.user);
             tx.commit(event).await?;
             Ok(reset.user)

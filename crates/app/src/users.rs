@@ -56,17 +56,26 @@ pub struct Links {
 
 impl Links {
     pub fn invitation(&self, token: &str) -> String {
-        format!("{}/invitations/accept?token={token}", self.base_url.trim_end_matches('/'))
+        format!(
+            "{}/invitations/accept?token={token}",
+            self.base_url.trim_end_matches('/')
+        )
     }
 
     pub fn password_reset(&self, token: &str) -> String {
-        format!("{}/password-reset?token={token}", self.base_url.trim_end_matches('/'))
+        format!(
+            "{}/password-reset?token={token}",
+            self.base_url.trim_end_matches('/')
+        )
     }
 }
 
 /// The target's membership the actor acts on: the first (home first) in the
 /// actor's scope, else the home one — which the decision then hides.
-fn target_membership<'m>(actor: &Actor, memberships: &'m [MembershipRecord]) -> Option<&'m MembershipRecord> {
+fn target_membership<'m>(
+    actor: &Actor,
+    memberships: &'m [MembershipRecord],
+) -> Option<&'m MembershipRecord> {
     memberships
         .iter()
         .find(|m| actor.scope().contains(&m.path))
@@ -118,7 +127,8 @@ impl App {
         links: &Links,
         policy: &AccountPolicy,
     ) -> Result<Invited, AppError> {
-        self.retrying(|| self.invite_once(caller, invite, links, policy)).await
+        self.retrying(|| self.invite_once(caller, invite, links, policy))
+            .await
     }
 
     async fn invite_once(
@@ -129,15 +139,21 @@ impl App {
         policy: &AccountPolicy,
     ) -> Result<Invited, AppError> {
         let mut tx = self.store.write().await?;
-        let event = AuditEvent::new(caller.client, "user.invite", format!("email:{}", invite.email.trim()))
-            .target_org(invite.org)
-            .detail("role", invite.role);
+        let event = AuditEvent::new(
+            caller.client,
+            "user.invite",
+            format!("email:{}", invite.email.trim()),
+        )
+        .target_org(invite.org)
+        .detail("role", invite.role);
         tx.lock_org(invite.org).await?;
         let actor = actor_or_deny!(tx, caller, event);
         let org = match tx.org(invite.org).await {
             Ok(org) => org,
             Err(arbor_store::StoreError::NotFound { .. }) => {
-                return Err(AppError::NotFound { what: "organization" });
+                return Err(AppError::NotFound {
+                    what: "organization",
+                });
             }
             Err(e) => return Err(e.into()),
         };
@@ -167,11 +183,21 @@ impl App {
         let mut user = NewUser::active(invite.email.trim(), invite.name.trim());
         user.status = UserStatus::Pending;
         let id = tx.insert_user(&by, &user).await?;
-        tx.insert_membership(&by, id, org.id, invite.role, true).await?;
+        tx.insert_membership(&by, id, org.id, invite.role, true)
+            .await?;
         let (token, hash) = new_token();
         let expires_at = tx.now() + policy.invitation_ms;
-        tx.insert_invitation(&by, &hash, invite.email.trim(), id, org.id, invite.role, Some(actor.user()), expires_at)
-            .await?;
+        tx.insert_invitation(
+            &by,
+            &hash,
+            invite.email.trim(),
+            id,
+            org.id,
+            invite.role,
+            Some(actor.user()),
+            expires_at,
+        )
+        .await?;
         let body = format!(
             "Hello {name},\n\nyou have been invited to {org} on Arbor.\n\
              Set your password and activate your account here (valid for 30 days, once):\n\n{link}\n",
@@ -179,10 +205,18 @@ impl App {
             org = org.name,
             link = links.invitation(&token),
         );
-        tx.enqueue_mail(&by, invite.email.trim(), &format!("Your invitation to {}", org.name), &body)
-            .await?;
+        tx.enqueue_mail(
+            &by,
+            invite.email.trim(),
+            &format!("Your invitation to {}", org.name),
+            &body,
+        )
+        .await?;
         tx.commit(event.by(&by).detail("user", id)).await?;
-        Ok(Invited { user: id, expires_at })
+        Ok(Invited {
+            user: id,
+            expires_at,
+        })
     }
 
     /// Invites every row of a CSV (`email,name,role,org`; role by name, org by
@@ -206,7 +240,10 @@ impl App {
             .map(str::to_lowercase)
             .collect::<Vec<_>>();
         if headers != ["email", "name", "role", "org"] {
-            return Err(AppError::invalid("csv", "the header must be: email,name,role,org"));
+            return Err(AppError::invalid(
+                "csv",
+                "the header must be: email,name,role,org",
+            ));
         }
         let mut report = Vec::new();
         for (i, record) in reader.records().enumerate() {
@@ -214,19 +251,46 @@ impl App {
             let record = match record {
                 Ok(r) => r,
                 Err(e) => {
-                    report.push(BulkRow { line, email: String::new(), user: None, error: Some(format!("unreadable row: {e}")) });
+                    report.push(BulkRow {
+                        line,
+                        email: String::new(),
+                        user: None,
+                        error: Some(format!("unreadable row: {e}")),
+                    });
                     continue;
                 }
             };
             let field = |n: usize| record.get(n).unwrap_or("").to_owned();
             let email = field(0);
-            let outcome = self.invite_row(caller, &email, &field(1), &field(2), &field(3), links, policy).await;
+            let outcome = self
+                .invite_row(
+                    caller,
+                    &email,
+                    &field(1),
+                    &field(2),
+                    &field(3),
+                    links,
+                    policy,
+                )
+                .await;
             report.push(match outcome {
-                Ok(user) => BulkRow { line, email, user: Some(user), error: None },
+                Ok(user) => BulkRow {
+                    line,
+                    email,
+                    user: Some(user),
+                    error: None,
+                },
                 Err(AppError::Internal { .. } | AppError::Store(_)) => {
-                    return Err(AppError::internal(format!("bulk invitation stopped at line {line}")));
+                    return Err(AppError::internal(format!(
+                        "bulk invitation stopped at line {line}"
+                    )));
                 }
-                Err(e) => BulkRow { line, email, user: None, error: Some(e.to_string()) },
+                Err(e) => BulkRow {
+                    line,
+                    email,
+                    user: None,
+                    error: Some(e.to_string()),
+                },
             });
         }
         Ok(report)
@@ -248,7 +312,9 @@ impl App {
             .map(OrgId)
             .map_err(|_| AppError::invalid("org", "an organization id"))?;
         let mut tx = self.store.read().await?;
-        let path = tx.org_path(org).await.map_err(|_| AppError::NotFound { what: "organization" })?;
+        let path = tx.org_path(org).await.map_err(|_| AppError::NotFound {
+            what: "organization",
+        })?;
         let roles = tx.roles(path.root_id()).await?;
         tx.finish().await?;
         let role = roles
@@ -256,8 +322,15 @@ impl App {
             .find(|r| r.name.eq_ignore_ascii_case(role))
             .ok_or_else(|| AppError::invalid("role", format!("no role named {role:?}")))?
             .id;
-        let invite = Invite { email: email.to_owned(), name: name.to_owned(), org, role };
-        self.invite(caller, &invite, links, policy).await.map(|i| i.user)
+        let invite = Invite {
+            email: email.to_owned(),
+            name: name.to_owned(),
+            org,
+            role,
+        };
+        self.invite(caller, &invite, links, policy)
+            .await
+            .map(|i| i.user)
     }
 
     /// Sends a fresh invitation link to a pending user; the old link stops working.
@@ -274,16 +347,39 @@ impl App {
             tx.lock_user(user).await?;
             let actor = actor_or_deny!(tx, caller, event);
             let (record, membership, permissions) = load_target(&mut tx, &actor, user).await?;
-            let facts = MemberFacts { user, org: &membership.path, permissions };
-            let by = allow_or_deny!(tx, event, actor.decide_user(Permission::UsersInvite, &facts), "user");
+            let facts = MemberFacts {
+                user,
+                org: &membership.path,
+                permissions,
+            };
+            let by = allow_or_deny!(
+                tx,
+                event,
+                actor.decide_user(Permission::UsersInvite, &facts),
+                "user"
+            );
             if record.status != UserStatus::Pending {
-                return Err(refuse(tx, event.by(&by), AppError::conflict("the user has already accepted")).await);
+                return Err(refuse(
+                    tx,
+                    event.by(&by),
+                    AppError::conflict("the user has already accepted"),
+                )
+                .await);
             }
             tx.withdraw_invitations(user).await?;
             let (token, hash) = new_token();
             let expires_at = tx.now() + policy.invitation_ms;
-            tx.insert_invitation(&by, &hash, &record.email, user, membership.org, membership.role, Some(actor.user()), expires_at)
-                .await?;
+            tx.insert_invitation(
+                &by,
+                &hash,
+                &record.email,
+                user,
+                membership.org,
+                membership.role,
+                Some(actor.user()),
+                expires_at,
+            )
+            .await?;
             let body = format!(
                 "Hello {},\n\nhere is a new link to activate your Arbor account in {} \
                  (valid for 30 days, once):\n\n{}\n",
@@ -291,8 +387,13 @@ impl App {
                 membership.org_name,
                 links.invitation(&token)
             );
-            tx.enqueue_mail(&by, &record.email, &format!("Your invitation to {}", membership.org_name), &body)
-                .await?;
+            tx.enqueue_mail(
+                &by,
+                &record.email,
+                &format!("Your invitation to {}", membership.org_name),
+                &body,
+            )
+            .await?;
             tx.commit(event.by(&by)).await?;
             Ok(Invited { user, expires_at })
         })
@@ -307,20 +408,40 @@ impl App {
             tx.lock_user(user).await?;
             let actor = actor_or_deny!(tx, caller, event);
             let (record, membership, permissions) = load_target(&mut tx, &actor, user).await?;
-            let facts = MemberFacts { user, org: &membership.path, permissions };
-            let by = allow_or_deny!(tx, event, actor.decide_user(Permission::UsersInvite, &facts), "user");
+            let facts = MemberFacts {
+                user,
+                org: &membership.path,
+                permissions,
+            };
+            let by = allow_or_deny!(
+                tx,
+                event,
+                actor.decide_user(Permission::UsersInvite, &facts),
+                "user"
+            );
             if record.status != UserStatus::Pending {
-                return Err(refuse(tx, event.by(&by), AppError::conflict("the user has already accepted")).await);
+                return Err(refuse(
+                    tx,
+                    event.by(&by),
+                    AppError::conflict("the user has already accepted"),
+                )
+                .await);
             }
             tx.delete_user(&by, user).await?;
-            tx.commit(event.by(&by).detail("email", &record.email)).await?;
+            tx.commit(event.by(&by).detail("email", &record.email))
+                .await?;
             Ok(())
         })
         .await
     }
 
     /// Edits a member's name, locale and role in the org acted on.
-    pub async fn edit_user(&self, caller: &Caller, user: UserId, edit: &UserEdit) -> Result<(), AppError> {
+    pub async fn edit_user(
+        &self,
+        caller: &Caller,
+        user: UserId,
+        edit: &UserEdit,
+    ) -> Result<(), AppError> {
         self.retrying(|| async {
             let mut tx = self.store.write().await?;
             let event = event(caller, "user.edit", user);
@@ -328,8 +449,17 @@ impl App {
             let actor = actor_or_deny!(tx, caller, event);
             let (_, membership, permissions) = load_target(&mut tx, &actor, user).await?;
             tx.lock_org(membership.org).await?;
-            let facts = MemberFacts { user, org: &membership.path, permissions };
-            let mut by = allow_or_deny!(tx, event, actor.decide_user(Permission::UsersEdit, &facts), "user");
+            let facts = MemberFacts {
+                user,
+                org: &membership.path,
+                permissions,
+            };
+            let mut by = allow_or_deny!(
+                tx,
+                event,
+                actor.decide_user(Permission::UsersEdit, &facts),
+                "user"
+            );
             if let Some(role) = edit.role.filter(|r| *r != membership.role) {
                 let roles = tx.roles(membership.path.root_id()).await?;
                 if !roles.iter().any(|r| r.id == role) {
@@ -349,7 +479,8 @@ impl App {
                 }
                 tx.set_member_role(&by, user, membership.org, role).await?;
             }
-            tx.update_profile(&by, user, edit.name.as_deref(), edit.locale.as_deref()).await?;
+            tx.update_profile(&by, user, edit.name.as_deref(), edit.locale.as_deref())
+                .await?;
             let event = event
                 .by(&by)
                 .detail("name", &edit.name)
@@ -376,21 +507,37 @@ impl App {
             tx.lock_user(user).await?;
             let actor = actor_or_deny!(tx, caller, event);
             let (record, membership, permissions) = load_target(&mut tx, &actor, user).await?;
-            let facts = MemberFacts { user, org: &membership.path, permissions };
-            let by = allow_or_deny!(tx, event, actor.decide_user(Permission::UsersChangePassword, &facts), "user");
+            let facts = MemberFacts {
+                user,
+                org: &membership.path,
+                permissions,
+            };
+            let by = allow_or_deny!(
+                tx,
+                event,
+                actor.decide_user(Permission::UsersChangePassword, &facts),
+                "user"
+            );
             if record.status != UserStatus::Active {
-                return Err(refuse(tx, event.by(&by), AppError::conflict("only an active account can reset its password")).await);
+                return Err(refuse(
+                    tx,
+                    event.by(&by),
+                    AppError::conflict("only an active account can reset its password"),
+                )
+                .await);
             }
             let (token, hash) = new_token();
             let expires_at = tx.now() + policy.password_reset_ms;
-            tx.insert_password_reset(&by, &hash, user, expires_at).await?;
+            tx.insert_password_reset(&by, &hash, user, expires_at)
+                .await?;
             let body = format!(
                 "Hello {},\n\nan administrator asked for your Arbor password to be reset.\n\
                  Choose a new password here (valid for 24 hours, once):\n\n{}\n",
                 record.name,
                 links.password_reset(&token)
             );
-            tx.enqueue_mail(&by, &record.email, "Reset your Arbor password", &body).await?;
+            tx.enqueue_mail(&by, &record.email, "Reset your Arbor password", &body)
+                .await?;
             tx.commit(event.by(&by)).await?;
             Ok(())
         })
@@ -405,34 +552,66 @@ impl App {
             tx.lock_user(user).await?;
             let actor = actor_or_deny!(tx, caller, event);
             let (_, membership, permissions) = load_target(&mut tx, &actor, user).await?;
-            let facts = MemberFacts { user, org: &membership.path, permissions };
-            let by = allow_or_deny!(tx, event, actor.decide_user(Permission::UsersForceLogout, &facts), "user");
+            let facts = MemberFacts {
+                user,
+                org: &membership.path,
+                permissions,
+            };
+            let by = allow_or_deny!(
+                tx,
+                event,
+                actor.decide_user(Permission::UsersForceLogout, &facts),
+                "user"
+            );
             let revoked = tx.revoke_sessions(&by, user).await?;
-            tx.commit(event.by(&by).detail("sessions_revoked", revoked)).await?;
+            tx.commit(event.by(&by).detail("sessions_revoked", revoked))
+                .await?;
             Ok(revoked)
         })
         .await
     }
 
     /// Suspends (and logs out) or reinstates a user.
-    pub async fn set_suspended(&self, caller: &Caller, user: UserId, suspended: bool) -> Result<(), AppError> {
+    pub async fn set_suspended(
+        &self,
+        caller: &Caller,
+        user: UserId,
+        suspended: bool,
+    ) -> Result<(), AppError> {
         self.retrying(|| async {
-            let action = if suspended { "user.suspend" } else { "user.unsuspend" };
+            let action = if suspended {
+                "user.suspend"
+            } else {
+                "user.unsuspend"
+            };
             let mut tx = self.store.write().await?;
             let event = event(caller, action, user);
             tx.lock_user(user).await?;
             let actor = actor_or_deny!(tx, caller, event);
             let (record, membership, permissions) = load_target(&mut tx, &actor, user).await?;
             tx.lock_org(membership.org).await?;
-            let facts = MemberFacts { user, org: &membership.path, permissions };
-            let by = allow_or_deny!(tx, event, actor.decide_user(Permission::UsersSuspend, &facts), "user");
+            let facts = MemberFacts {
+                user,
+                org: &membership.path,
+                permissions,
+            };
+            let by = allow_or_deny!(
+                tx,
+                event,
+                actor.decide_user(Permission::UsersSuspend, &facts),
+                "user"
+            );
             let (from, to) = if suspended {
                 (UserStatus::Active, UserStatus::Suspended)
             } else {
                 (UserStatus::Suspended, UserStatus::Active)
             };
             if record.status != from {
-                let what = format!("the user is {}, not {}", record.status.as_str(), from.as_str());
+                let what = format!(
+                    "the user is {}, not {}",
+                    record.status.as_str(),
+                    from.as_str()
+                );
                 return Err(refuse(tx, event.by(&by), AppError::conflict(what)).await);
             }
             if suspended {
@@ -443,8 +622,13 @@ impl App {
                 }
             }
             tx.set_user_status(&by, user, to).await?;
-            let revoked = if suspended { tx.revoke_sessions(&by, user).await? } else { 0 };
-            tx.commit(event.by(&by).detail("sessions_revoked", revoked)).await?;
+            let revoked = if suspended {
+                tx.revoke_sessions(&by, user).await?
+            } else {
+                0
+            };
+            tx.commit(event.by(&by).detail("sessions_revoked", revoked))
+                .await?;
             Ok(())
         })
         .await
@@ -452,7 +636,12 @@ impl App {
 
     /// Deletes a user. Devices they own pass to `heir` (an Admin of the
     /// device's org) or, by default, to that org's earliest Admin.
-    pub async fn delete_user(&self, caller: &Caller, user: UserId, heir: Option<UserId>) -> Result<(), AppError> {
+    pub async fn delete_user(
+        &self,
+        caller: &Caller,
+        user: UserId,
+        heir: Option<UserId>,
+    ) -> Result<(), AppError> {
         self.retrying(|| async {
             let mut tx = self.store.write().await?;
             let event = event(caller, "user.delete", user);
@@ -460,10 +649,24 @@ impl App {
             let actor = actor_or_deny!(tx, caller, event);
             let (record, membership, permissions) = load_target(&mut tx, &actor, user).await?;
             tx.lock_org(membership.org).await?;
-            let facts = MemberFacts { user, org: &membership.path, permissions };
-            let by = allow_or_deny!(tx, event, actor.decide_user(Permission::UsersDelete, &facts), "user");
+            let facts = MemberFacts {
+                user,
+                org: &membership.path,
+                permissions,
+            };
+            let by = allow_or_deny!(
+                tx,
+                event,
+                actor.decide_user(Permission::UsersDelete, &facts),
+                "user"
+            );
             if user == actor.user() {
-                return Err(refuse(tx, event.by(&by), AppError::conflict("you cannot delete your own account")).await);
+                return Err(refuse(
+                    tx,
+                    event.by(&by),
+                    AppError::conflict("you cannot delete your own account"),
+                )
+                .await);
             }
             for m in tx.memberships(user).await? {
                 if let Err(e) = keeps_admin(&mut tx, m.org, user).await? {
@@ -472,16 +675,31 @@ impl App {
             }
             let mut handed = Vec::new();
             for (device, org) in tx.owned_devices(user).await? {
-                let admins: Vec<UserId> = tx.admins(org).await?.into_iter().filter(|a| *a != user).collect();
+                let admins: Vec<UserId> = tx
+                    .admins(org)
+                    .await?
+                    .into_iter()
+                    .filter(|a| *a != user)
+                    .collect();
                 let new_owner = match heir {
                     Some(heir) if admins.contains(&heir) => heir,
                     Some(_) => {
-                        return Err(refuse(tx, event.by(&by), AppError::invalid("heir", "must be an active Admin of every org where the user owns devices")).await);
+                        return Err(refuse(
+                            tx,
+                            event.by(&by),
+                            AppError::invalid(
+                                "heir",
+                                "must be an active Admin of every org where the user owns devices",
+                            ),
+                        )
+                        .await);
                     }
                     None => match admins.first() {
                         Some(first) => *first,
                         None => {
-                            let what = format!("device {device} has no Admin in its organization to take it over");
+                            let what = format!(
+                                "device {device} has no Admin in its organization to take it over"
+                            );
                             return Err(refuse(tx, event.by(&by), AppError::conflict(what)).await);
                         }
                     },
@@ -491,7 +709,13 @@ impl App {
             }
             tx.revoke_sessions(&by, user).await?;
             tx.delete_user(&by, user).await?;
-            tx.commit(event.by(&by).detail("email", &record.email).detail("devices_handed_on", &handed)).await?;
+            tx.commit(
+                event
+                    .by(&by)
+                    .detail("email", &record.email)
+                    .detail("devices_handed_on", &handed),
+            )
+            .await?;
             Ok(())
         })
         .await
@@ -573,6 +797,40 @@ impl App {
         .await
     }
 
+    /// Every user the caller may list, for the CSV download
+    /// (`users.download_list` and `users.view`).
+    pub async fn export_users(&self, caller: &Caller) -> Result<Vec<UserRecord>, AppError> {
+        let mut tx = self.store.read().await?;
+        let actor = crate::resolve_actor(&mut tx, caller)
+            .await?
+            .map_err(|d| AppError::denied(&d, "organization"))?;
+        let home = actor.home().clone();
+        let decision = actor.decide_org(Permission::UsersDownloadList, &home);
+        if !decision.is_allowed() {
+            return Err(AppError::denied(&decision, "organization"));
+        }
+        let filter = arbor_store::UserFilter {
+            scope: actor.org_filter(Permission::UsersView),
+        };
+        let mut users = Vec::new();
+        let mut page = arbor_store::PageRequest::first(arbor_store::MAX_PAGE_SIZE);
+        loop {
+            let result = tx.list_users(&filter, &page).await?;
+            users.extend(result.items);
+            match result.next {
+                Some(next) => {
+                    page = arbor_store::PageRequest::after(
+                        Some(next),
+                        Some(arbor_store::MAX_PAGE_SIZE),
+                    )
+                }
+                None => break,
+            }
+        }
+        tx.finish().await?;
+        Ok(users)
+    }
+
     /// The audit log the caller may read (`users.view_actions_log`): events
     /// whose target org is in its scope, optionally of one user's actions,
     /// newest first.
@@ -604,7 +862,9 @@ impl App {
         } else {
             AuditScope::Org(home.id())
         };
-        let entries = tx.audit_entries(scope, user, None, before, limit.clamp(1, 500)).await?;
+        let entries = tx
+            .audit_entries(scope, user, None, before, limit.clamp(1, 500))
+            .await?;
         tx.finish().await?;
         Ok(entries)
     }

@@ -221,7 +221,10 @@ impl<M> Tx<M> {
     }
 
     /// The devices a user owns.
-    pub async fn owned_devices(&mut self, user: UserId) -> Result<Vec<(DeviceId, OrgId)>, StoreError> {
+    pub async fn owned_devices(
+        &mut self,
+        user: UserId,
+    ) -> Result<Vec<(DeviceId, OrgId)>, StoreError> {
         let rows = sqlx::query("SELECT id, org_id FROM devices WHERE owner_id = $1 ORDER BY id")
             .bind(user.0)
             .fetch_all(self.conn())
@@ -255,7 +258,11 @@ impl<M> Tx<M> {
     }
 
     /// Queued mail, newest first; `unsent_only` leaves out what was delivered.
-    pub async fn outbox(&mut self, unsent_only: bool, limit: i64) -> Result<Vec<MailRecord>, StoreError> {
+    pub async fn outbox(
+        &mut self,
+        unsent_only: bool,
+        limit: i64,
+    ) -> Result<Vec<MailRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, created_at, to_address, subject, body, attempts, sent_at, last_error \
              FROM outbox WHERE ($1 = 0 OR sent_at IS NULL) ORDER BY id DESC LIMIT $2",
@@ -351,6 +358,25 @@ impl crate::Store {
             .await?;
         Ok(())
     }
+
+    /// Delivery bookkeeping of the outbox (not a user's action: not audited).
+    pub async fn mark_mail_sent(&self, mail: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE outbox SET sent_at = $1, attempts = attempts + 1 WHERE id = $2")
+            .bind(self.now_ms())
+            .bind(mail)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn mark_mail_failed(&self, mail: i64, error: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE outbox SET attempts = attempts + 1, last_error = $1 WHERE id = $2")
+            .bind(error.chars().take(500).collect::<String>())
+            .bind(mail)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
 }
 
 /// Which target orgs an audit query covers.
@@ -423,9 +449,14 @@ impl Tx<Write> {
         }
         if let Some(locale) = locale {
             let ok = (2..=16).contains(&locale.len())
-                && locale.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+                && locale
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
             if !ok {
-                return Err(StoreError::invalid("locale", "a language tag such as en or de-AT"));
+                return Err(StoreError::invalid(
+                    "locale",
+                    "a language tag such as en or de-AT",
+                ));
             }
         }
         let done = sqlx::query(
@@ -489,10 +520,11 @@ impl Tx<Write> {
 
     /// Withdraws every open invitation of a user (resend replaces them).
     pub async fn withdraw_invitations(&mut self, user: UserId) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM invitations WHERE user_id = $1 AND accepted_at IS NULL")
-            .bind(user.0)
-            .execute(self.conn())
-            .await?;
+        let done =
+            sqlx::query("DELETE FROM invitations WHERE user_id = $1 AND accepted_at IS NULL")
+                .bind(user.0)
+                .execute(self.conn())
+                .await?;
         Ok(done.rows_affected())
     }
 
@@ -587,7 +619,10 @@ impl Tx<Write> {
             "DELETE FROM location_users WHERE user_id = $1",
             "DELETE FROM memberships WHERE user_id = $1",
         ] {
-            sqlx::query(statement).bind(user.0).execute(self.conn()).await?;
+            sqlx::query(statement)
+                .bind(user.0)
+                .execute(self.conn())
+                .await?;
         }
         let done = sqlx::query("DELETE FROM users WHERE id = $1")
             .bind(user.0)
@@ -596,24 +631,6 @@ impl Tx<Write> {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound { what: "user" });
         }
-        Ok(())
-    }
-
-    pub async fn mark_mail_sent(&mut self, mail: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE outbox SET sent_at = $1, attempts = attempts + 1 WHERE id = $2")
-            .bind(self.now())
-            .bind(mail)
-            .execute(self.conn())
-            .await?;
-        Ok(())
-    }
-
-    pub async fn mark_mail_failed(&mut self, mail: i64, error: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE outbox SET attempts = attempts + 1, last_error = $1 WHERE id = $2")
-            .bind(error.chars().take(500).collect::<String>())
-            .bind(mail)
-            .execute(self.conn())
-            .await?;
         Ok(())
     }
 }

@@ -115,12 +115,4 @@ impl Dialect {
             )),
         }
     }
-
-    /// Refreshes planner statistics after a bulk load.
-    pub(crate) fn analyze(self) -> &'static str {
-        match self.engine {
-            Engine::Sqlite => "ANALYZE",
-            Engine::Postgres => "ANALYZE",
-        }
-    }
 }

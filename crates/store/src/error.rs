@@ -124,18 +124,12 @@ pub(crate) fn map_sqlx(e: sqlx::Error) -> StoreError {
             let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
             // SQLite: 5 SQLITE_BUSY, 6 SQLITE_LOCKED and their extended codes
             // (low byte). PostgreSQL: 40001 serialization failure, 40P01 deadlock.
-            let sqlite_busy = code
-                .parse::<i64>()
-                .is_ok_and(|c| matches!(c & 0xff, 5 | 6));
+            let sqlite_busy = code.parse::<i64>().is_ok_and(|c| matches!(c & 0xff, 5 | 6));
             if sqlite_busy || code == "40001" || code == "40P01" {
                 return StoreError::Contention(e);
             }
-            let haystack = format!(
-                "{} {}",
-                db.constraint().unwrap_or_default(),
-                db.message()
-            )
-            .to_lowercase();
+            let haystack =
+                format!("{} {}", db.constraint().unwrap_or_default(), db.message()).to_lowercase();
             match db.kind() {
                 ErrorKind::UniqueViolation => {
                     StoreError::conflict(describe_constraint(&haystack, true))

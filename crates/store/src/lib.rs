@@ -12,6 +12,7 @@
 //! - Lists turn arbor-core's scope filters into SQL in one place ([`list`]), with
 //!   keyset pagination.
 
+mod accounts;
 mod audit;
 mod clock;
 mod config;
@@ -23,6 +24,10 @@ mod rows;
 mod store;
 mod tx;
 
+pub use accounts::{
+    AuditEntry, AuditScope, InvitationRecord, MailRecord, MembershipRecord, PasswordResetRecord,
+    SessionRecord,
+};
 pub use audit::{AuditEvent, AuditOutcome, ClientKind};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::StoreConfig;
@@ -30,8 +35,8 @@ pub use dialect::{Dialect, Engine};
 pub use error::StoreError;
 pub use list::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, PageRequest, UserFilter};
 pub use rows::{
-    DeviceRecord, DeviceTemplateId, HierarchySettings, NewDevice, NewOrg, NewUser, OrgRecord,
-    SessionId, SignupMode, UserRecord,
+    DeviceRecord, DeviceTemplateId, HierarchySettings, NewDatastream, NewDevice, NewOrg, NewUser,
+    OrgRecord, SessionId, SignupMode, UserRecord,
 };
 pub use store::Store;
 pub use tx::{Allowed, AuditRecord, Read, ReadTx, Table, Tx, Write, WriteTx};

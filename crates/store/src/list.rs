@@ -140,12 +140,7 @@ fn scope_predicate(scope: &Scope, org_id_column: &str, binds: &mut Binds) -> Str
     }
 }
 
-fn finish_page<T>(
-    mut items: Vec<T>,
-    size: u32,
-    kind: &str,
-    id_of: impl Fn(&T) -> i64,
-) -> Page<T> {
+fn finish_page<T>(mut items: Vec<T>, size: u32, kind: &str, id_of: impl Fn(&T) -> i64) -> Page<T> {
     let more = items.len() > size as usize;
     items.truncate(size as usize);
     let next = if more {
@@ -269,13 +264,12 @@ impl<M> Tx<M> {
     pub async fn subtree_size(&mut self, org: OrgId) -> Result<u64, StoreError> {
         let path = self.org_path(org).await?;
         let (lo, hi) = path.subtree_range();
-        let n: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM organizations WHERE path >= $1 AND path < $2",
-        )
-        .bind(lo)
-        .bind(hi)
-        .fetch_one(self.conn())
-        .await?;
+        let n: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM organizations WHERE path >= $1 AND path < $2")
+                .bind(lo)
+                .bind(hi)
+                .fetch_one(self.conn())
+                .await?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
 }

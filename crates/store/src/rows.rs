@@ -1,6 +1,8 @@
 //! Records read from and inputs written to the store.
 
-use arbor_core::{DepthLimit, DeviceFacts, DeviceId, OrgFacts, OrgId, OrgPath, OrgType, UserId, UserStatus};
+use arbor_core::{
+    DepthLimit, DeviceFacts, DeviceId, OrgFacts, OrgId, OrgPath, OrgType, UserId, UserStatus,
+};
 use serde::Serialize;
 
 /// A device template.
@@ -163,4 +165,16 @@ pub(crate) fn parse_status(text: &str) -> UserStatus {
         "suspended" => UserStatus::Suspended,
         _ => UserStatus::Pending,
     }
+}
+
+/// A datastream of a new device template (a virtual pin V0–V255).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewDatastream {
+    pub pin: u8,
+    pub name: String,
+    /// `integer`, `double`, `string` or `enum`.
+    pub value_type: String,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub units: String,
 }

@@ -11,8 +11,8 @@ use crate::audit::{AuditEvent, AuditOutcome};
 use crate::dialect::Dialect;
 use crate::error::StoreError;
 use crate::rows::{
-    DeviceRecord, DeviceTemplateId, HierarchySettings, NewDevice, NewOrg, NewUser, OrgRecord,
-    SessionId, SignupMode, UserRecord, parse_status,
+    DeviceRecord, DeviceTemplateId, HierarchySettings, NewDatastream, NewDevice, NewOrg, NewUser,
+    OrgRecord, SessionId, SignupMode, UserRecord, parse_status,
 };
 use arbor_core::{
     BuiltinRole, Decision, DepthLimit, DeviceId, Membership, OrgId, OrgPath, OrgType, Permission,
@@ -189,10 +189,6 @@ impl<M> Tx<M> {
         &mut self.tx
     }
 
-    pub(crate) fn dialect(&self) -> Dialect {
-        self.dialect
-    }
-
     /// The transaction's time (unix ms), read once from the store's clock.
     pub fn now(&self) -> i64 {
         self.now
@@ -255,8 +251,8 @@ impl<M> Tx<M> {
         let Some(row) = row else { return Ok(None) };
         let session = SessionId(row.try_get(0)?);
         let user = UserId(row.try_get(1)?);
-        let revoked = row.try_get::<Option<i64>, _>(2)?.is_some()
-            || row.try_get::<i64, _>(3)? <= self.now;
+        let revoked =
+            row.try_get::<Option<i64>, _>(2)?.is_some() || row.try_get::<i64, _>(3)? <= self.now;
         Ok(self.principal(user).await?.map(|mut p| {
             p.session_revoked = revoked;
             (session, p)
@@ -276,10 +272,11 @@ impl<M> Tx<M> {
     }
 
     pub async fn org_path(&mut self, id: OrgId) -> Result<OrgPath, StoreError> {
-        let path: Option<String> = sqlx::query_scalar("SELECT path FROM organizations WHERE id = $1")
-            .bind(id.0)
-            .fetch_optional(self.conn())
-            .await?;
+        let path: Option<String> =
+            sqlx::query_scalar("SELECT path FROM organizations WHERE id = $1")
+                .bind(id.0)
+                .fetch_optional(self.conn())
+                .await?;
         let path = path.ok_or(StoreError::NotFound {
             what: "organization",
         })?;
@@ -427,10 +424,11 @@ impl<M> Tx<M> {
 
     /// The org's whole role → permission set table.
     pub async fn permission_matrix(&mut self, org: OrgId) -> Result<PermissionMatrix, StoreError> {
-        let rows = sqlx::query("SELECT role_id, permissions FROM role_permissions WHERE org_id = $1")
-            .bind(org.0)
-            .fetch_all(self.conn())
-            .await?;
+        let rows =
+            sqlx::query("SELECT role_id, permissions FROM role_permissions WHERE org_id = $1")
+                .bind(org.0)
+                .fetch_all(self.conn())
+                .await?;
         let mut matrix = PermissionMatrix::default();
         for row in rows {
             let text: String = row.try_get(1)?;
@@ -605,7 +603,12 @@ impl Tx<Write> {
         Ok(())
     }
 
-    async fn lock(&mut self, sql: &'static str, id: i64, what: &'static str) -> Result<(), StoreError> {
+    async fn lock(
+        &mut self,
+        sql: &'static str,
+        id: i64,
+        what: &'static str,
+    ) -> Result<(), StoreError> {
         let sql = format!("{sql}{}", self.dialect.for_update());
         let found: Option<i64> = sqlx::query_scalar(AssertSqlSafe(sql))
             .bind(id)
@@ -617,8 +620,12 @@ impl Tx<Write> {
     /// Locks an organization's row: membership and role changes of that org
     /// queue on it (PostgreSQL; SQLite writers are serialised already).
     pub async fn lock_org(&mut self, org: OrgId) -> Result<(), StoreError> {
-        self.lock("SELECT id FROM organizations WHERE id = $1", org.0, "organization")
-            .await
+        self.lock(
+            "SELECT id FROM organizations WHERE id = $1",
+            org.0,
+            "organization",
+        )
+        .await
     }
 
     /// Locks a device's row: transfers and edits of that device queue on it.
@@ -781,7 +788,11 @@ impl Tx<Write> {
     }
 
     /// Inserts a user; the email must be new to the server (ignoring case).
-    pub async fn insert_user(&mut self, _by: &Allowed, user: &NewUser) -> Result<UserId, StoreError> {
+    pub async fn insert_user(
+        &mut self,
+        _by: &Allowed,
+        user: &NewUser,
+    ) -> Result<UserId, StoreError> {
         let normalized = normalize_email(&user.email)?;
         let name = user.name.trim();
         if name.is_empty() || name.chars().count() > 128 {
@@ -849,25 +860,26 @@ impl Tx<Write> {
         org: OrgId,
         role: RoleId,
     ) -> Result<(), StoreError> {
-        let done = sqlx::query("UPDATE memberships SET role_id = $1 WHERE user_id = $2 AND org_id = $3")
-            .bind(role.0)
-            .bind(user.0)
-            .bind(org.0)
-            .execute(self.conn())
-            .await?;
+        let done =
+            sqlx::query("UPDATE memberships SET role_id = $1 WHERE user_id = $2 AND org_id = $3")
+                .bind(role.0)
+                .bind(user.0)
+                .bind(org.0)
+                .execute(self.conn())
+                .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound { what: "member" });
         }
         Ok(())
     }
 
-    /// Inserts a device template with its datastreams (pin, name, type, min, max, units).
+    /// Inserts a device template with its datastreams.
     pub async fn insert_device_template(
         &mut self,
         _by: &Allowed,
         hierarchy: OrgId,
         name: &str,
-        datastreams: &[(u8, &str, &str, Option<f64>, Option<f64>, &str)],
+        datastreams: &[NewDatastream],
     ) -> Result<DeviceTemplateId, StoreError> {
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO device_templates (hierarchy_id, name, created_at) VALUES ($1, $2, $3) \
@@ -878,18 +890,18 @@ impl Tx<Write> {
         .bind(self.now)
         .fetch_one(self.conn())
         .await?;
-        for (pin, ds_name, value_type, min, max, units) in datastreams {
+        for ds in datastreams {
             sqlx::query(
                 "INSERT INTO template_datastreams (template_id, pin, name, value_type, min_value, \
                  max_value, units) VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
             .bind(id)
-            .bind(i64::from(*pin))
-            .bind((*ds_name).to_owned())
-            .bind((*value_type).to_owned())
-            .bind(*min)
-            .bind(*max)
-            .bind((*units).to_owned())
+            .bind(i64::from(ds.pin))
+            .bind(ds.name.clone())
+            .bind(ds.value_type.clone())
+            .bind(ds.min)
+            .bind(ds.max)
+            .bind(ds.units.clone())
             .execute(self.conn())
             .await?;
         }
@@ -938,12 +950,14 @@ impl Tx<Write> {
         .fetch_one(self.conn())
         .await?;
         for (key, value) in &device.metafields {
-            sqlx::query("INSERT INTO device_metafields (device_id, name, value) VALUES ($1, $2, $3)")
-                .bind(id)
-                .bind(key.clone())
-                .bind(value.clone())
-                .execute(self.conn())
-                .await?;
+            sqlx::query(
+                "INSERT INTO device_metafields (device_id, name, value) VALUES ($1, $2, $3)",
+            )
+            .bind(id)
+            .bind(key.clone())
+            .bind(value.clone())
+            .execute(self.conn())
+            .await?;
         }
         Ok(DeviceId(id))
     }
@@ -978,7 +992,8 @@ impl Tx<Write> {
     ) -> Result<u64, StoreError> {
         let (lo, hi) = old.subtree_range();
         let old_len = i64::try_from(lo.len()).unwrap_or(i64::MAX);
-        let delta = i64::try_from(new.depth()).unwrap_or(0) - i64::try_from(old.depth()).unwrap_or(0);
+        let delta =
+            i64::try_from(new.depth()).unwrap_or(0) - i64::try_from(old.depth()).unwrap_or(0);
         let moved = sqlx::query(
             "UPDATE organizations SET path = $1 || substr(path, CAST($2 AS INTEGER)), \
              depth = depth + $3 WHERE path >= $4 AND path < $5",
@@ -1022,7 +1037,11 @@ impl Tx<Write> {
 
     /// Revokes every live session of `user` at once (logout everywhere,
     /// suspension, password change). Returns how many were revoked.
-    pub async fn revoke_sessions(&mut self, _by: &Allowed, user: UserId) -> Result<u64, StoreError> {
+    pub async fn revoke_sessions(
+        &mut self,
+        _by: &Allowed,
+        user: UserId,
+    ) -> Result<u64, StoreError> {
         let done = sqlx::query(
             "UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
         )

@@ -1,0 +1,78 @@
+use arbor_core::{Decision, DomainError, Outcome};
+use arbor_store::StoreError;
+use thiserror::Error;
+
+/// What a use case can fail with. The server maps each variant to one status
+/// (404, 403, 409, 400, 503, 500).
+#[derive(Debug, Error)]
+pub enum AppError {
+    /// Absent, or outside the caller's scope (existence does not leak).
+    #[error("{what} not found")]
+    NotFound { what: &'static str },
+    /// Visible but not allowed; `reason` is the decision's explanation.
+    #[error("forbidden: {reason}")]
+    Forbidden { reason: String },
+    #[error("{what}")]
+    Conflict { what: String },
+    #[error("invalid {field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+    /// A failure of the server itself (not the database); logged, never shown.
+    #[error("internal error: {reason}")]
+    Internal { reason: String },
+    /// Contention that outlasted the retries, or a database failure.
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl AppError {
+    pub fn denied(decision: &Decision, what: &'static str) -> Self {
+        match decision.outcome {
+            Outcome::Forbidden => Self::Forbidden {
+                reason: decision.explain(),
+            },
+            _ => Self::NotFound { what },
+        }
+    }
+
+    pub fn conflict(what: impl Into<String>) -> Self {
+        Self::Conflict { what: what.into() }
+    }
+
+    pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        Self::Invalid {
+            field,
+            reason: reason.into(),
+        }
+    }
+
+    pub fn internal(reason: impl Into<String>) -> Self {
+        Self::Internal {
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn is_retryable(&self) -> bool {
+        matches!(self, Self::Store(e) if e.is_retryable())
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound { what } => Self::NotFound { what },
+            StoreError::Conflict { what } => Self::Conflict { what },
+            StoreError::Invalid { field, reason } => Self::Invalid { field, reason },
+            other => Self::Store(other),
+        }
+    }
+}
+
+impl From<DomainError> for AppError {
+    fn from(e: DomainError) -> Self {
+        match e {
+            DomainError::NotFound { what } => Self::NotFound { what },
+            DomainError::Conflict { what } => Self::Conflict { what },
+            DomainError::Invalid { field, reason } => Self::Invalid { field, reason },
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! Arbor's use cases. Each mutating one follows the same shape, inside one
+//! write transaction:
+//!
+//! 1. lock the rows the decision depends on (PostgreSQL; SQLite already holds
+//!    the write lock),
+//! 2. load the caller's [`Principal`](arbor_core::Principal) and the target's
+//!    facts — fresh, inside the transaction,
+//! 3. let arbor-core decide (an [`Actor`] and its `decide_*`), and turn an
+//!    allowing decision into the [`Allowed`] proof the store's mutations need,
+//! 4. write, and commit together with the audit event. A denied attempt
+//!    commits its audit row alone.
+//!
+//! Transient contention (SQLite busy, PostgreSQL deadlock) reruns the whole
+//! transaction a few times.
+
+pub mod accounts;
+mod devices;
+mod error;
+mod lists;
+mod members;
+mod orgs;
+pub mod password;
+mod roles;
+pub mod users;
+
+pub use error::AppError;
+pub use members::NewMember;
+pub use orgs::{HierarchyCreated, NewHierarchy};
+
+use arbor_core::{Actor, Decision, OrgId, UserId};
+use arbor_store::{Allowed, AuditEvent, AuditOutcome, ClientKind, Store, Tx, Write};
+use std::future::Future;
+use std::time::Duration;
+
+/// Who makes a request: the authenticated user, the session it came with (so
+/// a revoked session is denied at once), and the org it switched to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller {
+    pub user: UserId,
+    /// Hash of the session token; `None` for callers without a session (CLI).
+    pub session_token_hash: Option<String>,
+    /// The context org `C`; `None` acts in the home org.
+    pub context: Option<OrgId>,
+    pub client: ClientKind,
+}
+
+impl Caller {
+    pub fn new(user: UserId, client: ClientKind) -> Self {
+        Self {
+            user,
+            session_token_hash: None,
+            context: None,
+            client,
+        }
+    }
+
+    pub fn in_org(mut self, context: OrgId) -> Self {
+        self.context = Some(context);
+        self
+    }
+}
+
+/// The use cases, over one store.
+#[derive(Clone, Debug)]
+pub struct App {
+    store: Store,
+}
+
+const ATTEMPTS: u32 = 12;
+
+impl App {
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Runs a whole transaction again on transient contention.
+    pub(crate) async fn retrying<T, F, Fut>(&self, mut op: F) -> Result<T, AppError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, AppError>>,
+    {
+        let mut attempt = 0;
+        loop {
+            match op().await {
+                Err(e) if e.is_retryable() && attempt + 1 < ATTEMPTS => {
+                    attempt += 1;
+                    // Jittered backoff so that the losers do not collide again.
+                    let jitter = rand::random_range(0..(5u64 << attempt.min(6)));
+                    tokio::time::sleep(Duration::from_millis(jitter)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+/// The caller as an [`Actor`] (rules 1, 2, 8), from facts read in `tx`.
+pub(crate) async fn resolve_actor<M>(
+    tx: &mut Tx<M>,
+    caller: &Caller,
+) -> Result<Result<Actor, Decision>, AppError> {
+    let principal = match &caller.session_token_hash {
+        Some(hash) => match tx.session_principal(hash).await? {
+            Some((_, p)) if p.user == caller.user => Some(p),
+            _ => None,
+        },
+        None => tx.principal(caller.user).await?,
+    };
+    let principal = principal.ok_or(AppError::NotFound { what: "user" })?;
+    Ok(match caller.context {
+        Some(context) => {
+            let path = match tx.org_path(context).await {
+                Ok(path) => path,
+                Err(arbor_store::StoreError::NotFound { .. }) => {
+                    return Err(AppError::NotFound {
+                        what: "organization",
+                    });
+                }
+                Err(e) => return Err(e.into()),
+            };
+            principal.act_in(&path)
+        }
+        None => principal.act_at_home(),
+    })
+}
+
+/// Commits the audit row of a denied attempt and returns the error for it.
+pub(crate) async fn deny(
+    tx: Tx<Write>,
+    event: AuditEvent,
+    decision: &Decision,
+    what: &'static str,
+) -> AppError {
+    match tx.commit(event.decided(decision)).await {
+        Ok(()) => AppError::denied(decision, what),
+        Err(e) => e.into(),
+    }
+}
+
+/// Commits the audit row of an attempt that policy allowed but a rule of the
+/// current state refused (nothing was written), and returns that refusal.
+pub(crate) async fn refuse(tx: Tx<Write>, event: AuditEvent, error: AppError) -> AppError {
+    let event = event
+        .outcome(AuditOutcome::Failed)
+        .detail("reason", error.to_string());
+    match tx.commit(event).await {
+        Ok(()) => error,
+        Err(e) => e.into(),
+    }
+}
+
+/// The proof for the store from an allowing decision, or the denial committed.
+macro_rules! allow_or_deny {
+    ($tx:ident, $event:expr, $decision:expr, $what:expr) => {{
+        let decision = $decision;
+        match arbor_store::Allowed::from_decision(&decision) {
+            Some(allowed) => allowed,
+            None => return Err($crate::deny($tx, $event, &decision, $what).await),
+        }
+    }};
+}
+pub(crate) use allow_or_deny;
+
+/// The actor, or the denial (rules 1, 2, 8) committed.
+macro_rules! actor_or_deny {
+    ($tx:ident, $caller:expr, $event:expr) => {{
+        match $crate::resolve_actor(&mut $tx, $caller).await? {
+            Ok(actor) => actor,
+            Err(decision) => {
+                return Err($crate::deny($tx, $event, &decision, "organization").await);
+            }
+        }
+    }};
+}
+pub(crate) use actor_or_deny;
+
+/// A fresh, unguessable auth token (≥ 128 bits) and the hash the store keeps.
+/// The token is shown once; only [`hash_token`] of it is stored.
+pub fn new_token() -> (String, String) {
+    use base64::Engine as _;
+    let bytes: [u8; 24] = rand::random();
+    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let hash = hash_token(&token);
+    (token, hash)
+}
+
+/// The stored form of a token: SHA-256, hex. Tokens carry ≥ 128 random bits,
+/// so a plain digest suffices (no salt or stretching needed), and a database
+/// dump does not reveal usable tokens.
+pub fn hash_token(token: &str) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+pub(crate) fn bootstrap() -> Allowed {
+    Allowed::bootstrap()
+}

@@ -200,6 +200,20 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<arbor_app::AppError> for ApiError {
+    fn from(e: arbor_app::AppError) -> Self {
+        use arbor_app::AppError;
+        match e {
+            AppError::NotFound { what } => Self::not_found(what),
+            AppError::Forbidden { reason } => Self::new(ProblemKind::Forbidden, reason),
+            AppError::Conflict { what } => Self::conflict(what),
+            AppError::Invalid { field, reason } => Self::invalid(field, reason),
+            AppError::Internal { reason } => Self::internal(&reason),
+            AppError::Store(e) => e.into(),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.kind.status();

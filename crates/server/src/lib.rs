@@ -8,10 +8,14 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod mail;
 pub mod request_id;
 
 use crate::auth::throttle::{Limits, Throttle};
 use crate::config::Config;
+use arbor_app::App;
+use arbor_app::accounts::AccountPolicy;
+use arbor_app::users::Links;
 use arbor_store::{Clock, Store};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -26,13 +30,28 @@ use utoipa_swagger_ui::SwaggerUi;
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
+    pub app: App,
     pub clock: Arc<dyn Clock>,
     pub config: Arc<Config>,
     pub throttle: Arc<Throttle>,
+    pub policy: AccountPolicy,
+    pub links: Links,
+    /// While no hierarchy exists: the one-time token that guards first-run
+    /// setup over HTTP (printed to the server log at start).
+    pub setup_token: Option<Arc<str>>,
+    pub mail: mail::MailSignal,
 }
 
 impl AppState {
     pub fn new(store: Store, clock: Arc<dyn Clock>, config: Config) -> Self {
+        let policy = AccountPolicy {
+            session_idle_ms: secs_to_ms(config.session.idle_timeout_secs),
+            session_absolute_ms: secs_to_ms(config.session.absolute_timeout_secs),
+            ..AccountPolicy::default()
+        };
+        let links = Links {
+            base_url: config.public_base().to_owned(),
+        };
         let limits = Limits {
             per_account: config.throttle.failures_per_account,
             per_client: config.throttle.failures_per_client,
@@ -41,11 +60,31 @@ impl AppState {
         };
         Self {
             throttle: Arc::new(Throttle::new(limits, clock.clone())),
+            app: App::new(store.clone()),
             store,
             clock,
             config: Arc::new(config),
+            policy,
+            links,
+            setup_token: None,
+            mail: mail::MailSignal::default(),
         }
     }
+
+    /// Tells the mail worker that a use case queued mail.
+    pub fn mailer_hint(&self) {
+        self.mail.wake();
+    }
+
+    /// Opens first-run setup over HTTP with this token.
+    pub fn with_setup_token(mut self, token: &str) -> Self {
+        self.setup_token = Some(Arc::from(token));
+        self
+    }
+}
+
+fn secs_to_ms(secs: u64) -> i64 {
+    i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX)
 }
 
 /// The whole HTTP application and its OpenAPI document.

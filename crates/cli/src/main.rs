@@ -1,0 +1,302 @@
+//! `arbor`: the server binary.
+
+mod demo;
+
+use anyhow::{Context, Result, bail};
+use arbor_app::App;
+use arbor_app::accounts::FirstRun;
+use arbor_server::config::{Config, LogFormat};
+use arbor_server::{AppState, mail};
+use arbor_store::{ClientKind, Store, StoreConfig, SystemClock};
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(
+    name = "arbor",
+    version,
+    about = "Arbor: a multi-tenant IoT platform server"
+)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalFlags,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Flags every command understands; each overrides the config file and the
+/// `ARBOR_*` environment.
+#[derive(Args, Serialize)]
+struct GlobalFlags {
+    /// Configuration file (TOML).
+    #[arg(long, global = true, env = "ARBOR_CONFIG")]
+    #[serde(skip)]
+    config: Option<PathBuf>,
+    /// `sqlite://path/to/arbor.db` or `postgres://user@host/db`.
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    database_url: Option<String>,
+    /// Base URL of every link in mail, e.g. https://iot.example.com
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    public_url: Option<String>,
+    /// `text` or `json`.
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    log_format: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API (default: 127.0.0.1:8080, ./arbor-data/arbor.db).
+    Serve {
+        /// Address to listen on.
+        #[arg(long)]
+        bind: Option<String>,
+        /// Load the demo hierarchy (SPEC.md section 9) into an empty database
+        /// and print its logins.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Create the first hierarchy and its Admin. The password is read from
+    /// ARBOR_ADMIN_PASSWORD or the first line of standard input.
+    Init {
+        #[arg(long)]
+        org_name: String,
+        #[arg(long)]
+        admin_email: String,
+        #[arg(long)]
+        admin_name: String,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Print the effective configuration (secrets redacted) and check it.
+    Configtest,
+    /// List queued mail (invitations, reset links): unsent by default.
+    Outbox {
+        /// Include delivered mail.
+        #[arg(long)]
+        all: bool,
+        /// How many, newest first.
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
+}
+
+#[derive(Serialize)]
+struct ServeFlags {
+    #[serde(flatten)]
+    global: GlobalFlags,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bind: Option<String>,
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ARBOR_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=warn"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn connect(config: &Config, migrate: bool) -> Result<Store> {
+    if let Some(path) = config.database_url.strip_prefix("sqlite://") {
+        let path = path.split('?').next().unwrap_or(path);
+        if let Some(dir) = std::path::Path::new(path).parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+        }
+    }
+    let mut store_config = StoreConfig::new(&config.database_url).migrate_on_connect(migrate);
+    if let Some(n) = config.database_max_connections {
+        store_config = store_config.max_connections(n);
+    }
+    Store::connect(&store_config)
+        .await
+        .with_context(|| format!("cannot open the database {:?}", store_config))
+}
+
+fn read_password() -> Result<String> {
+    if let Ok(password) = std::env::var("ARBOR_ADMIN_PASSWORD") {
+        return Ok(password);
+    }
+    eprintln!("Admin password (12–128 characters), then Enter:");
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("cannot read the password from standard input")?;
+    let password = line.trim_end_matches(['\r', '\n']).to_owned();
+    if password.is_empty() {
+        bail!("no password given: set ARBOR_ADMIN_PASSWORD or type it on standard input");
+    }
+    Ok(password)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+async fn serve(config: Config, demo: bool) -> Result<()> {
+    mail::check_config(config.smtp.as_ref()).map_err(anyhow::Error::msg)?;
+    let store = connect(&config, true).await?;
+    let app = App::new(store.clone());
+    if demo {
+        if app.needs_first_run().await? {
+            demo::load(&app).await?;
+        } else {
+            tracing::warn!("--demo ignored: the database already holds a hierarchy");
+        }
+    }
+    let mut state = AppState::new(store.clone(), Arc::new(SystemClock), config.clone());
+    if app.needs_first_run().await? {
+        let token = arbor_app::new_token().0;
+        tracing::info!(
+            "no hierarchy exists yet. Create the first one with `arbor init`, or over HTTP: \
+             POST /api/v1/setup with setup_token {token:?} (valid until this process ends)"
+        );
+        state = state.with_setup_token(&token);
+    }
+    tokio::spawn(mail::run(
+        store.clone(),
+        config.smtp.clone(),
+        state.mail.clone(),
+    ));
+    let listener = tokio::net::TcpListener::bind(config.bind)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.bind))?;
+    tracing::info!(
+        "Arbor listening on http://{} (API docs at /api/docs, database {})",
+        listener.local_addr()?,
+        format!("{:?}", config)
+            .split("database_url: ")
+            .nth(1)
+            .and_then(|s| s.split(',').next())
+            .unwrap_or("")
+    );
+    arbor_server::serve(listener, state, shutdown_signal()).await?;
+    store.close().await;
+    Ok(())
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let file = cli.global.config.clone();
+    match cli.command {
+        Command::Serve { bind, demo } => {
+            let config = Config::load(
+                file.as_deref(),
+                ServeFlags {
+                    global: cli.global,
+                    bind,
+                },
+            )
+            .map_err(anyhow::Error::msg)?;
+            init_logging(config.log_format);
+            serve(config, demo).await
+        }
+        Command::Init {
+            org_name,
+            admin_email,
+            admin_name,
+        } => {
+            let config = Config::load(file.as_deref(), cli.global).map_err(anyhow::Error::msg)?;
+            init_logging(config.log_format);
+            let password = read_password()?;
+            let app = App::new(connect(&config, true).await?);
+            let created = app
+                .first_run(
+                    &FirstRun {
+                        org_name,
+                        admin_email: admin_email.clone(),
+                        admin_name,
+                        admin_password: password,
+                    },
+                    ClientKind::Cli,
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "Created organization {:?} (id {}) with Admin {} (user id {}). Log in with POST /api/v1/auth/login.",
+                created.root.name, created.root.id, admin_email, created.admin
+            );
+            Ok(())
+        }
+        Command::Migrate => {
+            let config = Config::load(file.as_deref(), cli.global).map_err(anyhow::Error::msg)?;
+            init_logging(config.log_format);
+            let store = connect(&config, false).await?;
+            store.migrate().await.context("migration failed")?;
+            println!("migrations applied ({:?})", store.engine());
+            Ok(())
+        }
+        Command::Configtest => {
+            let config = Config::load(file.as_deref(), cli.global).map_err(anyhow::Error::msg)?;
+            mail::check_config(config.smtp.as_ref()).map_err(anyhow::Error::msg)?;
+            println!("{config:#?}");
+            println!("configuration ok");
+            Ok(())
+        }
+        Command::Outbox { all, limit } => {
+            let config = Config::load(file.as_deref(), cli.global).map_err(anyhow::Error::msg)?;
+            let store = connect(&config, true).await?;
+            let mut tx = store.read().await?;
+            let mails = tx.outbox(!all, limit.clamp(1, 1000)).await?;
+            tx.finish().await?;
+            if mails.is_empty() {
+                println!("the outbox is empty");
+            }
+            for mail in mails {
+                let state = match mail.sent_at {
+                    Some(_) => "sent".to_owned(),
+                    None if mail.attempts > 0 => {
+                        format!("unsent, {} failed attempts", mail.attempts)
+                    }
+                    None => "unsent".to_owned(),
+                };
+                println!(
+                    "--- mail {} to {} ({state})\nSubject: {}\n\n{}",
+                    mail.id, mail.to, mail.subject, mail.body
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    if let Err(error) = run(cli).await {
+        eprintln!("error: {error:#}");
+        std::process::exit(1);
+    }
+}

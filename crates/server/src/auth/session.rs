@@ -1,0 +1,116 @@
+//! The authenticated caller of a request.
+//!
+//! A session token arrives as `Authorization: Bearer <token>` (API clients) or
+//! as the `arbor_session` cookie (`HttpOnly; SameSite=Lax`, the console). The
+//! org a request acts in is named by the `X-Arbor-Org` header (an org id);
+//! without it the caller acts in their home org. Revocation is checked against
+//! the database on every request, so a logout, suspension or password change
+//! takes effect on the next request on every node.
+
+use crate::AppState;
+use crate::error::ApiError;
+use arbor_app::Caller;
+use arbor_app::accounts::Authenticated;
+use arbor_core::OrgId;
+use arbor_store::ClientKind;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+
+pub const COOKIE: &str = "arbor_session";
+pub const ORG_HEADER: &str = "x-arbor-org";
+
+/// A request made by a logged-in user.
+pub struct CurrentUser {
+    pub auth: Authenticated,
+    pub caller: Caller,
+}
+
+/// The token and where it came from.
+pub fn token_from(headers: &HeaderMap) -> Option<(String, ClientKind)> {
+    if let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        let (scheme, token) = value.split_once(' ')?;
+        return scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| (token.trim().to_owned(), ClientKind::Api));
+    }
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, value)| (value.to_owned(), ClientKind::Web))
+}
+
+fn context_from(headers: &HeaderMap) -> Result<Option<OrgId>, ApiError> {
+    match headers.get(ORG_HEADER) {
+        None => Ok(None),
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .map(|id| Some(OrgId(id)))
+            .ok_or_else(|| ApiError::invalid("X-Arbor-Org", "must be an organization id")),
+    }
+}
+
+impl FromRequestParts<AppState> for CurrentUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let (token, client) = token_from(&parts.headers)
+            .ok_or_else(|| ApiError::unauthorized("log in first: send a session token"))?;
+        let context = context_from(&parts.headers)?;
+        let auth = state
+            .app
+            .authenticate(&token, &state.policy)
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("the session is not valid; log in again"))?;
+        let caller = auth.caller(client, context);
+        Ok(Self { auth, caller })
+    }
+}
+
+/// `Set-Cookie` value for a new session.
+pub fn session_cookie(token: &str, max_age_secs: i64, secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_secs}{secure}")
+}
+
+/// `Set-Cookie` value that removes the session cookie.
+pub fn clear_cookie(secure: bool) -> String {
+    session_cookie("", 0, secure)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_come_from_bearer_or_cookie() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::COOKIE, "a=b; arbor_session=xyz".parse().unwrap());
+        assert_eq!(token_from(&headers), Some(("xyz".into(), ClientKind::Web)));
+        headers.insert(header::AUTHORIZATION, "Bearer abc".parse().unwrap());
+        assert_eq!(token_from(&headers), Some(("abc".into(), ClientKind::Api)));
+        headers.insert(header::AUTHORIZATION, "Basic abc".parse().unwrap());
+        assert_eq!(token_from(&headers), None);
+    }
+
+    #[test]
+    fn cookies_are_http_only_and_same_site_lax() {
+        let cookie = session_cookie("t", 60, true);
+        assert!(cookie.contains("HttpOnly"));
+        assert!(cookie.contains("SameSite=Lax"));
+        assert!(cookie.ends_with("; Secure"));
+        assert!(!session_cookie("t", 60, false).contains("Secure"));
+    }
+}

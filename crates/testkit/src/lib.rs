@@ -1,0 +1,253 @@
+//! Test support shared by the integration suites.
+//!
+//! - [`TestDb`]: a fresh database per test — a temporary SQLite file, or a
+//!   PostgreSQL schema of its own (from `ARBOR_TEST_DATABASE_URL`, dropped when
+//!   the test ends) — with a [`ManualClock`].
+//! - [`TestApp`]: the real HTTP server on a random port over a [`TestDb`],
+//!   ready when `spawn` returns (the listener is bound first; no sleeps).
+//! - [`both_engines!`]: runs one test body on SQLite and on PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use arbor_app::App;
+use arbor_server::AppState;
+use arbor_server::config::Config;
+use arbor_store::{ManualClock, Store, StoreConfig};
+use sqlx::Connection as _;
+use std::sync::Arc;
+use tokio::sync::oneshot;
+
+pub const PG_ENV: &str = "ARBOR_TEST_DATABASE_URL";
+
+/// The two storage engines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+/// A fresh database for one test.
+pub struct TestDb {
+    pub app: App,
+    pub clock: Arc<ManualClock>,
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+    pg_schema: Option<(String, String)>,
+}
+
+impl TestDb {
+    pub fn store(&self) -> &Store {
+        self.app.store()
+    }
+
+    /// `None` (with a printed notice) for PostgreSQL when no database is configured.
+    pub async fn new(engine: Engine) -> Option<TestDb> {
+        match engine {
+            Engine::Sqlite => Some(Self::sqlite().await),
+            Engine::Postgres => Self::postgres().await,
+        }
+    }
+
+    pub async fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("arbor.db").display());
+        Self::open(url, Some(dir), None).await
+    }
+
+    pub async fn postgres() -> Option<TestDb> {
+        let Ok(base) = std::env::var(PG_ENV) else {
+            eprintln!("notice: {PG_ENV} is not set; skipping the PostgreSQL variant of this test");
+            return None;
+        };
+        sqlx::any::install_default_drivers();
+        let schema = format!("t_{:016x}", rand::random::<u64>());
+        let mut conn = sqlx::AnyConnection::connect(&base)
+            .await
+            .unwrap_or_else(|e| panic!("{PG_ENV} is set but PostgreSQL is unreachable: {e}"));
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+        Some(Self::open(url, None, Some((base, schema))).await)
+    }
+
+    async fn open(
+        url: String,
+        dir: Option<tempfile::TempDir>,
+        pg_schema: Option<(String, String)>,
+    ) -> TestDb {
+        let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+        let store = Store::connect_with_clock(&StoreConfig::new(url.clone()), clock.clone())
+            .await
+            .unwrap();
+        TestDb {
+            app: App::new(store),
+            clock,
+            url,
+            _dir: dir,
+            pg_schema,
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((base, schema)) = self.pg_schema.take() {
+            // Drop runs outside async context: clean up on a thread of its own.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async {
+                    if let Ok(mut conn) = sqlx::AnyConnection::connect(&base).await {
+                        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                            "DROP SCHEMA {schema} CASCADE"
+                        )))
+                        .execute(&mut conn)
+                        .await;
+                        let _ = conn.close().await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+/// Runs `async fn name(engine: Engine)` on SQLite and on PostgreSQL.
+#[macro_export]
+macro_rules! both_engines {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::Engine::Sqlite).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    if std::env::var($crate::PG_ENV).is_err() {
+                        eprintln!("notice: {} is not set; skipping the PostgreSQL variant", $crate::PG_ENV);
+                        return;
+                    }
+                    super::$name($crate::Engine::Postgres).await;
+                }
+            }
+        )*
+    };
+}
+
+/// The real server on 127.0.0.1:<random port> over a fresh database.
+pub struct TestApp {
+    pub base: String,
+    pub db: TestDb,
+    pub http: reqwest::Client,
+    pub setup_token: String,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestApp {
+    /// Panics if PostgreSQL is asked for but not configured: use
+    /// [`both_engines!`], which skips that case with a notice.
+    pub async fn spawn(engine: Engine) -> TestApp {
+        Self::spawn_with(engine, |_| {}).await
+    }
+
+    pub async fn spawn_with(engine: Engine, configure: impl FnOnce(&mut Config)) -> TestApp {
+        let db = TestDb::new(engine)
+            .await
+            .expect("PostgreSQL is not configured");
+        let mut config = Config {
+            database_url: db.url.clone(),
+            public_url: "http://arbor.test".into(),
+            ..Config::default()
+        };
+        configure(&mut config);
+        let setup_token = arbor_app::new_token().0;
+        let state = AppState::new(db.store().clone(), db.clock.clone(), config)
+            .with_setup_token(&setup_token);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            let _ = arbor_server::serve(listener, state, async {
+                let _ = rx.await;
+            })
+            .await;
+        });
+        TestApp {
+            base,
+            db,
+            http: reqwest::Client::builder().build().unwrap(),
+            setup_token,
+            shutdown: Some(tx),
+            server: Some(server),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn clock(&self) -> &ManualClock {
+        &self.db.clock
+    }
+
+    pub fn app(&self) -> &App {
+        &self.db.app
+    }
+
+    /// Logs in and returns the bearer token; panics unless the login succeeds.
+    pub async fn login(&self, email: &str, password: &str) -> String {
+        let response = self
+            .http
+            .post(self.url("/api/v1/auth/login"))
+            .json(&serde_json::json!({ "email": email, "password": password }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "login of {email} failed");
+        let body: serde_json::Value = response.json().await.unwrap();
+        body["token"].as_str().unwrap().to_owned()
+    }
+
+    /// The token of the newest link mailed to `to` (invitation or reset).
+    pub async fn mailed_token(&self, to: &str) -> String {
+        let mut tx = self.db.store().read().await.unwrap();
+        let mails = tx.outbox(false, 1000).await.unwrap();
+        tx.finish().await.unwrap();
+        let mail = mails
+            .into_iter()
+            .find(|m| m.to.eq_ignore_ascii_case(to))
+            .unwrap_or_else(|| panic!("no mail to {to}"));
+        let link = mail
+            .body
+            .split_whitespace()
+            .find(|w| w.starts_with("http://arbor.test/"))
+            .unwrap_or_else(|| panic!("no link in the mail to {to}"));
+        link.split("token=").nth(1).unwrap().to_owned()
+    }
+
+    /// Stops the server and waits for it to finish.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}

@@ -345,7 +345,7 @@ pub async fn generate(
         config.batch_rows,
     );
     let mut in_tx = 0;
-    for _ in 0..config.devices {
+    for made in 1..=config.devices {
         let org_index = rng.below(orgs.len());
         let org_members = &members[org_index];
         let owner = if org_members.is_empty() || rng.below(10) == 0 {
@@ -371,11 +371,7 @@ pub async fn generate(
                 .execute(&mut *conn)
                 .await?;
             in_tx = 0;
-            progress(
-                "devices (so far)",
-                config.devices.min(device_id as usize),
-                phase.elapsed(),
-            );
+            progress("devices (so far)", made, phase.elapsed());
         }
     }
     devices.flush(&mut conn).await?;

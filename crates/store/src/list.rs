@@ -121,23 +121,56 @@ impl Binds {
     }
 }
 
-/// THE scope predicate: "the org whose id is in `org_id_column` lies in
-/// `scope`" (rule 3: `{H}`, plus H's descendants with switch_to_suborgs).
-/// Descendants are selected by the index-friendly path range of
-/// `OrgPath::subtree_range`.
-fn scope_predicate(scope: &Scope, org_id_column: &str, binds: &mut Binds) -> String {
-    if scope.descendants {
-        let (lo, hi) = scope.home.subtree_range();
-        let lo = binds.text(lo);
-        let hi = binds.text(hi);
-        format!(
-            "{org_id_column} IN (SELECT so.id FROM organizations so \
-             WHERE so.path >= {lo} AND so.path < {hi})"
-        )
-    } else {
+/// How a query refers to the org whose membership in a scope is tested.
+#[derive(Clone, Copy)]
+enum OrgRef<'a> {
+    /// A column holding an org id.
+    IdColumn(&'a str),
+    /// A device row: its org id column and its hierarchy (root org) column.
+    Device { org_id: &'a str, hierarchy: &'a str },
+    /// An alias of `organizations` already joined in the query.
+    Joined(&'a str),
+}
+
+/// THE scope predicate: "the org referred to lies in `scope`" (rule 3: `{H}`,
+/// plus H's descendants with switch_to_suborgs). Every list query gets its
+/// scope condition from here. Descendants are selected by the index-friendly
+/// path range of `OrgPath::subtree_range`; a scope that is a whole hierarchy
+/// is, for devices, simply their hierarchy column (devices never leave their
+/// hierarchy), which spares materialising every org id of the hierarchy.
+fn scope_predicate(scope: &Scope, org: OrgRef<'_>, binds: &mut Binds) -> String {
+    if !scope.descendants {
         let home = binds.int(scope.home.id().0);
-        format!("{org_id_column} = {home}")
+        return match org {
+            OrgRef::IdColumn(column) | OrgRef::Device { org_id: column, .. } => {
+                format!("{column} = {home}")
+            }
+            OrgRef::Joined(alias) => format!("{alias}.id = {home}"),
+        };
     }
+    if let OrgRef::Device { hierarchy, .. } = org
+        && scope.home.depth() == 1
+    {
+        let root = binds.int(scope.home.id().0);
+        return format!("{hierarchy} = {root}");
+    }
+    let (lo, hi) = scope.home.subtree_range();
+    let lo = binds.text(lo);
+    let hi = binds.text(hi);
+    match org {
+        OrgRef::IdColumn(column) | OrgRef::Device { org_id: column, .. } => format!(
+            "{column} IN (SELECT so.id FROM organizations so \
+             WHERE so.path >= {lo} AND so.path < {hi})"
+        ),
+        OrgRef::Joined(alias) => format!("{alias}.path >= {lo} AND {alias}.path < {hi}"),
+    }
+}
+
+/// Wide scopes (a hierarchy or one of its top-level subtrees) hold most of the
+/// rows they could: pages are found fastest by walking rows in id order and
+/// testing each. Narrow scopes gather their few rows through the org index.
+fn is_wide(scope: &Scope) -> bool {
+    scope.descendants && scope.home.depth() <= 2
 }
 
 fn finish_page<T>(mut items: Vec<T>, size: u32, kind: &str, id_of: impl Fn(&T) -> i64) -> Page<T> {
@@ -171,7 +204,14 @@ impl<M> Tx<M> {
         // their union is cut to the page. An OR inside one WHERE would defeat both.
         let mut halves = Vec::new();
         if let Some(scope) = &filter.scope {
-            let in_scope = scope_predicate(scope, "d.org_id", &mut binds);
+            let in_scope = scope_predicate(
+                scope,
+                OrgRef::Device {
+                    org_id: "d.org_id",
+                    hierarchy: "d.hierarchy_id",
+                },
+                &mut binds,
+            );
             halves.push(format!(
                 "SELECT d.id FROM devices d WHERE {in_scope} AND d.id > {after} \
                  ORDER BY d.id LIMIT {limit}"
@@ -218,7 +258,7 @@ impl<M> Tx<M> {
         let mut binds = Binds::default();
         let limit = binds.int(i64::from(size) + 1);
         let after = binds.int(after);
-        let in_scope = scope_predicate(scope, "o.id", &mut binds);
+        let in_scope = scope_predicate(scope, OrgRef::Joined("o"), &mut binds);
         let sql = format!(
             "SELECT {ORG_COLUMNS} FROM organizations o WHERE {in_scope} AND o.id > {after} \
              ORDER BY o.id LIMIT {limit}"
@@ -246,12 +286,21 @@ impl<M> Tx<M> {
         let mut binds = Binds::default();
         let limit = binds.int(i64::from(size) + 1);
         let after = binds.int(after);
-        let in_scope = scope_predicate(scope, "m.org_id", &mut binds);
-        let sql = format!(
-            "SELECT {USER_COLUMNS} FROM users u WHERE u.id IN \
-             (SELECT m.user_id FROM memberships m WHERE {in_scope}) \
-             AND u.id > {after} ORDER BY u.id LIMIT {limit}"
-        );
+        let sql = if is_wide(scope) {
+            let in_scope = scope_predicate(scope, OrgRef::Joined("so"), &mut binds);
+            format!(
+                "SELECT {USER_COLUMNS} FROM users u WHERE u.id > {after} AND EXISTS \
+                 (SELECT 1 FROM memberships m JOIN organizations so ON so.id = m.org_id \
+                  WHERE m.user_id = u.id AND {in_scope}) ORDER BY u.id LIMIT {limit}"
+            )
+        } else {
+            let in_scope = scope_predicate(scope, OrgRef::IdColumn("m.org_id"), &mut binds);
+            format!(
+                "SELECT {USER_COLUMNS} FROM users u WHERE u.id IN \
+                 (SELECT m.user_id FROM memberships m WHERE {in_scope}) \
+                 AND u.id > {after} ORDER BY u.id LIMIT {limit}"
+            )
+        };
         let rows = binds.query(sql).fetch_all(self.conn()).await?;
         let items = rows
             .iter()

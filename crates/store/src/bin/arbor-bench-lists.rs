@@ -127,8 +127,9 @@ async fn main() -> anyhow::Result<()> {
             if !matches!(list, List::Devices) {
                 continue;
             }
-            // Walk to the deep page with big pages, then measure a default page there.
-            let mut cursor = None;
+            // Walk towards the deep page with big pages; stop at the last
+            // page if the list is shorter than --depth.
+            let mut cursor: Option<String> = None;
             let mut walked = 0;
             while walked < args.depth {
                 let (n, next) = page(
@@ -138,9 +139,11 @@ async fn main() -> anyhow::Result<()> {
                     &PageRequest::after(cursor.clone(), Some(500)),
                 )
                 .await?;
-                walked += n;
                 match next {
-                    Some(next) => cursor = Some(next),
+                    Some(next) => {
+                        walked += n;
+                        cursor = Some(next);
+                    }
                     None => break,
                 }
             }

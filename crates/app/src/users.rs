@@ -766,7 +766,9 @@ impl App {
             if let Err(e) = keeps_admin(&mut tx, membership.org, user).await? {
                 return Err(refuse(tx, event.by(&by), e).await);
             }
-            tx.move_membership(&by, user, membership.org, target.id, role).await?;
+            // The new membership first, so moved devices always have their
+            // owner as a member of their org; then the old one goes.
+            tx.insert_membership(&by, user, target.id, role, false).await?;
             let devices: Vec<_> = tx
                 .owned_devices(user)
                 .await?
@@ -783,8 +785,18 @@ impl App {
                     tx.move_device(&by, *device, target.id, Some(user)).await?;
                 } else {
                     let heir = tx.admins(membership.org).await?.into_iter().find(|a| *a != user);
-                    tx.set_device_owner(&by, *device, heir).await?;
+                    let Some(heir) = heir else {
+                        let what = format!(
+                            "device {device} has no other Admin in its organization to take it over; \
+                             move it along with with_devices"
+                        );
+                        return Err(refuse(tx, event.by(&by), AppError::conflict(what)).await);
+                    };
+                    tx.set_device_owner(&by, *device, Some(heir)).await?;
                 }
+            }
+            if tx.remove_membership(&by, user, membership.org).await? {
+                tx.set_home_membership(&by, user, target.id).await?;
             }
             let event = event
                 .by(&by)

@@ -71,8 +71,11 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })
 }
 
+/// The field serde names in an unknown- or missing-field message.
 fn unknown_field(message: &str) -> Option<String> {
-    let rest = message.strip_prefix("unknown field `")?;
+    let rest = message
+        .strip_prefix("unknown field `")
+        .or_else(|| message.strip_prefix("missing field `"))?;
     Some(rest.split('`').next()?.to_owned())
 }
 
@@ -96,6 +99,7 @@ mod tests {
         let e = parse::<Invite>(br#"{"email":"a@b.c","org_id":4}"#).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("org_id"));
         let e = parse::<Invite>(br#"{"role":1}"#).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("email"));
         assert!(e.detail.unwrap().contains("missing field `email`"));
         let e = parse::<Invite>(b"{not json").unwrap_err();
         assert_eq!(e.field.as_deref(), Some("body"));

@@ -583,29 +583,46 @@ impl Tx<Write> {
         Ok(())
     }
 
-    /// Moves a membership to another org with a role (user transfer).
-    pub async fn move_membership(
+    /// Removes a membership (user transfer; the user keeps their other
+    /// memberships). Returns whether it was the home membership. Devices the
+    /// user owns in that org must have been handed on or moved first.
+    pub async fn remove_membership(
         &mut self,
         _by: &Allowed,
         user: UserId,
-        from: OrgId,
-        to: OrgId,
-        role: RoleId,
+        org: OrgId,
+    ) -> Result<bool, StoreError> {
+        let home: Option<i64> =
+            sqlx::query_scalar("SELECT home FROM memberships WHERE user_id = $1 AND org_id = $2")
+                .bind(user.0)
+                .bind(org.0)
+                .fetch_optional(self.conn())
+                .await?;
+        let home = home.ok_or(StoreError::NotFound { what: "membership" })?;
+        sqlx::query("DELETE FROM memberships WHERE user_id = $1 AND org_id = $2")
+            .bind(user.0)
+            .bind(org.0)
+            .execute(self.conn())
+            .await?;
+        Ok(home == 1)
+    }
+
+    /// Makes `org` the user's home membership.
+    pub async fn set_home_membership(
+        &mut self,
+        _by: &Allowed,
+        user: UserId,
+        org: OrgId,
     ) -> Result<(), StoreError> {
-        let done = sqlx::query(
-            "UPDATE memberships SET org_id = $1, role_id = $2, created_at = $3 \
-             WHERE user_id = $4 AND org_id = $5",
-        )
-        .bind(to.0)
-        .bind(role.0)
-        .bind(self.now())
-        .bind(user.0)
-        .bind(from.0)
-        .execute(self.conn())
-        .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound { what: "membership" });
-        }
+        sqlx::query("UPDATE memberships SET home = 0 WHERE user_id = $1 AND home = 1")
+            .bind(user.0)
+            .execute(self.conn())
+            .await?;
+        sqlx::query("UPDATE memberships SET home = 1 WHERE user_id = $1 AND org_id = $2")
+            .bind(user.0)
+            .bind(org.0)
+            .execute(self.conn())
+            .await?;
         Ok(())
     }
 

@@ -1,0 +1,9 @@
+//! The HTTP API driven over the network against a real server on a random
+//! port, on SQLite and (with ARBOR_TEST_DATABASE_URL) PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod accounts;
+mod errors;
+mod matrix;
+mod support;
+mod users;

@@ -1,0 +1,179 @@
+//! A small world for the user-management tests, built through the use cases
+//! (fast) and then driven over HTTP.
+
+use arbor_app::{App, Caller, NewHierarchy, NewMember};
+use arbor_core::{BuiltinRole, OrgId, OrgType, RoleId, UserId};
+use arbor_store::{ClientKind, NewOrg, NewUser};
+use arbor_testkit::TestApp;
+use reqwest::{Method, RequestBuilder, Response};
+use serde_json::Value;
+use std::sync::OnceLock;
+
+pub const PASSWORD: &str = "a long test password";
+
+/// One argon2 hash shared by every test user (hashing is deliberately slow).
+pub fn password_hash() -> String {
+    static HASH: OnceLock<String> = OnceLock::new();
+    HASH.get_or_init(|| arbor_app::password::hash(PASSWORD).unwrap())
+        .clone()
+}
+
+pub fn new_user(email: &str) -> NewUser {
+    let mut user = NewUser::active(email, email.split('@').next().unwrap());
+    user.password_hash = Some(password_hash());
+    user
+}
+
+/// ```text
+/// Root ─┬─ Child ── Grandchild
+///       └─ Sibling
+/// Other (a second hierarchy)
+/// ```
+pub struct World {
+    pub root: OrgId,
+    pub child: OrgId,
+    pub grandchild: OrgId,
+    pub sibling: OrgId,
+    pub other: OrgId,
+    pub admin: RoleId,
+    pub staff: RoleId,
+    pub user: RoleId,
+    pub root_admin: UserId,
+}
+
+impl World {
+    pub async fn build(app: &App) -> World {
+        let created = app
+            .create_hierarchy(&NewHierarchy {
+                root: NewOrg::named("Root", OrgType::Root),
+                settings: Default::default(),
+                admin: new_user("root-admin@root.test"),
+                client: ClientKind::Cli,
+            })
+            .await
+            .unwrap();
+        let other = app
+            .create_hierarchy(&NewHierarchy {
+                root: NewOrg::named("Other", OrgType::Root),
+                settings: Default::default(),
+                admin: new_user("other-admin@other.test"),
+                client: ClientKind::Cli,
+            })
+            .await
+            .unwrap();
+        let by = Caller::new(created.admin, ClientKind::Cli);
+        let org = |name: &str| NewOrg::named(name, OrgType::Business);
+        let root = created.root.id;
+        let child = app
+            .create_suborg(&by, root, &org("Child"))
+            .await
+            .unwrap()
+            .id;
+        let grandchild = app
+            .create_suborg(&by, child, &org("Grandchild"))
+            .await
+            .unwrap()
+            .id;
+        let sibling = app
+            .create_suborg(&by, root, &org("Sibling"))
+            .await
+            .unwrap()
+            .id;
+        World {
+            root,
+            child,
+            grandchild,
+            sibling,
+            other: other.root.id,
+            admin: created.role(BuiltinRole::Admin),
+            staff: created.role(BuiltinRole::Staff),
+            user: created.role(BuiltinRole::User),
+            root_admin: created.admin,
+        }
+    }
+
+    /// Adds an active member (password [`PASSWORD`]) as the root Admin would.
+    pub async fn member(&self, app: &App, org: OrgId, role: RoleId, email: &str) -> UserId {
+        let by = Caller::new(self.root_admin, ClientKind::Cli);
+        app.add_member(
+            &by,
+            org,
+            &NewMember {
+                user: new_user(email),
+                role,
+            },
+        )
+        .await
+        .unwrap()
+    }
+}
+
+/// A logged-in HTTP client.
+pub struct Client<'a> {
+    pub app: &'a TestApp,
+    pub token: String,
+}
+
+impl<'a> Client<'a> {
+    pub async fn login(app: &'a TestApp, email: &str) -> Client<'a> {
+        Client {
+            app,
+            token: app.login(email, PASSWORD).await,
+        }
+    }
+
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.app
+            .http
+            .request(method, self.app.url(path))
+            .bearer_auth(&self.token)
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.request(Method::GET, path).send().await.unwrap()
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Response {
+        self.request(Method::POST, path)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn patch(&self, path: &str, body: Value) -> Response {
+        self.request(Method::PATCH, path)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn delete(&self, path: &str) -> Response {
+        self.request(Method::DELETE, path).send().await.unwrap()
+    }
+}
+
+/// The JSON body of a response, asserting its status first.
+pub async fn json(response: Response, status: u16) -> Value {
+    let got = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    assert_eq!(got, status, "unexpected status; body: {text}");
+    if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap()
+    }
+}
+
+/// The problem-details `type` slug of an error response, asserting its status.
+pub async fn problem(response: Response, status: u16) -> Value {
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let body = json(response, status).await;
+    assert_eq!(content_type, "application/problem+json", "{body}");
+    body
+}

@@ -163,6 +163,68 @@ impl Decision {
     pub fn explain(&self) -> String {
         self.to_string()
     }
+
+    /// The checks of section 4 in the order the decision applies them, up to
+    /// the one that decided: every earlier check passed, the deciding one
+    /// passed (an allow) or failed (a denial). Allows stop at the permission
+    /// check; the rule 6 step appears only when rule 6 refused.
+    pub fn trace(&self) -> Vec<TraceStep> {
+        let device = matches!(
+            self.rule,
+            Rule::DeviceInScope | Rule::DeviceOwned | Rule::NotVisible
+        ) || self.permission.is_some_and(|p| {
+            matches!(
+                p.group(),
+                crate::PermissionGroup::OrgDevices | crate::PermissionGroup::OwnDevices
+            )
+        });
+        let permission_rule = if device { 5 } else { 4 };
+        let steps: [(u8, &'static str); 8] = [
+            (1, "the user is active"),
+            (1, "the session is valid"),
+            (8, "a membership at or above the context org is chosen"),
+            (
+                2,
+                "the context org is the membership's org, or below it with organizations.switch_to_suborgs",
+            ),
+            (7, "the target belongs to the actor's hierarchy"),
+            (
+                3,
+                "the target lies in the actor's scope (a device: or is owned by the actor)",
+            ),
+            (permission_rule, "the role holds the needed permission"),
+            (6, "no escalation: the actor holds every permission involved"),
+        ];
+        let (last, passed) = match self.rule {
+            Rule::UserInactive => (0, false),
+            Rule::SessionRevoked => (1, false),
+            Rule::NoMembership => (2, false),
+            Rule::ContextNeedsSwitch => (3, false),
+            Rule::OtherHierarchy => (4, false),
+            Rule::OutsideScope | Rule::NotVisible => (5, false),
+            Rule::MissingPermission | Rule::RootOrgOnly => (6, false),
+            Rule::Escalation | Rule::TargetMorePrivileged => (7, false),
+            Rule::OrgPermission | Rule::DeviceInScope | Rule::DeviceOwned => (6, true),
+        };
+        steps[..=last]
+            .iter()
+            .enumerate()
+            .map(|(i, (rule, check))| TraceStep {
+                rule: *rule,
+                check,
+                passed: i < last || passed,
+            })
+            .collect()
+    }
+}
+
+/// One check of a decision's trace ([`Decision::trace`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct TraceStep {
+    /// The SPEC.md section 4 rule the check belongs to.
+    pub rule: u8,
+    pub check: &'static str,
+    pub passed: bool,
 }
 
 impl fmt::Display for Decision {

@@ -472,3 +472,28 @@ fn every_decision_explains_membership_role_org_and_rule() {
     assert_eq!(json["permission"], "org_devices.control");
     assert_eq!(json["via"]["org"], a.0);
 }
+
+#[test]
+fn the_trace_lists_the_checks_up_to_the_deciding_one() {
+    let w = tree();
+    let actor = w.principal("a staff").act_at_home().unwrap();
+    let allowed = actor.decide_device(DeviceAction::Control, &w.device_facts("a1 dev"));
+    let trace = allowed.trace();
+    assert_eq!(trace.len(), 7);
+    assert!(trace.iter().all(|s| s.passed));
+    assert_eq!(trace.last().unwrap().rule, 5);
+    let denied = actor.decide_org(Permission::OrganizationsTransfer, &w.org("a"));
+    let trace = denied.trace();
+    assert_eq!(trace.len(), 7);
+    assert_eq!(trace.last().unwrap().rule, 4);
+    assert!(!trace.last().unwrap().passed);
+    assert!(trace[..6].iter().all(|s| s.passed));
+    let hidden = actor.decide_org(Permission::UsersView, &w.org("b"));
+    let trace = hidden.trace();
+    assert_eq!((trace.len(), trace[5].rule, trace[5].passed), (6, 3, false));
+    let mut suspended = w.principal("a staff");
+    suspended.status = UserStatus::Suspended;
+    let denied = suspended.act_at_home().unwrap_err();
+    assert_eq!(denied.trace().len(), 1);
+    assert!(!denied.trace()[0].passed);
+}

@@ -78,7 +78,10 @@ impl Dialect {
     pub fn for_update(self) -> &'static str {
         match self.engine {
             Engine::Sqlite => "",
-            Engine::Postgres => " FOR UPDATE",
+            // NO KEY UPDATE: excludes other lockers (and writers) of the row,
+            // but not the KEY SHARE locks that foreign-key checks of unrelated
+            // inserts take (a new device in the org need not wait).
+            Engine::Postgres => " FOR NO KEY UPDATE",
         }
     }
 

@@ -83,6 +83,7 @@ impl App {
         let actor = actor_for_read(&mut tx, caller).await?;
         let filter = UserFilter {
             scope: actor.org_filter(Permission::UsersView),
+            ..Default::default()
         };
         let page = tx.list_users(&filter, page).await?;
         tx.finish().await?;

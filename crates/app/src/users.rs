@@ -40,6 +40,14 @@ pub struct BulkRow {
     pub error: Option<String>,
 }
 
+/// How a user list is narrowed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UserQuery {
+    pub status: Option<UserStatus>,
+    pub org: Option<OrgId>,
+    pub search: Option<String>,
+}
+
 /// Changes an administrator makes to a member; `None` keeps the value.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct UserEdit {
@@ -809,6 +817,40 @@ impl App {
         .await
     }
 
+    /// Users the caller may view (`users.view` in its scope), narrowed by
+    /// status, membership of one org (which must be in scope) and a search
+    /// text over email and name; keyset-paginated by id.
+    pub async fn search_users(
+        &self,
+        caller: &Caller,
+        query: &UserQuery,
+        page: &arbor_store::PageRequest,
+    ) -> Result<arbor_store::Page<UserRecord>, AppError> {
+        let mut tx = self.store.read().await?;
+        let actor = crate::resolve_actor(&mut tx, caller)
+            .await?
+            .map_err(|d| AppError::denied(&d, "organization"))?;
+        if let Some(org) = query.org {
+            let path = tx
+                .org_path(org)
+                .await
+                .map_err(|_| AppError::NotFound { what: "organization" })?;
+            let decision = actor.decide_org(Permission::UsersView, &path);
+            if !decision.is_allowed() {
+                return Err(AppError::denied(&decision, "organization"));
+            }
+        }
+        let filter = arbor_store::UserFilter {
+            scope: actor.org_filter(Permission::UsersView),
+            status: query.status,
+            org: query.org,
+            search: query.search.clone(),
+        };
+        let result = tx.list_users(&filter, page).await?;
+        tx.finish().await?;
+        Ok(result)
+    }
+
     /// Every user the caller may list, for the CSV download
     /// (`users.download_list` and `users.view`).
     pub async fn export_users(&self, caller: &Caller) -> Result<Vec<UserRecord>, AppError> {
@@ -823,6 +865,7 @@ impl App {
         }
         let filter = arbor_store::UserFilter {
             scope: actor.org_filter(Permission::UsersView),
+            ..Default::default()
         };
         let mut users = Vec::new();
         let mut page = arbor_store::PageRequest::first(arbor_store::MAX_PAGE_SIZE);

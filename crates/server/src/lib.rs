@@ -10,6 +10,7 @@ pub mod error;
 pub mod extract;
 pub mod mail;
 pub mod request_id;
+pub mod web;
 
 use crate::auth::throttle::{Limits, Throttle};
 use crate::config::Config;
@@ -94,6 +95,7 @@ pub fn app(state: AppState) -> (Router, OpenApi) {
     let docs = SwaggerUi::new("/api/docs").url("/api/openapi.json", openapi.clone());
     let router = Router::new()
         .merge(api_router)
+        .merge(web::router())
         .merge(docs)
         .fallback(api::not_found)
         .with_state(state)

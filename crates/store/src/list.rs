@@ -11,7 +11,7 @@ use crate::rows::{DeviceRecord, OrgRecord, UserRecord};
 use crate::tx::{
     DEVICE_COLUMNS, ORG_COLUMNS, Tx, USER_COLUMNS, device_from_row, org_from_row, user_from_row,
 };
-use arbor_core::{DeviceFilter, OrgId, Scope};
+use arbor_core::{DeviceFilter, OrgId, Scope, UserStatus};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
@@ -286,19 +286,20 @@ impl<M> Tx<M> {
         let mut binds = Binds::default();
         let limit = binds.int(i64::from(size) + 1);
         let after = binds.int(after);
+        let narrowing = filter.narrowing(&mut binds);
         let sql = if is_wide(scope) {
             let in_scope = scope_predicate(scope, OrgRef::Joined("so"), &mut binds);
             format!(
                 "SELECT {USER_COLUMNS} FROM users u WHERE u.id > {after} AND EXISTS \
                  (SELECT 1 FROM memberships m JOIN organizations so ON so.id = m.org_id \
-                  WHERE m.user_id = u.id AND {in_scope}) ORDER BY u.id LIMIT {limit}"
+                  WHERE m.user_id = u.id AND {in_scope}){narrowing} ORDER BY u.id LIMIT {limit}"
             )
         } else {
             let in_scope = scope_predicate(scope, OrgRef::IdColumn("m.org_id"), &mut binds);
             format!(
                 "SELECT {USER_COLUMNS} FROM users u WHERE u.id IN \
                  (SELECT m.user_id FROM memberships m WHERE {in_scope}) \
-                 AND u.id > {after} ORDER BY u.id LIMIT {limit}"
+                 AND u.id > {after}{narrowing} ORDER BY u.id LIMIT {limit}"
             )
         };
         let rows = binds.query(sql).fetch_all(self.conn()).await?;
@@ -323,10 +324,51 @@ impl<M> Tx<M> {
     }
 }
 
-/// Which users a list shows: members of orgs in `scope`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Which users a list shows: members of orgs in `scope`, optionally narrowed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct UserFilter {
     pub scope: Option<Scope>,
+    /// Only users with this status.
+    pub status: Option<UserStatus>,
+    /// Only members of this org (the caller checks it lies in `scope`).
+    pub org: Option<OrgId>,
+    /// Only users whose email or name contains this text, ignoring case.
+    pub search: Option<String>,
+}
+
+impl UserFilter {
+    /// The narrowing conditions, each starting with ` AND `.
+    fn narrowing(&self, binds: &mut Binds) -> String {
+        let mut sql = String::new();
+        if let Some(status) = self.status {
+            let status = binds.text(status.as_str().to_owned());
+            sql.push_str(&format!(" AND u.status = {status}"));
+        }
+        if let Some(org) = self.org {
+            let org = binds.int(org.0);
+            sql.push_str(&format!(
+                " AND EXISTS (SELECT 1 FROM memberships mo WHERE mo.user_id = u.id AND mo.org_id = {org})"
+            ));
+        }
+        if let Some(search) = self
+            .search
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            // LIKE wildcards in the text are matched literally.
+            let escaped = search
+                .to_lowercase()
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            let pattern = binds.text(format!("%{escaped}%"));
+            sql.push_str(&format!(
+                " AND (u.email_normalized LIKE {pattern} ESCAPE '\\' OR LOWER(u.name) LIKE {pattern} ESCAPE '\\')"
+            ));
+        }
+        sql
+    }
 }
 
 #[cfg(test)]

@@ -4,8 +4,8 @@ use crate::AppState;
 use crate::auth::session::CurrentUser;
 use crate::error::{ApiError, ApiResult, ProblemKind};
 use crate::extract::Json;
-use arbor_app::users::{Invite, UserEdit};
-use arbor_core::{OrgId, RoleId, UserId};
+use arbor_app::users::{Invite, UserEdit, UserQuery};
+use arbor_core::{OrgId, RoleId, UserId, UserStatus};
 use arbor_store::{AuditEntry, PageRequest, UserRecord};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -47,28 +47,54 @@ pub struct UserPage {
     pub next: Option<String>,
 }
 
+
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-pub struct PageParams {
+pub struct UserListParams {
     /// Opaque cursor from the previous page.
     pub cursor: Option<String>,
     /// Page size, 1–500 (default 50).
     pub limit: Option<u32>,
+    /// `pending`, `active` or `suspended`.
+    pub status: Option<String>,
+    /// Only members of this organization (in your scope).
+    pub org_id: Option<i64>,
+    /// Text contained in the email or name, ignoring case.
+    pub q: Option<String>,
 }
 
-/// Users the caller may view (`users.view`) in its scope, by id.
-#[utoipa::path(get, path = "/api/v1/users", tag = "users", params(PageParams),
+/// Users the caller may view (`users.view`) in its scope, by id, optionally
+/// narrowed by status, organization and a search text.
+#[utoipa::path(get, path = "/api/v1/users", tag = "users", params(UserListParams),
     security(("bearer" = []), ("cookie" = [])),
     responses((status = 200, body = UserPage)))]
 async fn list_users(
     State(state): State<AppState>,
     user: CurrentUser,
-    Query(params): Query<PageParams>,
+    Query(params): Query<UserListParams>,
 ) -> ApiResult<axum::Json<UserPage>> {
+    let status = match params.status.as_deref() {
+        None => None,
+        Some("pending") => Some(UserStatus::Pending),
+        Some("active") => Some(UserStatus::Active),
+        Some("suspended") => Some(UserStatus::Suspended),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "status",
+                "one of pending, active, suspended",
+            ));
+        }
+    };
+    let query = UserQuery {
+        status,
+        org: params.org_id.map(OrgId),
+        search: params.q,
+    };
     let page = state
         .app
-        .list_users(
+        .search_users(
             &user.caller,
+            &query,
             &PageRequest::after(params.cursor, params.limit),
         )
         .await?;

@@ -7,3 +7,4 @@ mod errors;
 mod matrix;
 mod support;
 mod users;
+mod web;

@@ -378,7 +378,37 @@ async fn the_actions_log_shows_changes_and_denials_within_scope(engine: Engine) 
     );
 }
 
+async fn the_user_list_filters_by_status_org_and_text(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let w = World::build(app.app()).await;
+    let a = app.app();
+    let root = Caller::new(w.root_admin, ClientKind::Cli);
+    let ann = w.member(a, w.child, w.user, "ann.smith@root.test").await;
+    let bob = w.member(a, w.sibling, w.user, "bob@root.test").await;
+    let cy = w.member(a, w.child, w.user, "cy_100%@root.test").await;
+    a.set_suspended(&root, bob, true).await.unwrap();
+    let admin = Client::login(&app, "root-admin@root.test").await;
+    let ids = |page: serde_json::Value| -> Vec<i64> {
+        page["items"].as_array().unwrap().iter().map(|u| u["id"].as_i64().unwrap()).collect()
+    };
+    let suspended = json(admin.get("/api/v1/users?status=suspended").await, 200).await;
+    assert_eq!(ids(suspended), vec![bob.0]);
+    let in_child = json(admin.get(&format!("/api/v1/users?org_id={}", w.child.0)).await, 200).await;
+    assert_eq!(ids(in_child), vec![ann.0, cy.0]);
+    let text = json(admin.get("/api/v1/users?q=SMITH").await, 200).await;
+    assert_eq!(ids(text), vec![ann.0]);
+    // Wildcards in the search text are literal.
+    let literal = json(admin.get("/api/v1/users?q=100%25").await, 200).await;
+    assert_eq!(ids(literal), vec![cy.0]);
+    let underscore = json(admin.get("/api/v1/users?q=_").await, 200).await;
+    assert_eq!(ids(underscore), vec![cy.0]);
+    assert_eq!(problem(admin.get("/api/v1/users?status=gone").await, 400).await["field"], "status");
+    // Another hierarchy's org looks absent.
+    problem(admin.get(&format!("/api/v1/users?org_id={}", w.other.0)).await, 404).await;
+}
+
 both_engines!(
+    the_user_list_filters_by_status_org_and_text,
     bulk_invitation_reports_each_row_and_half_creates_nothing,
     deleting_a_user_hands_their_devices_to_the_earliest_admin,
     transferring_a_user_moves_the_membership_and_optionally_the_devices,

@@ -56,6 +56,7 @@ async fn page(
         List::Users => {
             let filter = UserFilter {
                 scope: actor.org_filter(Permission::UsersView),
+                ..Default::default()
             };
             let p: Page<_> = tx.list_users(&filter, request).await?;
             (p.items.len(), p.next)

@@ -1,0 +1,152 @@
+//! The two pages a mailed link opens: accept an invitation, and choose a new
+//! password after an administrator asked for a reset. Plain HTML forms posting
+//! back to the same path (no script, no session: the token in the form is the
+//! credential), rendered with askama (escaped output).
+
+use crate::AppState;
+use crate::error::ApiError;
+use arbor_store::ClientKind;
+use askama::Template;
+use axum::Form;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+
+#[derive(Template)]
+#[template(path = "set_password.html")]
+struct SetPassword<'a> {
+    heading: &'a str,
+    action: &'a str,
+    button: &'a str,
+    success: &'a str,
+    ask_name: bool,
+    token: String,
+    error: Option<String>,
+    done: bool,
+}
+
+impl SetPassword<'_> {
+    fn render_page(&self, status: StatusCode) -> Response {
+        match self.render() {
+            Ok(html) => (status, Html(html)).into_response(),
+            Err(e) => ApiError::internal(&e).into_response(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenQuery {
+    token: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct PasswordForm {
+    token: String,
+    password: String,
+    name: Option<String>,
+}
+
+fn invitation_page(token: String) -> SetPassword<'static> {
+    SetPassword {
+        heading: "Activate your Arbor account",
+        action: "/invitations/accept",
+        button: "Activate",
+        success: "Your account is active. You can now log in.",
+        ask_name: true,
+        token,
+        error: None,
+        done: false,
+    }
+}
+
+fn reset_page(token: String) -> SetPassword<'static> {
+    SetPassword {
+        heading: "Choose a new Arbor password",
+        action: "/password-reset",
+        button: "Set password",
+        success: "Your password is set; every earlier session has ended. You can now log in.",
+        ask_name: false,
+        token,
+        error: None,
+        done: false,
+    }
+}
+
+fn missing_token(mut page: SetPassword<'_>) -> Response {
+    page.error = Some("This link is incomplete: open the whole link from the mail.".into());
+    page.done = false;
+    page.render_page(StatusCode::BAD_REQUEST)
+}
+
+async fn invitation_form(Query(query): Query<TokenQuery>) -> Response {
+    match query.token {
+        Some(token) => invitation_page(token).render_page(StatusCode::OK),
+        None => missing_token(invitation_page(String::new())),
+    }
+}
+
+/// The message a person reads for a failed attempt.
+fn failure(error: arbor_app::AppError) -> (StatusCode, String) {
+    let api = ApiError::from(error);
+    let status = api.kind.status();
+    let message = match api.kind {
+        crate::error::ProblemKind::NotFound => "This link is not valid. Ask for a new one.".to_owned(),
+        crate::error::ProblemKind::Internal => "Something went wrong on our side. Try again later.".to_owned(),
+        _ => api.detail.unwrap_or_else(|| "The request was refused.".into()),
+    };
+    (status, message)
+}
+
+async fn invitation_submit(State(state): State<AppState>, Form(form): Form<PasswordForm>) -> Response {
+    let name = form.name.as_deref().map(str::trim).filter(|n| !n.is_empty());
+    let mut page = invitation_page(form.token.clone());
+    match state
+        .app
+        .accept_invitation(&form.token, &form.password, name, ClientKind::Web)
+        .await
+    {
+        Ok(_) => {
+            page.done = true;
+            page.render_page(StatusCode::OK)
+        }
+        Err(e) => {
+            let (status, message) = failure(e);
+            page.error = Some(message);
+            page.render_page(status)
+        }
+    }
+}
+
+async fn reset_form(Query(query): Query<TokenQuery>) -> Response {
+    match query.token {
+        Some(token) => reset_page(token).render_page(StatusCode::OK),
+        None => missing_token(reset_page(String::new())),
+    }
+}
+
+async fn reset_submit(State(state): State<AppState>, Form(form): Form<PasswordForm>) -> Response {
+    let mut page = reset_page(form.token.clone());
+    match state
+        .app
+        .complete_password_reset(&form.token, &form.password, ClientKind::Web)
+        .await
+    {
+        Ok(_) => {
+            page.done = true;
+            page.render_page(StatusCode::OK)
+        }
+        Err(e) => {
+            let (status, message) = failure(e);
+            page.error = Some(message);
+            page.render_page(status)
+        }
+    }
+}
+
+pub fn router() -> axum::Router<AppState> {
+    axum::Router::new()
+        .route("/invitations/accept", get(invitation_form).post(invitation_submit))
+        .route("/password-reset", get(reset_form).post(reset_submit))
+}

@@ -5,6 +5,7 @@
 mod accounts;
 mod errors;
 mod matrix;
+mod openapi;
 mod support;
 mod users;
 mod web;

@@ -166,6 +166,7 @@ impl App {
             "organization"
         );
         let settings = tx.hierarchy_settings(moved.path.root_id()).await?;
+        tx.lock_subtree(&moved.path).await?;
         let (deepest, has_non_personal) = tx.subtree_shape(&moved.path).await?;
         let shape = MovedSubtree {
             root: moved.facts(),

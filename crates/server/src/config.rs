@@ -158,6 +158,9 @@ impl fmt::Debug for Config {
     }
 }
 
+/// `ARBOR_*` environment variables that are not configuration keys.
+const NOT_KEYS: [&str; 3] = ["config", "log", "admin_password"];
+
 impl Config {
     /// Loads the layers. `overrides` are the command-line flags that were given
     /// (a serializable struct whose `None` fields are skipped).
@@ -176,8 +179,12 @@ impl Config {
             .merge(
                 Env::prefixed("ARBOR_")
                     .split("__")
-                    // Variables that configure the test suite or this loader.
-                    .filter(|key| !key.as_str().starts_with("test_") && key.as_str() != "config"),
+                    // Variables that are not configuration keys: the test
+                    // suite's, this loader's, the log filter, `arbor init`'s.
+                    .filter(|key| {
+                        let key = key.as_str().to_ascii_lowercase();
+                        !key.starts_with("test_") && !NOT_KEYS.contains(&key.as_str())
+                    }),
             )
             .merge(Serialized::defaults(overrides))
             .extract()
@@ -254,6 +261,20 @@ mod tests {
         assert!(
             Config::load(Some(&dir.path().join("missing.toml")), Flags { bind: None }).is_err()
         );
+    }
+
+    #[test]
+    fn arbor_variables_that_are_not_keys_are_ignored() {
+        // figment's Jail scopes environment changes to this closure.
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("ARBOR_ADMIN_PASSWORD", "x");
+            jail.set_env("ARBOR_LOG", "debug");
+            jail.set_env("ARBOR_TEST_DATABASE_URL", "postgres://x");
+            jail.set_env("ARBOR_PUBLIC_URL", "https://env.example");
+            let config = Config::load(None, Flags { bind: None }).map_err(|e| e.to_string())?;
+            assert_eq!(config.public_url, "https://env.example");
+            Ok(())
+        });
     }
 
     #[test]

@@ -640,6 +640,25 @@ impl Tx<Write> {
             .await
     }
 
+    /// Locks every org of the subtree at `path` (re-parenting). Sub-org
+    /// creation locks the parent first, so once this returns no child can
+    /// appear in the subtree until commit; read the subtree's facts (e.g.
+    /// [`Tx::subtree_shape`]) *after* this call, in a new statement, so they
+    /// include children committed while it waited.
+    pub async fn lock_subtree(&mut self, path: &OrgPath) -> Result<u64, StoreError> {
+        let (lo, hi) = path.subtree_range();
+        let sql = format!(
+            "SELECT id FROM organizations WHERE path >= $1 AND path < $2{}",
+            self.dialect.for_update()
+        );
+        let ids: Vec<i64> = sqlx::query_scalar(AssertSqlSafe(sql))
+            .bind(lo)
+            .bind(hi)
+            .fetch_all(self.conn())
+            .await?;
+        Ok(ids.len() as u64)
+    }
+
     /// Locks a hierarchy (role list changes, re-parenting).
     pub async fn lock_hierarchy(&mut self, hierarchy: OrgId) -> Result<(), StoreError> {
         self.lock(

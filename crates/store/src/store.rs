@@ -5,7 +5,7 @@ use crate::error::StoreError;
 use crate::tx::{Read, Tx, Write};
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::migrate::Migrator;
-use sqlx::{AnyPool, AssertSqlSafe, Executor};
+use sqlx::{AnyPool, AssertSqlSafe, Executor, Row};
 use std::sync::Arc;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -110,6 +110,41 @@ impl Store {
     pub async fn read(&self) -> Result<Tx<Read>, StoreError> {
         let tx = self.pool.begin_with(self.dialect.begin_read()).await?;
         Ok(Tx::new(tx, self.dialect, self.clock.now_ms()))
+    }
+
+    /// The engine settings in effect on a pooled connection, for diagnostics
+    /// (`arbor configtest`) and tests: SQLite's journal mode, synchronous level,
+    /// foreign keys and busy timeout; PostgreSQL's version, isolation level and
+    /// search path.
+    pub async fn engine_settings(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let queries: &[(&str, &str)] = match self.dialect.engine() {
+            Engine::Sqlite => &[
+                ("journal_mode", "PRAGMA journal_mode"),
+                ("synchronous", "PRAGMA synchronous"),
+                ("foreign_keys", "PRAGMA foreign_keys"),
+                ("busy_timeout", "PRAGMA busy_timeout"),
+            ],
+            Engine::Postgres => &[
+                ("server_version", "SHOW server_version"),
+                (
+                    "transaction_isolation",
+                    "SHOW default_transaction_isolation",
+                ),
+                ("search_path", "SHOW search_path"),
+            ],
+        };
+        let mut settings = Vec::new();
+        for (name, sql) in queries {
+            let row = sqlx::query(*sql).fetch_one(&mut *conn).await?;
+            // SQLite answers numbers for most pragmas, PostgreSQL text.
+            let value = match row.try_get::<String, _>(0) {
+                Ok(text) => text,
+                Err(_) => row.try_get::<i64, _>(0)?.to_string(),
+            };
+            settings.push(((*name).to_owned(), value));
+        }
+        Ok(settings)
     }
 
     /// SQLite's `PRAGMA integrity_check` (PostgreSQL: always "ok").

@@ -382,3 +382,37 @@ async fn suspended_user_and_revoked_session_are_denied(db: TestDb) {
             .is_err()
     );
 }
+
+/// SQLite is configured deliberately on every pooled connection.
+#[tokio::test]
+async fn sqlite_connections_use_wal_foreign_keys_normal_sync_and_a_busy_timeout() {
+    let db = TestDb::sqlite().await;
+    let settings: std::collections::BTreeMap<_, _> = db
+        .store()
+        .engine_settings()
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert_eq!(settings["journal_mode"], "wal");
+    assert_eq!(settings["synchronous"], "1", "NORMAL");
+    assert_eq!(settings["foreign_keys"], "1");
+    assert_eq!(settings["busy_timeout"], "10000");
+}
+
+/// PostgreSQL tests run in a schema of their own.
+#[tokio::test]
+async fn postgres_tests_run_in_their_own_schema() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let settings: std::collections::BTreeMap<_, _> = db
+        .store()
+        .engine_settings()
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert!(settings["search_path"].starts_with("t_"), "{settings:?}");
+    assert_eq!(settings["transaction_isolation"], "read committed");
+}

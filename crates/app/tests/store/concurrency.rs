@@ -11,6 +11,7 @@ both_engines!(
     concurrent_transfers_of_one_device_have_one_winner,
     two_admins_demoting_each_other_leave_one_admin,
     two_admins_demoting_themselves_leave_one_admin,
+    moves_and_creates_racing_keep_every_path_consistent,
 );
 
 const TASKS: usize = 32;
@@ -175,4 +176,61 @@ async fn two_admins_demoting_themselves_leave_one_admin(db: TestDb) {
     let mut tx = app.store().read().await.unwrap();
     assert_eq!(tx.admin_count(org).await.unwrap(), 1);
     tx.finish().await.unwrap();
+}
+
+/// Re-parenting and sub-org creation racing in one subtree: every path stays
+/// its parent's path plus its own id, and the depth limit holds.
+async fn moves_and_creates_racing_keep_every_path_consistent(db: TestDb) {
+    let app = Arc::new(db.app.clone());
+    let h = hierarchy(&app, "Acme", "boss@acme.example").await;
+    let a = suborg(&app, h.admin, h.root.id, "A").await;
+    let c = suborg(&app, h.admin, h.root.id, "C").await;
+    let b = suborg(&app, h.admin, a, "B").await;
+    let mut tasks = Vec::new();
+    for i in 0..TASKS {
+        let app = Arc::clone(&app);
+        let admin = h.admin;
+        tasks.push(tokio::spawn(async move {
+            let caller = web(admin);
+            let outcome = match i % 4 {
+                // B hops between A and C; A hops under C and back.
+                0 => app
+                    .move_org(&caller, b, if i % 8 == 0 { c } else { a }, true)
+                    .await
+                    .map(|_| ()),
+                1 => app
+                    .move_org(&caller, a, if i % 8 == 1 { c } else { h.root.id }, true)
+                    .await
+                    .map(|_| ()),
+                _ => app
+                    .create_suborg(
+                        &caller,
+                        b,
+                        &arbor_store::NewOrg::named(format!("N{i}"), arbor_core::OrgType::Business),
+                    )
+                    .await
+                    .map(|_| ()),
+            };
+            match outcome {
+                Ok(()) | Err(AppError::Conflict { .. }) => {}
+                Err(other) => panic!("unexpected error: {other:?}"),
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let mut tx = app.store().read().await.unwrap();
+    let orgs = tx.all_orgs().await.unwrap();
+    tx.finish().await.unwrap();
+    let by_id: std::collections::HashMap<_, _> = orgs.iter().map(|o| (o.id, o)).collect();
+    for org in &orgs {
+        assert!(org.path.depth() <= 4, "depth limit: {:?}", org.path);
+        assert_eq!(org.path.id(), org.id);
+        match org.parent {
+            Some(parent) => assert_eq!(by_id[&parent].path.child(org.id), org.path),
+            None => assert_eq!(org.path.depth(), 1),
+        }
+    }
+    assert!(orgs.len() > 4, "some sub-orgs were created");
 }

@@ -152,6 +152,13 @@ impl App {
             .as_ref()
             .is_some_and(|u| u.status == UserStatus::Active);
         let Some(user) = user else {
+            // Recorded like any failed login, so that an unknown email costs
+            // the same write as a wrong password and the answers stay alike.
+            let tx = self.store.write().await?;
+            let event = AuditEvent::new(client, "auth.login", "user:unknown")
+                .outcome(AuditOutcome::Forbidden)
+                .detail("reason", "unknown email");
+            tx.commit(event).await?;
             return Ok(None);
         };
         let mut event = AuditEvent::new(client, "auth.login", format!("user:{}", user.id));

@@ -56,6 +56,8 @@ enum Command {
         /// Address to listen on.
         #[arg(long)]
         bind: Option<String>,
+        #[command(flatten)]
+        smtp: SmtpFlags,
         /// Load the demo hierarchy (SPEC.md section 9) into an empty database
         /// and print its logins.
         #[arg(long)]
@@ -86,12 +88,48 @@ enum Command {
     },
 }
 
+/// SMTP settings on the command line. The password is taken from the
+/// configuration file or `ARBOR_SMTP__PASSWORD` only: flags show in `ps`.
+#[derive(Args, Serialize)]
+struct SmtpFlags {
+    /// SMTP relay host; without one, mail stays in the outbox.
+    #[arg(long = "smtp-host")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    host: Option<String>,
+    #[arg(long = "smtp-port")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    port: Option<u16>,
+    /// `starttls`, `tls` or `none`.
+    #[arg(long = "smtp-security")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    security: Option<String>,
+    #[arg(long = "smtp-username")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    username: Option<String>,
+    /// Sender, e.g. "Arbor <arbor@example.com>".
+    #[arg(long = "smtp-from")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    from: Option<String>,
+}
+
+impl SmtpFlags {
+    fn is_empty(&self) -> bool {
+        self.host.is_none()
+            && self.port.is_none()
+            && self.security.is_none()
+            && self.username.is_none()
+            && self.from.is_none()
+    }
+}
+
 #[derive(Serialize)]
 struct ServeFlags {
     #[serde(flatten)]
     global: GlobalFlags,
     #[serde(skip_serializing_if = "Option::is_none")]
     bind: Option<String>,
+    #[serde(skip_serializing_if = "SmtpFlags::is_empty")]
+    smtp: SmtpFlags,
 }
 
 fn init_logging(format: LogFormat) {
@@ -197,11 +235,7 @@ async fn serve(config: Config, demo: bool) -> Result<()> {
     tracing::info!(
         "Arbor listening on http://{} (API docs at /api/docs, database {})",
         listener.local_addr()?,
-        format!("{:?}", config)
-            .split("database_url: ")
-            .nth(1)
-            .and_then(|s| s.split(',').next())
-            .unwrap_or("")
+        config.database_url_redacted()
     );
     arbor_server::serve(listener, state, shutdown_signal()).await?;
     store.close().await;
@@ -211,15 +245,13 @@ async fn serve(config: Config, demo: bool) -> Result<()> {
 async fn run(cli: Cli) -> Result<()> {
     let file = cli.global.config.clone();
     match cli.command {
-        Command::Serve { bind, demo } => {
-            let config = Config::load(
-                file.as_deref(),
-                ServeFlags {
-                    global: cli.global,
-                    bind,
-                },
-            )
-            .map_err(anyhow::Error::msg)?;
+        Command::Serve { bind, smtp, demo } => {
+            let flags = ServeFlags {
+                global: cli.global,
+                bind,
+                smtp,
+            };
+            let config = Config::load(file.as_deref(), flags).map_err(anyhow::Error::msg)?;
             init_logging(config.log_format);
             serve(config, demo).await
         }

@@ -209,6 +209,11 @@ impl Config {
         Ok(())
     }
 
+    /// The database URL with any password hidden, for logs.
+    pub fn database_url_redacted(&self) -> String {
+        redact_url(&self.database_url)
+    }
+
     /// The public URL without a trailing slash, for building links.
     pub fn public_base(&self) -> &str {
         self.public_url.trim_end_matches('/')

@@ -4,6 +4,7 @@
 
 mod accounts;
 mod errors;
+mod mail;
 mod matrix;
 mod openapi;
 mod support;

@@ -41,26 +41,30 @@ async fn sigkilled_writer_loses_no_acknowledged_write_and_leaves_no_half_write()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
         let lines = Arc::new(Mutex::new(Vec::new()));
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (events, acks) = std::sync::mpsc::channel();
         let reader = {
             let lines = Arc::clone(&lines);
             std::thread::spawn(move || {
                 for line in BufReader::new(stdout).lines() {
                     let Ok(line) = line else { break };
-                    if line == "ready" {
-                        let _ = ready_tx.send(());
-                    } else {
+                    if line != "ready" {
                         lines.lock().unwrap().push(line);
                     }
+                    let _ = events.send(());
                 }
             })
         };
-        ready_rx
-            .recv_timeout(Duration::from_secs(60))
+        acks.recv_timeout(Duration::from_secs(60))
             .expect("writer ready");
-        // A random point: sometimes before the first write, mostly mid-stream.
-        let wait = rng.random_range(0..40u64);
-        std::thread::sleep(Duration::from_millis(wait));
+        // A random point of the stream, whatever the machine's speed: after a
+        // random number of acknowledged writes (0 = before the first one),
+        // plus a random fraction of a write.
+        let after_writes = rng.random_range(0..15);
+        for _ in 0..after_writes {
+            acks.recv_timeout(Duration::from_secs(60))
+                .expect("writer acknowledges writes");
+        }
+        std::thread::sleep(Duration::from_micros(rng.random_range(0..3000)));
         child.kill().unwrap(); // SIGKILL on Unix
         child.wait().unwrap();
         reader.join().unwrap();

@@ -831,10 +831,9 @@ impl App {
             .await?
             .map_err(|d| AppError::denied(&d, "organization"))?;
         if let Some(org) = query.org {
-            let path = tx
-                .org_path(org)
-                .await
-                .map_err(|_| AppError::NotFound { what: "organization" })?;
+            let path = tx.org_path(org).await.map_err(|_| AppError::NotFound {
+                what: "organization",
+            })?;
             let decision = actor.decide_org(Permission::UsersView, &path);
             if !decision.is_allowed() {
                 return Err(AppError::denied(&decision, "organization"));

@@ -193,7 +193,10 @@ impl Decision {
                 "the target lies in the actor's scope (a device: or is owned by the actor)",
             ),
             (permission_rule, "the role holds the needed permission"),
-            (6, "no escalation: the actor holds every permission involved"),
+            (
+                6,
+                "no escalation: the actor holds every permission involved",
+            ),
         ];
         let (last, passed) = match self.rule {
             Rule::UserInactive => (0, false),

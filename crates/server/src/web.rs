@@ -92,15 +92,28 @@ fn failure(error: arbor_app::AppError) -> (StatusCode, String) {
     let api = ApiError::from(error);
     let status = api.kind.status();
     let message = match api.kind {
-        crate::error::ProblemKind::NotFound => "This link is not valid. Ask for a new one.".to_owned(),
-        crate::error::ProblemKind::Internal => "Something went wrong on our side. Try again later.".to_owned(),
-        _ => api.detail.unwrap_or_else(|| "The request was refused.".into()),
+        crate::error::ProblemKind::NotFound => {
+            "This link is not valid. Ask for a new one.".to_owned()
+        }
+        crate::error::ProblemKind::Internal => {
+            "Something went wrong on our side. Try again later.".to_owned()
+        }
+        _ => api
+            .detail
+            .unwrap_or_else(|| "The request was refused.".into()),
     };
     (status, message)
 }
 
-async fn invitation_submit(State(state): State<AppState>, Form(form): Form<PasswordForm>) -> Response {
-    let name = form.name.as_deref().map(str::trim).filter(|n| !n.is_empty());
+async fn invitation_submit(
+    State(state): State<AppState>,
+    Form(form): Form<PasswordForm>,
+) -> Response {
+    let name = form
+        .name
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| !n.is_empty());
     let mut page = invitation_page(form.token.clone());
     match state
         .app
@@ -147,6 +160,9 @@ async fn reset_submit(State(state): State<AppState>, Form(form): Form<PasswordFo
 
 pub fn router() -> axum::Router<AppState> {
     axum::Router::new()
-        .route("/invitations/accept", get(invitation_form).post(invitation_submit))
+        .route(
+            "/invitations/accept",
+            get(invitation_form).post(invitation_submit),
+        )
         .route("/password-reset", get(reset_form).post(reset_submit))
 }

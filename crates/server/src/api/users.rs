@@ -47,7 +47,6 @@ pub struct UserPage {
     pub next: Option<String>,
 }
 
-
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct UserListParams {

@@ -29,9 +29,26 @@ fn the_openapi_document_matches_the_snapshot() {
 #[tokio::test]
 async fn the_document_and_an_offline_reference_page_are_served() {
     let app = TestApp::spawn(Engine::Sqlite).await;
-    let doc: serde_json::Value = app.http.get(app.url("/api/openapi.json")).send().await.unwrap().json().await.unwrap();
-    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"), "{}", doc["openapi"]);
-    for path in ["/api/v1/auth/login", "/api/v1/users", "/api/v1/users/invitations", "/healthz"] {
+    let doc: serde_json::Value = app
+        .http
+        .get(app.url("/api/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        doc["openapi"]
+    );
+    for path in [
+        "/api/v1/auth/login",
+        "/api/v1/users",
+        "/api/v1/users/invitations",
+        "/healthz",
+    ] {
         assert!(doc["paths"].get(path).is_some(), "{path} is documented");
     }
     let page = app.http.get(app.url("/api/docs/")).send().await.unwrap();
@@ -39,8 +56,17 @@ async fn the_document_and_an_offline_reference_page_are_served() {
     let html = page.text().await.unwrap();
     assert!(html.contains("swagger"), "{html}");
     // Every asset the page loads is served by Arbor itself (no CDN).
-    for asset in ["swagger-ui.css", "swagger-ui-bundle.js", "swagger-initializer.js"] {
-        let response = app.http.get(app.url(&format!("/api/docs/{asset}"))).send().await.unwrap();
+    for asset in [
+        "swagger-ui.css",
+        "swagger-ui-bundle.js",
+        "swagger-initializer.js",
+    ] {
+        let response = app
+            .http
+            .get(app.url(&format!("/api/docs/{asset}")))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 200, "{asset}");
     }
     assert!(!html.contains("https://"), "no remote assets: {html}");

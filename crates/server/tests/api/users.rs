@@ -389,11 +389,22 @@ async fn the_user_list_filters_by_status_org_and_text(engine: Engine) {
     a.set_suspended(&root, bob, true).await.unwrap();
     let admin = Client::login(&app, "root-admin@root.test").await;
     let ids = |page: serde_json::Value| -> Vec<i64> {
-        page["items"].as_array().unwrap().iter().map(|u| u["id"].as_i64().unwrap()).collect()
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["id"].as_i64().unwrap())
+            .collect()
     };
     let suspended = json(admin.get("/api/v1/users?status=suspended").await, 200).await;
     assert_eq!(ids(suspended), vec![bob.0]);
-    let in_child = json(admin.get(&format!("/api/v1/users?org_id={}", w.child.0)).await, 200).await;
+    let in_child = json(
+        admin
+            .get(&format!("/api/v1/users?org_id={}", w.child.0))
+            .await,
+        200,
+    )
+    .await;
     assert_eq!(ids(in_child), vec![ann.0, cy.0]);
     let text = json(admin.get("/api/v1/users?q=SMITH").await, 200).await;
     assert_eq!(ids(text), vec![ann.0]);
@@ -402,9 +413,18 @@ async fn the_user_list_filters_by_status_org_and_text(engine: Engine) {
     assert_eq!(ids(literal), vec![cy.0]);
     let underscore = json(admin.get("/api/v1/users?q=_").await, 200).await;
     assert_eq!(ids(underscore), vec![cy.0]);
-    assert_eq!(problem(admin.get("/api/v1/users?status=gone").await, 400).await["field"], "status");
+    assert_eq!(
+        problem(admin.get("/api/v1/users?status=gone").await, 400).await["field"],
+        "status"
+    );
     // Another hierarchy's org looks absent.
-    problem(admin.get(&format!("/api/v1/users?org_id={}", w.other.0)).await, 404).await;
+    problem(
+        admin
+            .get(&format!("/api/v1/users?org_id={}", w.other.0))
+            .await,
+        404,
+    )
+    .await;
 }
 
 both_engines!(

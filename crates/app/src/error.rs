@@ -14,6 +14,13 @@ pub enum AppError {
     Forbidden { reason: String },
     #[error("{what}")]
     Conflict { what: String },
+    /// A conflict with machine-readable details (e.g. the counts that block
+    /// an org's deletion).
+    #[error("{what}")]
+    ConflictWith {
+        what: String,
+        details: serde_json::Value,
+    },
     #[error("invalid {field}: {reason}")]
     Invalid { field: &'static str, reason: String },
     /// A failure of the server itself (not the database); logged, never shown.

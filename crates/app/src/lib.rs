@@ -13,6 +13,7 @@
 //! Transient contention (SQLite busy, PostgreSQL deadlock) reruns the whole
 //! transaction a few times.
 
+pub mod access;
 pub mod accounts;
 mod devices;
 mod error;
@@ -20,12 +21,14 @@ mod lists;
 mod members;
 mod orgs;
 pub mod password;
-mod roles;
+pub mod roles;
 pub mod users;
 
 pub use error::AppError;
 pub use members::NewMember;
-pub use orgs::{HierarchyCreated, NewHierarchy};
+pub use orgs::{
+    HierarchyCreated, MAX_TREE_ORGS, NewHierarchy, OrgDeleted, OrgEdit, OrgSearchPage, OrgTree,
+};
 
 use arbor_core::{Actor, Decision, OrgId, UserId};
 use arbor_store::{Allowed, AuditEvent, AuditOutcome, ClientKind, Store, Tx, Write};

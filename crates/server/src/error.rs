@@ -207,6 +207,7 @@ impl From<arbor_app::AppError> for ApiError {
             AppError::NotFound { what } => Self::not_found(what),
             AppError::Forbidden { reason } => Self::new(ProblemKind::Forbidden, reason),
             AppError::Conflict { what } => Self::conflict(what),
+            AppError::ConflictWith { what, details } => Self::conflict(what).with_extra(details),
             AppError::Invalid { field, reason } => Self::invalid(field, reason),
             AppError::Internal { reason } => Self::internal(&reason),
             AppError::Store(e) => e.into(),

@@ -12,6 +12,7 @@
 //! - Lists turn arbor-core's scope filters into SQL in one place ([`list`]), with
 //!   keyset pagination.
 
+mod access;
 mod accounts;
 mod audit;
 mod clock;
@@ -24,6 +25,7 @@ mod rows;
 mod store;
 mod tx;
 
+pub use access::{OrgSettings, StoredTemplate};
 pub use accounts::{
     AuditEntry, AuditScope, InvitationRecord, MailRecord, MembershipRecord, PasswordResetRecord,
     SessionRecord,

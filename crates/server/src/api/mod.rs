@@ -1,7 +1,10 @@
 //! The JSON API, with routes and OpenAPI entries declared together.
 
+mod access;
 mod accounts;
 mod health;
+mod orgs;
+mod roles;
 mod users;
 
 use crate::AppState;
@@ -48,6 +51,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(health::router())
         .merge(accounts::router())
         .merge(users::router())
+        .merge(orgs::router())
+        .merge(roles::router())
+        .merge(access::router())
 }
 
 /// Every unknown path.

@@ -1,0 +1,301 @@
+//! Access insight: `check` (the policy-decision endpoint), `explain`,
+//! `who-can` and effective permissions. Every answer is arbor-core's own
+//! decision on facts read in one read transaction — the same decision the use
+//! cases take — so insight cannot disagree with what the API allows.
+//!
+//! Asking is itself guarded: the caller needs `roles.view` on the target's org
+//! (rule 4, so the target must lie in its scope) and must be able to see the
+//! user asked about (a membership in the caller's scope, or the caller
+//! itself). Anything else looks absent. Who-can lists only grants through
+//! memberships in the caller's scope: a child never sees upward.
+
+use crate::{App, AppError, Caller, resolve_actor};
+use arbor_core::{
+    Actor, Decision, DeviceAction, DeviceId, Grant, OrgId, OrgPath, Permission, PermissionSet,
+    Principal, UserId, Via, who_can_device, who_can_org,
+};
+use arbor_store::{ReadTx, StoreError};
+use std::collections::HashMap;
+
+/// What an access question is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// An org-level permission on an org (rule 4).
+    Org { org: OrgId, permission: Permission },
+    /// An action on a device (rule 5).
+    Device {
+        device: DeviceId,
+        action: DeviceAction,
+    },
+}
+
+/// "May `user`, acting in `context` (default: their home org), do this?"
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Question {
+    pub user: UserId,
+    pub context: Option<OrgId>,
+    pub target: Target,
+}
+
+/// The answer to one question of a batch: the decision, or why the caller
+/// may not ask it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Answer {
+    Decided(Decision),
+    NotAllowedToAsk(AppErrorKind),
+}
+
+/// Why a question could not be asked (the status it would have had alone).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AppErrorKind {
+    NotFound,
+    Forbidden,
+}
+
+/// A user's permissions when acting in an org.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Effective {
+    pub user: UserId,
+    pub org: OrgId,
+    /// The membership used (rule 8), if the user can act there at all.
+    pub via: Option<Via>,
+    pub permissions: PermissionSet,
+    /// Whether the scope reaches the org's descendants.
+    pub descendants: bool,
+    /// Why the user cannot act in the org (rules 1, 2, 8), if so.
+    pub denied: Option<Decision>,
+}
+
+/// Facts of one read transaction, memoised across a batch.
+struct Facts {
+    tx: ReadTx,
+    principals: HashMap<UserId, Option<Principal>>,
+    paths: HashMap<OrgId, Option<OrgPath>>,
+}
+
+impl Facts {
+    async fn principal(&mut self, user: UserId) -> Result<Option<Principal>, AppError> {
+        if let Some(p) = self.principals.get(&user) {
+            return Ok(p.clone());
+        }
+        let p = self.tx.principal(user).await?;
+        self.principals.insert(user, p.clone());
+        Ok(p)
+    }
+
+    async fn path(&mut self, org: OrgId) -> Result<Option<OrgPath>, AppError> {
+        if let Some(p) = self.paths.get(&org) {
+            return Ok(p.clone());
+        }
+        let p = match self.tx.org_path(org).await {
+            Ok(p) => Some(p),
+            Err(StoreError::NotFound { .. }) => None,
+            Err(e) => return Err(e.into()),
+        };
+        self.paths.insert(org, p.clone());
+        Ok(p)
+    }
+}
+
+/// May the caller ask about `org`? (`roles.view` on it.)
+fn may_ask_about(caller: &Actor, org: &OrgPath) -> Result<(), AppErrorKind> {
+    let decision = caller.decide_org(Permission::RolesView, org);
+    match decision.outcome {
+        arbor_core::Outcome::Allowed => Ok(()),
+        arbor_core::Outcome::Forbidden => Err(AppErrorKind::Forbidden),
+        arbor_core::Outcome::Hidden => Err(AppErrorKind::NotFound),
+    }
+}
+
+/// May the caller see `subject`? Itself, or a user with a membership in its scope.
+fn may_see(caller: &Actor, subject: &Principal) -> bool {
+    subject.user == caller.user()
+        || subject
+            .memberships
+            .iter()
+            .any(|m| caller.home().same_hierarchy(&m.org) && caller.scope().contains(&m.org))
+}
+
+impl AppErrorKind {
+    fn into_error(self, what: &'static str) -> AppError {
+        match self {
+            Self::NotFound => AppError::NotFound { what },
+            Self::Forbidden => AppError::Forbidden {
+                reason: "asking about access here needs roles.view on the target's organization"
+                    .into(),
+            },
+        }
+    }
+}
+
+impl App {
+    async fn insight(&self, caller: &Caller) -> Result<(Actor, Facts), AppError> {
+        let mut tx = self.store.read().await?;
+        let actor = resolve_actor(&mut tx, caller)
+            .await?
+            .map_err(|d| AppError::denied(&d, "organization"))?;
+        Ok((
+            actor,
+            Facts {
+                tx,
+                principals: HashMap::new(),
+                paths: HashMap::new(),
+            },
+        ))
+    }
+
+    /// Answers a batch of questions in one read transaction.
+    pub async fn check_access(
+        &self,
+        caller: &Caller,
+        questions: &[Question],
+    ) -> Result<Vec<Answer>, AppError> {
+        let (actor, mut facts) = self.insight(caller).await?;
+        let mut answers = Vec::with_capacity(questions.len());
+        for question in questions {
+            answers.push(match answer(&actor, &mut facts, question).await? {
+                Ok(decision) => Answer::Decided(decision),
+                Err(kind) => Answer::NotAllowedToAsk(kind),
+            });
+        }
+        facts.tx.finish().await?;
+        Ok(answers)
+    }
+
+    /// One question, answered with the full decision (for explain).
+    pub async fn explain_access(
+        &self,
+        caller: &Caller,
+        question: &Question,
+    ) -> Result<Decision, AppError> {
+        let (actor, mut facts) = self.insight(caller).await?;
+        let result = answer(&actor, &mut facts, question).await?;
+        facts.tx.finish().await?;
+        result.map_err(|kind| kind.into_error(target_what(&question.target)))
+    }
+
+    /// Who may do `target`, each with the membership that grants it.
+    pub async fn who_can(&self, caller: &Caller, target: Target) -> Result<Vec<Grant>, AppError> {
+        let (actor, mut facts) = self.insight(caller).await?;
+        let what = target_what(&target);
+        let grants = match target {
+            Target::Org { org, permission } => {
+                let path = facts.path(org).await?.ok_or(AppError::NotFound { what })?;
+                may_ask_about(&actor, &path).map_err(|k| k.into_error(what))?;
+                let principals = facts.tx.principals_above(&path, None).await?;
+                who_can_org(permission, &path, &principals)
+            }
+            Target::Device { device, action } => {
+                let record = match facts.tx.device(device).await {
+                    Ok(record) => record,
+                    Err(StoreError::NotFound { .. }) => return Err(AppError::NotFound { what }),
+                    Err(e) => return Err(e.into()),
+                };
+                may_ask_about(&actor, &record.org).map_err(|k| k.into_error(what))?;
+                let principals = facts.tx.principals_above(&record.org, record.owner).await?;
+                who_can_device(action, &record.facts(), &principals)
+            }
+        };
+        let mut visible = Vec::with_capacity(grants.len());
+        for grant in grants {
+            if let Some(path) = facts.path(grant.via.org).await?
+                && actor.scope().contains(&path)
+            {
+                visible.push(grant);
+            }
+        }
+        facts.tx.finish().await?;
+        Ok(visible)
+    }
+
+    /// The permissions `user` acts with in `org` (rules 1, 2, 8 applied).
+    pub async fn effective_permissions(
+        &self,
+        caller: &Caller,
+        user: UserId,
+        org: OrgId,
+    ) -> Result<Effective, AppError> {
+        let (actor, mut facts) = self.insight(caller).await?;
+        let what = "organization";
+        let path = facts.path(org).await?.ok_or(AppError::NotFound { what })?;
+        may_ask_about(&actor, &path).map_err(|k| k.into_error(what))?;
+        let subject = facts
+            .principal(user)
+            .await?
+            .filter(|p| may_see(&actor, p))
+            .ok_or(AppError::NotFound { what: "user" })?;
+        facts.tx.finish().await?;
+        Ok(match subject.act_in(&path) {
+            Ok(acting) => Effective {
+                user,
+                org,
+                via: Some(acting.via()),
+                permissions: acting.permissions(),
+                descendants: acting.scope().descendants,
+                denied: None,
+            },
+            Err(decision) => Effective {
+                user,
+                org,
+                via: decision.via,
+                permissions: PermissionSet::EMPTY,
+                descendants: false,
+                denied: Some(decision),
+            },
+        })
+    }
+}
+
+fn target_what(target: &Target) -> &'static str {
+    match target {
+        Target::Org { .. } => "organization",
+        Target::Device { .. } => "device",
+    }
+}
+
+/// The decision for one question, or why the caller may not ask it.
+async fn answer(
+    caller: &Actor,
+    facts: &mut Facts,
+    question: &Question,
+) -> Result<Result<Decision, AppErrorKind>, AppError> {
+    // The target first: its org decides whether the caller may ask at all.
+    let (target_org, device) = match question.target {
+        Target::Org { org, .. } => match facts.path(org).await? {
+            Some(path) => (path, None),
+            None => return Ok(Err(AppErrorKind::NotFound)),
+        },
+        Target::Device { device, .. } => match facts.tx.device(device).await {
+            Ok(record) => (record.org.clone(), Some(record)),
+            Err(StoreError::NotFound { .. }) => return Ok(Err(AppErrorKind::NotFound)),
+            Err(e) => return Err(e.into()),
+        },
+    };
+    if let Err(kind) = may_ask_about(caller, &target_org) {
+        return Ok(Err(kind));
+    }
+    let Some(subject) = facts.principal(question.user).await? else {
+        return Ok(Err(AppErrorKind::NotFound));
+    };
+    if !may_see(caller, &subject) {
+        return Ok(Err(AppErrorKind::NotFound));
+    }
+    let acting = match question.context {
+        None => subject.act_at_home(),
+        Some(context) => match facts.path(context).await? {
+            Some(path) => subject.act_in(&path),
+            None => return Ok(Err(AppErrorKind::NotFound)),
+        },
+    };
+    let acting = match acting {
+        Ok(acting) => acting,
+        Err(decision) => return Ok(Ok(decision)),
+    };
+    Ok(Ok(match (question.target, device) {
+        (Target::Org { permission, .. }, _) => acting.decide_org(permission, &target_org),
+        (Target::Device { action, .. }, Some(record)) => {
+            acting.decide_device(action, &record.facts())
+        }
+        (Target::Device { .. }, None) => return Ok(Err(AppErrorKind::NotFound)),
+    }))
+}

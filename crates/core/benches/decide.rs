@@ -45,7 +45,7 @@ fn world() -> World {
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let mut paths = vec![OrgPath::root(OrgId(1))];
     let mut levels: [Vec<usize>; 4] = [vec![0], vec![], vec![], vec![]];
-    let mut add = |paths: &mut Vec<OrgPath>, parent: usize| {
+    let add = |paths: &mut Vec<OrgPath>, parent: usize| {
         let id = OrgId(paths.len() as i64 + 1);
         let path = paths[parent].child(id);
         paths.push(path);

@@ -269,6 +269,8 @@ mod tests {
     }
 
     #[test]
+    // The closure's error type is figment's, fixed by `Jail::expect_with`.
+    #[allow(clippy::result_large_err)]
     fn arbor_variables_that_are_not_keys_are_ignored() {
         // figment's Jail scopes environment changes to this closure.
         figment::Jail::expect_with(|jail| {

@@ -624,6 +624,9 @@ impl App {
             }
             if suspended {
                 for m in tx.memberships(user).await? {
+                    // Lock every org whose Admins the check counts, so two
+                    // concurrent suspensions cannot both pass it.
+                    tx.lock_org(m.org).await?;
                     if let Err(e) = keeps_admin(&mut tx, m.org, user).await? {
                         return Err(refuse(tx, event.by(&by), e).await);
                     }
@@ -677,6 +680,7 @@ impl App {
                 .await);
             }
             for m in tx.memberships(user).await? {
+                tx.lock_org(m.org).await?;
                 if let Err(e) = keeps_admin(&mut tx, m.org, user).await? {
                     return Err(refuse(tx, event.by(&by), e).await);
                 }

@@ -163,6 +163,58 @@ async fn rule_conflicts_answer_409(engine: Engine) {
     .await;
 }
 
+async fn concurrent_suspensions_never_leave_an_org_without_an_admin(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let w = World::build(app.app()).await;
+    let first = w
+        .member(app.app(), w.child, w.admin, "first@root.test")
+        .await;
+    let second = w
+        .member(app.app(), w.child, w.admin, "second@root.test")
+        .await;
+    let admin = Client::login(&app, "root-admin@root.test").await;
+    let attempts = (0..32).map(|i| {
+        let target = if i % 2 == 0 { first } else { second };
+        admin
+            .request(
+                reqwest::Method::POST,
+                &format!("/api/v1/users/{}/suspend", target.0),
+            )
+            .send()
+    });
+    let statuses: Vec<u16> = futures_statuses(attempts).await;
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 204).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 204 || *s == 409),
+        "{statuses:?}"
+    );
+    let active = json(
+        admin
+            .get(&format!("/api/v1/users?org_id={}&status=active", w.child.0))
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(active["items"].as_array().unwrap().len(), 1);
+}
+
+async fn futures_statuses(
+    requests: impl Iterator<
+        Item = impl std::future::Future<Output = reqwest::Result<reqwest::Response>> + Send + 'static,
+    >,
+) -> Vec<u16> {
+    let handles: Vec<_> = requests.map(tokio::spawn).collect();
+    let mut statuses = Vec::new();
+    for handle in handles {
+        statuses.push(handle.await.unwrap().unwrap().status().as_u16());
+    }
+    statuses
+}
+
 async fn oversized_bodies_answer_413_and_other_media_types_415(engine: Engine) {
     let app = TestApp::spawn_with(engine, |c| c.body_limit_bytes = 2048).await;
     World::build(app.app()).await;
@@ -201,6 +253,7 @@ both_engines!(
     requests_without_a_valid_session_are_unauthorized,
     unknown_paths_and_objects_outside_scope_are_not_found,
     rule_conflicts_answer_409,
+    concurrent_suspensions_never_leave_an_org_without_an_admin,
     oversized_bodies_answer_413_and_other_media_types_415,
     every_response_carries_a_request_id,
 );

@@ -264,6 +264,20 @@ impl App {
             );
             let matrix = tx.permission_matrix(from_org).await?;
             let template = PermissionTemplate::from_matrix(name.trim(), &matrix);
+            // Checked before the insert: on PostgreSQL a violated constraint
+            // aborts the transaction, and the refusal must still be audited.
+            let taken = tx
+                .permission_templates(path.root_id())
+                .await?
+                .iter()
+                .any(|t| t.template.name == template.name);
+            if taken {
+                let error = AppError::conflict(format!(
+                    "a permission template named {:?} already exists",
+                    template.name
+                ));
+                return Err(refuse(tx, event.by(&by), error).await);
+            }
             let id = match tx
                 .insert_permission_template(&by, path.root_id(), &template)
                 .await

@@ -1,0 +1,12 @@
+//! HTTP suite for organizations, roles, permission sets and templates, and
+//! access insight (issue 5), on SQLite and — with `ARBOR_TEST_DATABASE_URL` —
+//! PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod agreement;
+mod escalation;
+mod lifecycle;
+mod matrix;
+mod reparent;
+mod seed;
+mod support;

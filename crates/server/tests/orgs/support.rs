@@ -1,0 +1,311 @@
+//! HTTP helpers and worlds for the org/role/access suite.
+
+use arbor_app::{Caller, NewHierarchy, NewMember};
+use arbor_core::{BuiltinRole, OrgId, OrgType, RoleId, UserId};
+use arbor_store::{ClientKind, DeviceTemplateId, NewDevice, NewOrg, NewUser};
+use arbor_testkit::TestApp;
+use reqwest::Method;
+use serde_json::{Value, json};
+use std::sync::OnceLock;
+
+pub const PASSWORD: &str = "a long test password";
+
+/// One argon2 hash shared by every test user (hashing is deliberately slow).
+pub fn password_hash() -> String {
+    static HASH: OnceLock<String> = OnceLock::new();
+    HASH.get_or_init(|| arbor_app::password::hash(PASSWORD).unwrap())
+        .clone()
+}
+
+pub fn new_user(email: &str) -> NewUser {
+    let mut user = NewUser::active(email, email.split('@').next().unwrap());
+    user.password_hash = Some(password_hash());
+    user
+}
+
+pub fn cli(user: UserId) -> Caller {
+    Caller::new(user, ClientKind::Cli)
+}
+
+/// A response: status and JSON body (`Null` when empty).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+}
+
+/// Sends one API request as `token`, optionally acting in `context`.
+pub async fn call(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    token: &str,
+    context: Option<OrgId>,
+    body: Option<Value>,
+) -> Reply {
+    let mut request = app.http.request(method, app.url(path)).bearer_auth(token);
+    if let Some(context) = context {
+        request = request.header("X-Arbor-Org", context.0.to_string());
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    Reply { status, body }
+}
+
+pub async fn get(app: &TestApp, path: &str, token: &str) -> Reply {
+    call(app, Method::GET, path, token, None, None).await
+}
+
+pub async fn post(app: &TestApp, path: &str, token: &str, body: Value) -> Reply {
+    call(app, Method::POST, path, token, None, Some(body)).await
+}
+
+pub async fn patch(app: &TestApp, path: &str, token: &str, body: Value) -> Reply {
+    call(app, Method::PATCH, path, token, None, Some(body)).await
+}
+
+pub async fn put(app: &TestApp, path: &str, token: &str, body: Value) -> Reply {
+    call(app, Method::PUT, path, token, None, Some(body)).await
+}
+
+pub async fn delete(app: &TestApp, path: &str, token: &str) -> Reply {
+    call(app, Method::DELETE, path, token, None, None).await
+}
+
+/// Explains "may `user` use `permission` on `org`?" as `token`.
+pub async fn explain_org(
+    app: &TestApp,
+    token: &str,
+    user: UserId,
+    permission: &str,
+    org: OrgId,
+) -> Reply {
+    post(
+        app,
+        "/api/v1/access/explain",
+        token,
+        json!({ "user_id": user.0, "permission": permission, "org_id": org.0 }),
+    )
+    .await
+}
+
+/// Explains "may `user` do `action` on `device`?" as `token`.
+pub async fn explain_device(
+    app: &TestApp,
+    token: &str,
+    user: UserId,
+    action: &str,
+    device: arbor_core::DeviceId,
+) -> Reply {
+    post(
+        app,
+        "/api/v1/access/explain",
+        token,
+        json!({ "user_id": user.0, "action": action, "device_id": device.0 }),
+    )
+    .await
+}
+
+/// The users who-can lists for `query` (e.g. `action=view&device_id=3`).
+pub async fn who_can(app: &TestApp, token: &str, query: &str) -> Vec<i64> {
+    let reply = get(app, &format!("/api/v1/access/who-can?{query}"), token).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let mut users: Vec<i64> = reply.body["grants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["user_id"].as_i64().unwrap())
+        .collect();
+    users.sort_unstable();
+    users
+}
+
+/// ```text
+/// Root ─┬─ Child ── Grandchild
+///       └─ Sibling
+/// Other (a second hierarchy)
+/// ```
+/// with one Admin, Staff and User member in each org, all able to log in.
+pub struct World {
+    pub root: OrgId,
+    pub child: OrgId,
+    pub grandchild: OrgId,
+    pub sibling: OrgId,
+    pub other: OrgId,
+    pub roles: [RoleId; 3],
+    pub other_roles: [RoleId; 3],
+    pub template: DeviceTemplateId,
+    pub root_admin: UserId,
+}
+
+pub const KINDS: [BuiltinRole; 3] = [BuiltinRole::Admin, BuiltinRole::Staff, BuiltinRole::User];
+
+impl World {
+    pub async fn build(app: &TestApp) -> World {
+        let app = app.app();
+        let created = app
+            .create_hierarchy(&NewHierarchy {
+                root: NewOrg::named("Root", OrgType::Root),
+                settings: Default::default(),
+                admin: new_user("admin@root.test"),
+                client: ClientKind::Cli,
+            })
+            .await
+            .unwrap();
+        let other = app
+            .create_hierarchy(&NewHierarchy {
+                root: NewOrg::named("Other", OrgType::Root),
+                settings: Default::default(),
+                admin: new_user("admin@other.test"),
+                client: ClientKind::Cli,
+            })
+            .await
+            .unwrap();
+        let by = cli(created.admin);
+        let org = |name: &str| NewOrg::named(name, OrgType::Business);
+        let root = created.root.id;
+        let child = app
+            .create_suborg(&by, root, &org("Child"))
+            .await
+            .unwrap()
+            .id;
+        let grandchild = app
+            .create_suborg(&by, child, &org("Grandchild"))
+            .await
+            .unwrap()
+            .id;
+        let sibling = app
+            .create_suborg(&by, root, &org("Sibling"))
+            .await
+            .unwrap()
+            .id;
+        let template = app
+            .create_device_template(&by, root, "Sensor", &[])
+            .await
+            .unwrap();
+        for org in [child, grandchild, sibling] {
+            app.enable_device_template(&by, org, template)
+                .await
+                .unwrap();
+        }
+        let world = World {
+            root,
+            child,
+            grandchild,
+            sibling,
+            other: other.root.id,
+            roles: created.roles,
+            other_roles: other.roles,
+            template,
+            root_admin: created.admin,
+        };
+        for (org, name) in world.places() {
+            for kind in KINDS {
+                if kind == BuiltinRole::Admin && (org == world.root || org == world.other) {
+                    continue;
+                }
+                let caller = if org == world.other {
+                    cli(other.admin)
+                } else {
+                    cli(created.admin)
+                };
+                let role = world.role_in(org, kind);
+                app.add_member(
+                    &caller,
+                    org,
+                    &NewMember {
+                        user: new_user(&email(kind, name)),
+                        role,
+                    },
+                )
+                .await
+                .unwrap();
+            }
+        }
+        world
+    }
+
+    /// (org, short name) for own (Child), parent (Root), sibling, child
+    /// (Grandchild), other hierarchy.
+    pub fn places(&self) -> [(OrgId, &'static str); 5] {
+        [
+            (self.child, "child"),
+            (self.root, "root"),
+            (self.sibling, "sibling"),
+            (self.grandchild, "grandchild"),
+            (self.other, "other"),
+        ]
+    }
+
+    pub fn role_in(&self, org: OrgId, kind: BuiltinRole) -> RoleId {
+        let roles = if org == self.other {
+            self.other_roles
+        } else {
+            self.roles
+        };
+        roles[KINDS.iter().position(|k| *k == kind).unwrap()]
+    }
+
+    pub fn role(&self, kind: BuiltinRole) -> RoleId {
+        self.role_in(self.root, kind)
+    }
+
+    /// A device in `org` owned by `owner`, created through the use case (the
+    /// device API is another issue's).
+    pub async fn device(
+        &self,
+        app: &TestApp,
+        org: OrgId,
+        owner: Option<UserId>,
+        name: &str,
+    ) -> arbor_core::DeviceId {
+        let device = NewDevice {
+            name: name.into(),
+            template: self.template,
+            owner,
+            auth_token_hash: arbor_app::new_token().1,
+            metafields: Vec::new(),
+        };
+        app.app()
+            .create_device(&cli(self.root_admin), org, &device)
+            .await
+            .unwrap()
+    }
+}
+
+pub fn email(kind: BuiltinRole, place: &str) -> String {
+    if kind == BuiltinRole::Admin && place == "root" {
+        return "admin@root.test".into();
+    }
+    if kind == BuiltinRole::Admin && place == "other" {
+        return "admin@other.test".into();
+    }
+    format!("{}@{place}.test", kind.default_name().to_lowercase())
+}
+
+/// The id of the user with `email`.
+pub async fn user_id(app: &TestApp, email: &str) -> UserId {
+    let mut tx = app.db.store().read().await.unwrap();
+    let user = tx.user_by_email(email).await.unwrap().unwrap();
+    tx.finish().await.unwrap();
+    user.id
+}
+
+/// The audit rows naming `target` (e.g. `org:4`), as (action, outcome).
+pub async fn audit(app: &TestApp, target: &str) -> Vec<(String, String)> {
+    let mut tx = app.db.store().read().await.unwrap();
+    let rows = tx.audit_for_target(target).await.unwrap();
+    tx.finish().await.unwrap();
+    rows.into_iter()
+        .map(|r| (r.action, r.outcome.as_str().to_owned()))
+        .collect()
+}

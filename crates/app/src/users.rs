@@ -105,6 +105,39 @@ async fn load_target(
     Ok((record, membership, permissions))
 }
 
+/// What [`decide_on_member!`] yields: the actor, the target user, the
+/// membership acted on and the proof the action was allowed.
+struct MemberAction {
+    actor: Actor,
+    record: UserRecord,
+    membership: MembershipRecord,
+    by: arbor_store::Allowed,
+}
+
+/// Locks the target user, resolves the caller (rules 1, 2, 8), loads the
+/// membership acted on, locks its org and decides `permission` on it (rules 4
+/// and 6). A denial is committed with its audit row and returned.
+macro_rules! decide_on_member {
+    ($tx:ident, $caller:expr, $event:expr, $user:expr, $permission:expr) => {{
+        $tx.lock_user($user).await?;
+        let actor = actor_or_deny!($tx, $caller, $event);
+        let (record, membership, permissions) = load_target(&mut $tx, &actor, $user).await?;
+        $tx.lock_org(membership.org).await?;
+        let facts = MemberFacts {
+            user: $user,
+            org: &membership.path,
+            permissions,
+        };
+        let by = allow_or_deny!($tx, $event, actor.decide_user($permission, &facts), "user");
+        MemberAction {
+            actor,
+            record,
+            membership,
+            by,
+        }
+    }};
+}
+
 /// Refuses when removing `user`'s Admin standing from `org` would leave it
 /// without an active Admin.
 async fn keeps_admin(
@@ -352,20 +385,12 @@ impl App {
         self.retrying(|| async {
             let mut tx = self.store.write().await?;
             let event = event(caller, "user.resend_invitation", user);
-            tx.lock_user(user).await?;
-            let actor = actor_or_deny!(tx, caller, event);
-            let (record, membership, permissions) = load_target(&mut tx, &actor, user).await?;
-            let facts = MemberFacts {
-                user,
-                org: &membership.path,
-                permissions,
-            };
-            let by = allow_or_deny!(
-                tx,
-                event,
-                actor.decide_user(Permission::UsersInvite, &facts),
-                "user"
-            );
+            let MemberAction {
+                actor,
+                record,
+                membership,
+                by,
+            } = decide_on_member!(tx, caller, event, user, Permission::UsersInvite);
             if record.status != UserStatus::Pending {
                 return Err(refuse(
                     tx,
@@ -413,20 +438,12 @@ impl App {
         self.retrying(|| async {
             let mut tx = self.store.write().await?;
             let event = event(caller, "user.revoke_invitation", user);
-            tx.lock_user(user).await?;
-            let actor = actor_or_deny!(tx, caller, event);
-            let (record, membership, permissions) = load_target(&mut tx, &actor, user).await?;
-            let facts = MemberFacts {
-                user,
-                org: &membership.path,
-                permissions,
-            };
-            let by = allow_or_deny!(
-                tx,
-                event,
-                actor.decide_user(Permission::UsersInvite, &facts),
-                "user"
-            );
+            let MemberAction {
+                actor: _,
+                record,
+                membership: _,
+                by,
+            } = decide_on_member!(tx, caller, event, user, Permission::UsersInvite);
             if record.status != UserStatus::Pending {
                 return Err(refuse(
                     tx,
@@ -453,21 +470,12 @@ impl App {
         self.retrying(|| async {
             let mut tx = self.store.write().await?;
             let event = event(caller, "user.edit", user);
-            tx.lock_user(user).await?;
-            let actor = actor_or_deny!(tx, caller, event);
-            let (_, membership, permissions) = load_target(&mut tx, &actor, user).await?;
-            tx.lock_org(membership.org).await?;
-            let facts = MemberFacts {
-                user,
-                org: &membership.path,
-                permissions,
-            };
-            let mut by = allow_or_deny!(
-                tx,
-                event,
-                actor.decide_user(Permission::UsersEdit, &facts),
-                "user"
-            );
+            let MemberAction {
+                actor,
+                record: _,
+                membership,
+                mut by,
+            } = decide_on_member!(tx, caller, event, user, Permission::UsersEdit);
             if let Some(role) = edit.role.filter(|r| *r != membership.role) {
                 let roles = tx.roles(membership.path.root_id()).await?;
                 if !roles.iter().any(|r| r.id == role) {
@@ -512,20 +520,12 @@ impl App {
         self.retrying(|| async {
             let mut tx = self.store.write().await?;
             let event = event(caller, "user.request_password_reset", user);
-            tx.lock_user(user).await?;
-            let actor = actor_or_deny!(tx, caller, event);
-            let (record, membership, permissions) = load_target(&mut tx, &actor, user).await?;
-            let facts = MemberFacts {
-                user,
-                org: &membership.path,
-                permissions,
-            };
-            let by = allow_or_deny!(
-                tx,
-                event,
-                actor.decide_user(Permission::UsersChangePassword, &facts),
-                "user"
-            );
+            let MemberAction {
+                actor: _,
+                record,
+                membership: _,
+                by,
+            } = decide_on_member!(tx, caller, event, user, Permission::UsersChangePassword);
             if record.status != UserStatus::Active {
                 return Err(refuse(
                     tx,
@@ -557,20 +557,12 @@ impl App {
         self.retrying(|| async {
             let mut tx = self.store.write().await?;
             let event = event(caller, "user.force_logout", user);
-            tx.lock_user(user).await?;
-            let actor = actor_or_deny!(tx, caller, event);
-            let (_, membership, permissions) = load_target(&mut tx, &actor, user).await?;
-            let facts = MemberFacts {
-                user,
-                org: &membership.path,
-                permissions,
-            };
-            let by = allow_or_deny!(
-                tx,
-                event,
-                actor.decide_user(Permission::UsersForceLogout, &facts),
-                "user"
-            );
+            let MemberAction {
+                actor: _,
+                record: _,
+                membership: _,
+                by,
+            } = decide_on_member!(tx, caller, event, user, Permission::UsersForceLogout);
             let revoked = tx.revoke_sessions(&by, user).await?;
             tx.commit(event.by(&by).detail("sessions_revoked", revoked))
                 .await?;
@@ -594,21 +586,12 @@ impl App {
             };
             let mut tx = self.store.write().await?;
             let event = event(caller, action, user);
-            tx.lock_user(user).await?;
-            let actor = actor_or_deny!(tx, caller, event);
-            let (record, membership, permissions) = load_target(&mut tx, &actor, user).await?;
-            tx.lock_org(membership.org).await?;
-            let facts = MemberFacts {
-                user,
-                org: &membership.path,
-                permissions,
-            };
-            let by = allow_or_deny!(
-                tx,
-                event,
-                actor.decide_user(Permission::UsersSuspend, &facts),
-                "user"
-            );
+            let MemberAction {
+                actor: _,
+                record,
+                membership: _,
+                by,
+            } = decide_on_member!(tx, caller, event, user, Permission::UsersSuspend);
             let (from, to) = if suspended {
                 (UserStatus::Active, UserStatus::Suspended)
             } else {
@@ -656,21 +639,12 @@ impl App {
         self.retrying(|| async {
             let mut tx = self.store.write().await?;
             let event = event(caller, "user.delete", user);
-            tx.lock_user(user).await?;
-            let actor = actor_or_deny!(tx, caller, event);
-            let (record, membership, permissions) = load_target(&mut tx, &actor, user).await?;
-            tx.lock_org(membership.org).await?;
-            let facts = MemberFacts {
-                user,
-                org: &membership.path,
-                permissions,
-            };
-            let by = allow_or_deny!(
-                tx,
-                event,
-                actor.decide_user(Permission::UsersDelete, &facts),
-                "user"
-            );
+            let MemberAction {
+                actor,
+                record,
+                membership: _,
+                by,
+            } = decide_on_member!(tx, caller, event, user, Permission::UsersDelete);
             if user == actor.user() {
                 return Err(refuse(
                     tx,
@@ -747,12 +721,8 @@ impl App {
         self.retrying(|| async {
             let mut tx = self.store.write().await?;
             let event = event(caller, "user.transfer", user).target_org(to).detail("role", role);
-            tx.lock_user(user).await?;
-            let actor = actor_or_deny!(tx, caller, event);
-            let (_, membership, permissions) = load_target(&mut tx, &actor, user).await?;
-            tx.lock_org(membership.org).await?;
-            let facts = MemberFacts { user, org: &membership.path, permissions };
-            allow_or_deny!(tx, event, actor.decide_user(Permission::UsersTransfer, &facts), "user");
+            let MemberAction { actor, record: _, membership, by: _ } =
+                decide_on_member!(tx, caller, event, user, Permission::UsersTransfer);
             let target = match tx.org(to).await {
                 Ok(org) => org,
                 Err(arbor_store::StoreError::NotFound { .. }) => return Err(AppError::NotFound { what: "organization" }),

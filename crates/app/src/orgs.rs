@@ -477,7 +477,7 @@ impl App {
                     },
                     other => other.into(),
                 };
-                return Err(refuse(tx, event.by(&by), error).await);
+                return Err(refuse(tx, event.by(&by).target_org(org), error).await);
             }
         };
         let moved = match plan {
@@ -501,8 +501,11 @@ impl App {
             }
         };
         let moved_to = matches!(plan, DeletePlan::MoveContentsTo(_)).then_some(parent.id());
+        // The decision that allowed it was on the parent; the row names the
+        // deleted org as its target.
         let event = event
             .by(&by)
+            .target_org(org)
             .detail("moved_to", moved_to)
             .detail("moved", moved);
         tx.commit(event).await?;

@@ -11,6 +11,7 @@ both_engines!(
     deleting_an_org_answers_409_with_counts_unless_contents_move_up,
     roles_are_capped_renamed_and_deleted_with_replacement,
     templates_apply_and_push_with_a_report,
+    every_change_is_audited_with_home_and_target_org,
 );
 
 async fn org_settings_search_and_tree(engine: Engine) {
@@ -542,4 +543,135 @@ async fn templates_apply_and_push_with_a_report(engine: Engine) {
             == 2,
         "{rows:?}"
     );
+}
+
+async fn every_change_is_audited_with_home_and_target_org(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let w = World::build(&app).await;
+    let root = app.login("admin@root.test", PASSWORD).await;
+    let user = w.role(BuiltinRole::User).0;
+    let reply = post(
+        &app,
+        "/api/v1/orgs",
+        &root,
+        json!({ "parent_id": w.child.0, "name": "Audited" }),
+    )
+    .await;
+    let org = reply.body["id"].as_i64().unwrap();
+    let steps = [
+        patch(
+            &app,
+            &format!("/api/v1/orgs/{org}"),
+            &root,
+            json!({ "contact": "x" }),
+        )
+        .await,
+        post(
+            &app,
+            &format!("/api/v1/orgs/{org}/transfer"),
+            &root,
+            json!({ "new_parent_id": w.sibling.0, "confirm": true }),
+        )
+        .await,
+        put(
+            &app,
+            &format!("/api/v1/orgs/{org}/roles/{user}/permissions"),
+            &root,
+            json!({ "permissions": ["tags.view"] }),
+        )
+        .await,
+        post(&app, "/api/v1/roles", &root, json!({ "name": "Auditor" })).await,
+        post(
+            &app,
+            "/api/v1/permission-templates",
+            &root,
+            json!({ "name": "t", "from_org_id": org }),
+        )
+        .await,
+    ];
+    for step in &steps {
+        assert!(step.status < 300, "{step:?}");
+    }
+    let role = steps[3].body["id"].as_i64().unwrap();
+    let template = steps[4].body["id"].as_i64().unwrap();
+    let more = [
+        patch(
+            &app,
+            &format!("/api/v1/roles/{role}"),
+            &root,
+            json!({ "name": "Auditors" }),
+        )
+        .await,
+        delete(
+            &app,
+            &format!("/api/v1/roles/{role}?replacement={user}"),
+            &root,
+        )
+        .await,
+        post(
+            &app,
+            &format!("/api/v1/permission-templates/{template}/apply"),
+            &root,
+            json!({ "org_id": w.child.0 }),
+        )
+        .await,
+        post(
+            &app,
+            &format!("/api/v1/permission-templates/{template}/push"),
+            &root,
+            json!({ "org_id": w.sibling.0 }),
+        )
+        .await,
+        delete(&app, &format!("/api/v1/orgs/{org}"), &root).await,
+    ];
+    for step in &more {
+        assert!(step.status < 300, "{step:?}");
+    }
+    // Straight from the table: the actions log leaves out orgs that no longer exist.
+    use sqlx::Connection as _;
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(&app.db.url).await.unwrap();
+    let rows: Vec<serde_json::Value> = sqlx::query(
+        "SELECT action, outcome, actor_user_id, actor_home_org_id, target_org_id \
+         FROM audit_events ORDER BY id",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| {
+        use sqlx::Row as _;
+        json!({
+            "action": r.get::<String, _>(0),
+            "outcome": r.get::<String, _>(1),
+            "actor_user_id": r.get::<Option<i64>, _>(2),
+            "actor_home_org_id": r.get::<Option<i64>, _>(3),
+            "target_org_id": r.get::<Option<i64>, _>(4),
+        })
+    })
+    .collect();
+    for action in [
+        "org.create",
+        "org.update",
+        "org.move",
+        "org.delete",
+        "role.permissions.set",
+        "role.create",
+        "role.rename",
+        "role.delete",
+        "permission_template.create",
+        "permission_template.apply",
+        "permission_template.push",
+    ] {
+        let row = rows
+            .iter()
+            .find(|r| r["action"] == action)
+            .unwrap_or_else(|| panic!("no audit row for {action}"));
+        assert_eq!(row["outcome"], "allowed", "{action}");
+        assert_eq!(row["actor_user_id"], w.root_admin.0, "{action}");
+        assert_eq!(row["actor_home_org_id"], w.root.0, "{action}");
+        assert!(row["target_org_id"].is_i64(), "{action}: {row}");
+    }
+    let deleted = rows.iter().find(|r| r["action"] == "org.delete").unwrap();
+    assert_eq!(deleted["target_org_id"], org);
 }

@@ -264,19 +264,37 @@ impl<M> Tx<M> {
         path: &OrgPath,
         extra: Option<UserId>,
     ) -> Result<Vec<Principal>, StoreError> {
+        // Two index-friendly steps (memberships by org, then by user): one
+        // query with `IN (…) OR user_id = …` makes PostgreSQL scan them all.
         let ids = path.ids();
-        let list = placeholders(1, ids.len());
+        let sql = format!(
+            "SELECT DISTINCT user_id FROM memberships WHERE org_id IN ({})",
+            placeholders(0, ids.len())
+        );
+        let mut query = sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql));
+        for id in ids {
+            query = query.bind(id.0);
+        }
+        let mut users = query.fetch_all(self.conn()).await?;
+        if let Some(extra) = extra
+            && !users.contains(&extra.0)
+        {
+            users.push(extra.0);
+        }
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
         let sql = format!(
             "SELECT m.user_id, u.status, o.path, m.role_id, m.home, rp.permissions \
              FROM memberships m JOIN users u ON u.id = m.user_id \
              JOIN organizations o ON o.id = m.org_id \
              LEFT JOIN role_permissions rp ON rp.org_id = m.org_id AND rp.role_id = m.role_id \
-             WHERE m.user_id IN (SELECT x.user_id FROM memberships x WHERE x.org_id IN ({list})) \
-             OR m.user_id = $1 ORDER BY m.user_id, m.org_id"
+             WHERE m.user_id IN ({}) ORDER BY m.user_id, m.org_id",
+            placeholders(0, users.len())
         );
-        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(extra.map_or(-1, |u| u.0));
-        for id in ids {
-            query = query.bind(id.0);
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for user in users {
+            query = query.bind(user);
         }
         let rows = query.fetch_all(self.conn()).await?;
         let mut principals: Vec<Principal> = Vec::new();

@@ -4,15 +4,16 @@
 //! storage, subtree matrices, and principals of the members above an org.
 
 use crate::error::StoreError;
-use crate::rows::OrgRecord;
+use crate::rows::{DeviceRecord, OrgRecord};
 use crate::tx::{
-    Allowed, ORG_COLUMNS, Tx, Write, format_permissions, org_from_row, parse_permissions,
+    Allowed, DEVICE_COLUMNS, ORG_COLUMNS, Tx, Write, device_from_row, format_permissions,
+    org_from_row, parse_permissions,
 };
 use arbor_core::org::OrgContents;
 use arbor_core::role::RoleHolder;
 use arbor_core::{
-    Membership, OrgId, OrgPath, PermissionMatrix, PermissionSet, PermissionTemplate, Principal,
-    RoleId, Scope, UserId,
+    DeviceId, Membership, OrgId, OrgPath, PermissionMatrix, PermissionSet, PermissionTemplate,
+    Principal, RoleId, Scope, UserId,
 };
 use sqlx::{AssertSqlSafe, Row};
 use std::collections::BTreeMap;
@@ -281,20 +282,27 @@ impl<M> Tx<M> {
         {
             users.push(extra.0);
         }
+        self.principals(&users.into_iter().map(UserId).collect::<Vec<_>>())
+            .await
+    }
+
+    /// The principals of `users` (those that exist), each with every
+    /// membership, in one query — the batch form of [`Tx::principal`].
+    pub async fn principals(&mut self, users: &[UserId]) -> Result<Vec<Principal>, StoreError> {
         if users.is_empty() {
             return Ok(Vec::new());
         }
         let sql = format!(
-            "SELECT m.user_id, u.status, o.path, m.role_id, m.home, rp.permissions \
-             FROM memberships m JOIN users u ON u.id = m.user_id \
-             JOIN organizations o ON o.id = m.org_id \
+            "SELECT u.id, u.status, o.path, m.role_id, m.home, rp.permissions \
+             FROM users u LEFT JOIN memberships m ON m.user_id = u.id \
+             LEFT JOIN organizations o ON o.id = m.org_id \
              LEFT JOIN role_permissions rp ON rp.org_id = m.org_id AND rp.role_id = m.role_id \
-             WHERE m.user_id IN ({}) ORDER BY m.user_id, m.org_id",
+             WHERE u.id IN ({}) ORDER BY u.id, m.org_id",
             placeholders(0, users.len())
         );
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for user in users {
-            query = query.bind(user);
+            query = query.bind(user.0);
         }
         let rows = query.fetch_all(self.conn()).await?;
         let mut principals: Vec<Principal> = Vec::new();
@@ -309,7 +317,9 @@ impl<M> Tx<M> {
                     memberships: Vec::new(),
                 });
             }
-            let path: String = row.try_get(2)?;
+            let Some(path) = row.try_get::<Option<String>, _>(2)? else {
+                continue;
+            };
             let membership = Membership {
                 org: OrgPath::decode(&path)?,
                 role: RoleId(row.try_get(3)?),
@@ -324,6 +334,44 @@ impl<M> Tx<M> {
             }
         }
         Ok(principals)
+    }
+
+    /// The devices of `ids` that exist, in one query.
+    pub async fn devices(&mut self, ids: &[DeviceId]) -> Result<Vec<DeviceRecord>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT {DEVICE_COLUMNS} FROM devices d JOIN organizations o ON o.id = d.org_id \
+             WHERE d.id IN ({})",
+            placeholders(0, ids.len())
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for id in ids {
+            query = query.bind(id.0);
+        }
+        let rows = query.fetch_all(self.conn()).await?;
+        rows.iter().map(device_from_row).collect()
+    }
+
+    /// The paths of the orgs of `ids` that exist, in one query.
+    pub async fn org_paths(&mut self, ids: &[OrgId]) -> Result<Vec<OrgPath>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT path FROM organizations WHERE id IN ({})",
+            placeholders(0, ids.len())
+        );
+        let mut query = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql));
+        for id in ids {
+            query = query.bind(id.0);
+        }
+        let paths = query.fetch_all(self.conn()).await?;
+        paths
+            .iter()
+            .map(|p| OrgPath::decode(p).map_err(StoreError::from))
+            .collect()
     }
 }
 

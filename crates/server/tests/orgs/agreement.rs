@@ -203,6 +203,7 @@ async fn explain_check_and_who_can_agree_with_the_api_on_a_generated_world(engin
             assert_eq!(listed, let_through, "who can {permission} on org {o}");
         }
     }
+    let mut seen_by = Vec::new();
     for device in &devices {
         let mut let_through = BTreeSet::new();
         for (user, email) in &users {
@@ -216,6 +217,7 @@ async fn explain_check_and_who_can_agree_with_the_api_on_a_generated_world(engin
             if seen {
                 let_through.insert(user.0);
             }
+            seen_by.push((*user, *device, seen));
             compared += 1;
         }
         let listed: BTreeSet<i64> =
@@ -225,5 +227,32 @@ async fn explain_check_and_who_can_agree_with_the_api_on_a_generated_world(engin
                 .collect();
         assert_eq!(listed, let_through, "who can view device {device}");
     }
+    // One batch of questions (facts prefetched) answers as the single ones did,
+    // and questions about what does not exist answer not_found in place.
+    let batch: Vec<_> = seen_by.iter().take(98).collect();
+    let mut questions: Vec<serde_json::Value> = batch
+        .iter()
+        .map(|(u, d, _)| json!({ "user_id": u.0, "action": "view", "device_id": d.0 }))
+        .collect();
+    questions.push(json!({ "user_id": w.root_admin.0, "action": "view", "device_id": 999_999 }));
+    questions.push(json!({ "user_id": 999_999, "permission": "roles.view", "org_id": w.root.0 }));
+    let reply = post(
+        &app,
+        "/api/v1/access/check",
+        &root,
+        json!({ "questions": questions }),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let answers = reply.body["answers"].as_array().unwrap();
+    assert_eq!(answers.len(), batch.len() + 2);
+    for ((user, device, seen), answer) in batch.iter().zip(answers) {
+        assert_eq!(
+            answer["allowed"], *seen,
+            "batch: {user} views {device}: {answer}"
+        );
+    }
+    assert_eq!(answers[batch.len()]["error"], "not_found");
+    assert_eq!(answers[batch.len() + 1]["error"], "not_found");
     assert!(compared > 300, "compared {compared}");
 }

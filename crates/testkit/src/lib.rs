@@ -18,6 +18,24 @@ use tokio::sync::oneshot;
 
 pub const PG_ENV: &str = "ARBOR_TEST_DATABASE_URL";
 
+/// The password of every user made by [`new_user`].
+pub const PASSWORD: &str = "a long test password";
+
+/// One argon2 hash of [`PASSWORD`], shared by every test user (hashing is
+/// deliberately slow).
+pub fn password_hash() -> String {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| arbor_app::password::hash(PASSWORD).unwrap())
+        .clone()
+}
+
+/// An active user with password [`PASSWORD`], named after the email's local part.
+pub fn new_user(email: &str) -> arbor_store::NewUser {
+    let mut user = arbor_store::NewUser::active(email, email.split('@').next().unwrap_or(email));
+    user.password_hash = Some(password_hash());
+    user
+}
+
 /// The two storage engines.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Engine {

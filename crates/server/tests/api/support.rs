@@ -3,26 +3,12 @@
 
 use arbor_app::{App, Caller, NewHierarchy, NewMember};
 use arbor_core::{BuiltinRole, OrgId, OrgType, RoleId, UserId};
-use arbor_store::{ClientKind, NewOrg, NewUser};
+use arbor_store::{ClientKind, NewOrg};
 use arbor_testkit::TestApp;
 use reqwest::{Method, RequestBuilder, Response};
 use serde_json::Value;
-use std::sync::OnceLock;
 
-pub const PASSWORD: &str = "a long test password";
-
-/// One argon2 hash shared by every test user (hashing is deliberately slow).
-pub fn password_hash() -> String {
-    static HASH: OnceLock<String> = OnceLock::new();
-    HASH.get_or_init(|| arbor_app::password::hash(PASSWORD).unwrap())
-        .clone()
-}
-
-pub fn new_user(email: &str) -> NewUser {
-    let mut user = NewUser::active(email, email.split('@').next().unwrap());
-    user.password_hash = Some(password_hash());
-    user
-}
+pub use arbor_testkit::{PASSWORD, new_user};
 
 /// ```text
 /// Root ─┬─ Child ── Grandchild

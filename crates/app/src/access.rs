@@ -11,8 +11,8 @@
 
 use crate::{App, AppError, Caller, resolve_actor};
 use arbor_core::{
-    Actor, Decision, DeviceAction, DeviceId, Grant, OrgId, OrgPath, Permission, PermissionSet,
-    Principal, UserId, Via, who_can_device, who_can_org,
+    Actor, Decision, DeviceAction, DeviceId, Grant, MemberFacts, Membership, OrgId, OrgPath,
+    Permission, PermissionSet, Principal, UserId, Via, who_can_device, who_can_org,
 };
 use arbor_store::{DeviceRecord, ReadTx, StoreError};
 use std::collections::HashMap;
@@ -26,6 +26,13 @@ pub enum Target {
     Device {
         device: DeviceId,
         action: DeviceAction,
+    },
+    /// A user-management permission (`users.*`) on a member (rules 4 and 6),
+    /// acting on the membership the user use cases would pick: the first
+    /// (home first) in the acting user's scope.
+    Member {
+        user: UserId,
+        permission: Permission,
     },
 }
 
@@ -87,6 +94,7 @@ impl Facts {
             match q.target {
                 Target::Org { org, .. } => orgs.push(org),
                 Target::Device { device, .. } => devices.push(device),
+                Target::Member { user, .. } => users.push(user),
             }
         }
         users.sort_unstable();
@@ -254,6 +262,12 @@ impl App {
                 let principals = facts.tx.principals_above(&record.org, record.owner).await?;
                 who_can_device(action, &record.facts(), &principals)
             }
+            Target::Member { .. } => {
+                return Err(AppError::invalid(
+                    "target",
+                    "who-can answers for an org or a device",
+                ));
+            }
         };
         let mut visible = Vec::with_capacity(grants.len());
         for grant in grants {
@@ -309,6 +323,7 @@ fn target_what(target: &Target) -> &'static str {
     match target {
         Target::Org { .. } => "organization",
         Target::Device { .. } => "device",
+        Target::Member { .. } => "user",
     }
 }
 
@@ -318,6 +333,9 @@ async fn answer(
     facts: &mut Facts,
     question: &Question,
 ) -> Result<Result<Decision, AppErrorKind>, AppError> {
+    if let Target::Member { user, permission } = question.target {
+        return answer_member(caller, facts, question, user, permission).await;
+    }
     // The target first: its org decides whether the caller may ask at all.
     let (target_org, device) = match question.target {
         Target::Org { org, .. } => match facts.path(org).await? {
@@ -328,6 +346,7 @@ async fn answer(
             Some(record) => (record.org.clone(), Some(record)),
             None => return Ok(Err(AppErrorKind::NotFound)),
         },
+        Target::Member { .. } => return Ok(Err(AppErrorKind::NotFound)),
     };
     if let Err(kind) = may_ask_about(caller, &target_org) {
         return Ok(Err(kind));
@@ -338,22 +357,89 @@ async fn answer(
     if !may_see(caller, &subject) {
         return Ok(Err(AppErrorKind::NotFound));
     }
-    let acting = match question.context {
-        None => subject.act_at_home(),
-        Some(context) => match facts.path(context).await? {
-            Some(path) => subject.act_in(&path),
-            None => return Ok(Err(AppErrorKind::NotFound)),
-        },
-    };
-    let acting = match acting {
-        Ok(acting) => acting,
-        Err(decision) => return Ok(Ok(decision)),
+    let acting = match act(facts, &subject, question.context).await? {
+        Ok(Ok(acting)) => acting,
+        Ok(Err(decision)) => return Ok(Ok(decision)),
+        Err(kind) => return Ok(Err(kind)),
     };
     Ok(Ok(match (question.target, device) {
         (Target::Org { permission, .. }, _) => acting.decide_org(permission, &target_org),
         (Target::Device { action, .. }, Some(record)) => {
             acting.decide_device(action, &record.facts())
         }
-        (Target::Device { .. }, None) => return Ok(Err(AppErrorKind::NotFound)),
+        (Target::Device { .. }, None) | (Target::Member { .. }, _) => {
+            return Ok(Err(AppErrorKind::NotFound));
+        }
     }))
+}
+
+/// The subject as an actor in `context` (default: home), rules 1, 2, 8.
+async fn act(
+    facts: &mut Facts,
+    subject: &Principal,
+    context: Option<OrgId>,
+) -> Result<Result<Result<Actor, Decision>, AppErrorKind>, AppError> {
+    Ok(match context {
+        None => Ok(subject.act_at_home()),
+        Some(context) => match facts.path(context).await? {
+            Some(path) => Ok(subject.act_in(&path)),
+            None => Err(AppErrorKind::NotFound),
+        },
+    })
+}
+
+/// Memberships home first, then by org id: the order the user use cases
+/// pick the membership they act on from.
+fn ordered(memberships: &[Membership]) -> Vec<&Membership> {
+    let mut ordered: Vec<&Membership> = memberships.iter().collect();
+    ordered.sort_by_key(|m| (!m.home, m.org.id()));
+    ordered
+}
+
+async fn answer_member(
+    caller: &Actor,
+    facts: &mut Facts,
+    question: &Question,
+    target_user: UserId,
+    permission: Permission,
+) -> Result<Result<Decision, AppErrorKind>, AppError> {
+    let Some(target) = facts.principal(target_user).await? else {
+        return Ok(Err(AppErrorKind::NotFound));
+    };
+    // The caller asks about a membership of the target in its own scope.
+    let Some(guard) = ordered(&target.memberships)
+        .into_iter()
+        .find(|m| caller.home().same_hierarchy(&m.org) && caller.scope().contains(&m.org))
+        .map(|m| m.org.clone())
+    else {
+        return Ok(Err(AppErrorKind::NotFound));
+    };
+    if let Err(kind) = may_ask_about(caller, &guard) {
+        return Ok(Err(kind));
+    }
+    let Some(subject) = facts.principal(question.user).await? else {
+        return Ok(Err(AppErrorKind::NotFound));
+    };
+    if !may_see(caller, &subject) {
+        return Ok(Err(AppErrorKind::NotFound));
+    }
+    let acting = match act(facts, &subject, question.context).await? {
+        Ok(Ok(acting)) => acting,
+        Ok(Err(decision)) => return Ok(Ok(decision)),
+        Err(kind) => return Ok(Err(kind)),
+    };
+    let memberships = ordered(&target.memberships);
+    let Some(membership) = memberships
+        .iter()
+        .find(|m| acting.scope().contains(&m.org))
+        .or_else(|| memberships.first())
+    else {
+        return Ok(Err(AppErrorKind::NotFound));
+    };
+    let facts = MemberFacts {
+        user: target_user,
+        org: &membership.org,
+        permissions: membership.permissions,
+    };
+    Ok(Ok(acting.decide_user(permission, &facts)))
 }

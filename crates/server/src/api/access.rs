@@ -37,6 +37,8 @@ pub struct QuestionBody {
     /// edit_auth_token.
     pub action: Option<String>,
     pub device_id: Option<i64>,
+    /// A member acted on (with a `users.*` permission), e.g. "may U edit V?".
+    pub target_user_id: Option<i64>,
 }
 
 fn parse_permission(id: &str, field: &str) -> Result<Permission, ApiError> {
@@ -54,19 +56,33 @@ fn target_of(
     org: Option<i64>,
     action: Option<&str>,
     device: Option<i64>,
+    member: Option<i64>,
 ) -> Result<Target, ApiError> {
-    match (permission, org, action, device) {
-        (Some(p), Some(org), None, None) => Ok(Target::Org {
+    match (permission, org, action, device, member) {
+        (Some(p), Some(org), None, None, None) => Ok(Target::Org {
             org: OrgId(org),
             permission: parse_permission(p, "permission")?,
         }),
-        (None, None, Some(a), Some(device)) => Ok(Target::Device {
+        (None, None, Some(a), Some(device), None) => Ok(Target::Device {
             device: DeviceId(device),
             action: parse_action(a, "action")?,
         }),
+        (Some(p), None, None, None, Some(user)) => {
+            let permission = parse_permission(p, "permission")?;
+            if permission.group() != PermissionGroup::Users {
+                return Err(ApiError::invalid(
+                    "permission",
+                    "a question about a member names a users.* permission",
+                ));
+            }
+            Ok(Target::Member {
+                user: UserId(user),
+                permission,
+            })
+        }
         _ => Err(ApiError::invalid(
             "question",
-            "give either permission and org_id, or action and device_id",
+            "give permission and org_id, action and device_id, or permission and target_user_id",
         )),
     }
 }
@@ -81,6 +97,7 @@ impl QuestionBody {
                 self.org_id,
                 self.action.as_deref(),
                 self.device_id,
+                self.target_user_id,
             )?,
         })
     }
@@ -269,6 +286,7 @@ async fn who_can(
         params.org_id,
         params.action.as_deref(),
         params.device_id,
+        None,
     )?;
     let grants = state.app.who_can(&user.caller, target).await?;
     Ok(axum::Json(WhoCanResponse {

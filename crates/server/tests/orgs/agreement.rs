@@ -152,6 +152,8 @@ async fn explain_check_and_who_can_agree_with_the_api_on_a_generated_world(engin
 
     let root = app.login("admin@root.test", PASSWORD).await;
     let mut compared = 0;
+    // Every kind of answer must occur, or the comparison proves little.
+    let mut statuses = BTreeSet::new();
     for (org, _) in &orgs {
         let o = org.0;
         for (permission, method, path) in [
@@ -193,6 +195,7 @@ async fn explain_check_and_who_can_agree_with_the_api_on_a_generated_world(engin
                 if actual == 200 {
                     let_through.insert(user.0);
                 }
+                statuses.insert((permission, actual));
                 compared += 1;
             }
             let listed: BTreeSet<i64> =
@@ -201,6 +204,73 @@ async fn explain_check_and_who_can_agree_with_the_api_on_a_generated_world(engin
                     .into_iter()
                     .collect();
             assert_eq!(listed, let_through, "who can {permission} on org {o}");
+        }
+    }
+    // Acting in another org by header: the request and the explained
+    // decision with that context agree (rules 2 and 8 included).
+    for (org, _) in &orgs {
+        let o = org.0;
+        for (user, email) in &users {
+            let token = app.login(email, PASSWORD).await;
+            let path = format!("/api/v1/orgs/{o}/permissions");
+            let actual = call(&app, Method::GET, &path, &token, Some(*org), None)
+                .await
+                .status;
+            let why = post(
+                &app,
+                "/api/v1/access/explain",
+                &root,
+                json!({ "user_id": user.0, "context_org_id": o, "permission": "roles.view", "org_id": o }),
+            )
+            .await;
+            let outcome = why.body["decision"]["outcome"].as_str().unwrap();
+            assert_eq!(
+                actual,
+                outcome_status(outcome),
+                "{email} in org {o}: {}",
+                why.body["explanation"]
+            );
+            statuses.insert(("context", actual));
+            compared += 1;
+        }
+    }
+    // User management: "may U edit V?" against PATCH /users/{V} (same name,
+    // so nothing changes), for a few targets.
+    for (target, target_email) in users.iter().step_by(3) {
+        let name = target_email.split('@').next().unwrap();
+        for (user, email) in &users {
+            let token = app.login(email, PASSWORD).await;
+            let path = format!("/api/v1/users/{}", target.0);
+            let actual = call(
+                &app,
+                Method::PATCH,
+                &path,
+                &token,
+                None,
+                Some(json!({ "name": name })),
+            )
+            .await
+            .status;
+            let why = post(
+                &app,
+                "/api/v1/access/explain",
+                &root,
+                json!({ "user_id": user.0, "permission": "users.edit", "target_user_id": target.0 }),
+            )
+            .await;
+            assert_eq!(why.status, 200, "{why:?}");
+            let outcome = why.body["decision"]["outcome"].as_str().unwrap();
+            let want = match outcome {
+                "allowed" => 204,
+                other => outcome_status(other),
+            };
+            assert_eq!(
+                actual, want,
+                "{email} edits {target_email}: {}",
+                why.body["explanation"]
+            );
+            statuses.insert(("users.edit", actual));
+            compared += 1;
         }
     }
     let mut seen_by = Vec::new();
@@ -255,4 +325,24 @@ async fn explain_check_and_who_can_agree_with_the_api_on_a_generated_world(engin
     assert_eq!(answers[batch.len()]["error"], "not_found");
     assert_eq!(answers[batch.len() + 1]["error"], "not_found");
     assert!(compared > 300, "compared {compared}");
+    for kind in [
+        "organizations.settings",
+        "roles.view",
+        "context",
+        "users.edit",
+    ] {
+        let want: BTreeSet<u16> = if kind == "users.edit" {
+            [204, 403, 404]
+        } else {
+            [200, 403, 404]
+        }
+        .into_iter()
+        .collect();
+        let got: BTreeSet<u16> = statuses
+            .iter()
+            .filter(|(k, _)| *k == kind)
+            .map(|(_, s)| *s)
+            .collect();
+        assert_eq!(got, want, "{kind}: every outcome occurs");
+    }
 }

@@ -60,6 +60,17 @@ async fn every_endpoint_answers_every_actor_as_the_matrix_says(engine: Engine) {
     .await;
     assert_eq!(template.status, 201, "{template:?}");
     let template = template.body["id"].as_i64().unwrap();
+    // A role to delete (only the root org's Admin may; later cells are
+    // decided before the role is looked up, so its absence changes nothing).
+    let doomed = post(
+        &app,
+        "/api/v1/roles",
+        &root_token,
+        json!({ "name": "Doomed" }),
+    )
+    .await;
+    assert_eq!(doomed.status, 201, "{doomed:?}");
+    let doomed = doomed.body["id"].as_i64().unwrap();
     let child_user = user_id(&app, &email(BuiltinRole::User, "child")).await;
     let (c, user_role, staff_role) = (
         w.child.0,
@@ -171,6 +182,42 @@ async fn every_endpoint_answers_every_actor_as_the_matrix_says(engine: Engine) {
             }),
             expected: ADMIN_ONLY,
             check_answer: true,
+        },
+        Endpoint {
+            name: "GET orgs (scope-filtered list)",
+            method: Method::GET,
+            path: "/api/v1/orgs".into(),
+            body: Box::new(|_| None),
+            expected: [[200; 5], [200; 5], [200; 5]],
+            check_answer: false,
+        },
+        Endpoint {
+            name: "GET tree from Child",
+            method: Method::GET,
+            path: format!("/api/v1/orgs/tree?root={c}"),
+            body: Box::new(|_| None),
+            expected: SCOPED_READ,
+            check_answer: false,
+        },
+        Endpoint {
+            name: "GET templates",
+            method: Method::GET,
+            path: "/api/v1/permission-templates".into(),
+            body: Box::new(|_| None),
+            expected: [[200; 5], [403; 5], [403; 5]],
+            check_answer: false,
+        },
+        Endpoint {
+            name: "DELETE role",
+            method: Method::DELETE,
+            path: format!("/api/v1/roles/{doomed}?replacement={user_role}"),
+            body: Box::new(|_| None),
+            expected: [
+                [404, 200, 404, 404, 404],
+                [404, 403, 404, 404, 403],
+                [404, 403, 404, 404, 403],
+            ],
+            check_answer: false,
         },
         Endpoint {
             name: "GET roles",

@@ -1,7 +1,7 @@
 -- wrk script: POST /api/v1/access/check with random questions.
--- Environment: ARBOR_TOKEN (bearer token), QUESTIONS (per request, default 1),
+-- Environment: BENCH_TOKEN (bearer token), QUESTIONS (per request, default 1),
 -- USER_MIN/USER_MAX and DEVICE_MIN/DEVICE_MAX (id ranges of the world).
-local token = os.getenv("ARBOR_TOKEN")
+local token = os.getenv("BENCH_TOKEN")
 local n = tonumber(os.getenv("QUESTIONS") or "1")
 local user_min = tonumber(os.getenv("USER_MIN"))
 local user_max = tonumber(os.getenv("USER_MAX"))

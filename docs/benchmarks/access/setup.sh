@@ -28,4 +28,4 @@ case $engine in
     set -- $(psql -At -F ' ' "$target" -c "SELECT MIN(id), MAX(id) FROM users" -c "SELECT MIN(id), MAX(id) FROM devices")
     ;;
 esac
-echo "export ARBOR_TOKEN=$token USER_MIN=$1 USER_MAX=$2 DEVICE_MIN=$3 DEVICE_MAX=$4"
+echo "export BENCH_TOKEN=$token USER_MIN=$1 USER_MAX=$2 DEVICE_MIN=$3 DEVICE_MAX=$4"

@@ -1,5 +1,5 @@
 -- wrk script: GET /api/v1/access/who-can for a random device.
-local token = os.getenv("ARBOR_TOKEN")
+local token = os.getenv("BENCH_TOKEN")
 local device_min = tonumber(os.getenv("DEVICE_MIN"))
 local device_max = tonumber(os.getenv("DEVICE_MAX"))
 

@@ -446,8 +446,14 @@ impl App {
             .detail("move_contents_to_parent", move_contents_to_parent);
         let path = tx.org_path(org).await?;
         tx.lock_hierarchy(path.root_id()).await?;
-        let actor = actor_or_deny!(tx, caller, event);
         let path = tx.org_path(org).await?;
+        // New members, devices or sub-orgs of the org, and role changes in the
+        // parent its members move to, queue behind the deletion.
+        if let Some(parent) = path.parent_id() {
+            tx.lock_org(parent).await?;
+        }
+        tx.lock_subtree(&path).await?;
+        let actor = actor_or_deny!(tx, caller, event);
         // The org itself must be visible; then the parent decides.
         allow_or_deny!(
             tx,

@@ -380,10 +380,13 @@ impl App {
             )
             .target_org(org);
             let path = tx.org_path(org).await?;
-            // Serialised with re-parenting, which rewrites subtrees.
+            // Serialised with re-parenting, which rewrites subtrees, and with
+            // every writer of one org of the subtree (a sub-org created
+            // meanwhile copies either the old sets and is pushed, or the new).
             tx.lock_hierarchy(path.root_id()).await?;
-            let actor = actor_or_deny!(tx, caller, event);
             let path = tx.org_path(org).await?;
+            tx.lock_subtree(&path).await?;
+            let actor = actor_or_deny!(tx, caller, event);
             let stored = tx.permission_template(template).await?;
             if stored.hierarchy != path.root_id() {
                 return Err(AppError::NotFound {

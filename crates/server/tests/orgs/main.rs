@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod agreement;
+mod concurrency;
 mod escalation;
 mod lifecycle;
 mod matrix;

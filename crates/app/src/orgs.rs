@@ -312,13 +312,16 @@ impl App {
         links: &Links,
         policy: &AccountPolicy,
     ) -> Result<(OrgRecord, Option<Invited>), AppError> {
-        let created = self.create_suborg(caller, parent, org).await?;
         let Some((email, name)) = admin else {
-            return Ok((created, None));
+            return Ok((self.create_suborg(caller, parent, org).await?, None));
         };
+        // Found before anything is written, so that only the invitation
+        // itself can fail after the org exists. A missing parent answers
+        // 404, as create_suborg would (and as a hidden one does).
         let admin_role = {
             let mut tx = self.store.read().await?;
-            let roles = tx.roles(created.path.root_id()).await?;
+            let path = tx.org_path(parent).await?;
+            let roles = tx.roles(path.root_id()).await?;
             tx.finish().await?;
             roles
                 .into_iter()
@@ -326,6 +329,7 @@ impl App {
                 .map(|r| r.id)
                 .ok_or_else(|| AppError::internal("the hierarchy has no Admin role"))?
         };
+        let created = self.create_suborg(caller, parent, org).await?;
         let invite = Invite {
             email: email.to_owned(),
             name: name.to_owned(),

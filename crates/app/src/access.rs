@@ -73,6 +73,14 @@ pub struct Effective {
     pub denied: Option<Decision>,
 }
 
+/// One user who-can lists: the grant and who the user is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WhoCan {
+    pub grant: Grant,
+    pub email: String,
+    pub name: String,
+}
+
 /// Facts of one read transaction, memoised across a batch.
 struct Facts {
     tx: ReadTx,
@@ -242,7 +250,7 @@ impl App {
     }
 
     /// Who may do `target`, each with the membership that grants it.
-    pub async fn who_can(&self, caller: &Caller, target: Target) -> Result<Vec<Grant>, AppError> {
+    pub async fn who_can(&self, caller: &Caller, target: Target) -> Result<Vec<WhoCan>, AppError> {
         let (actor, mut facts) = self.insight(caller).await?;
         let what = target_what(&target);
         let grants = match target {
@@ -277,6 +285,24 @@ impl App {
                 visible.push(grant);
             }
         }
+        let ids: Vec<UserId> = visible.iter().map(|g| g.user).collect();
+        let users: HashMap<UserId, arbor_store::UserRecord> = facts
+            .tx
+            .users(&ids)
+            .await?
+            .into_iter()
+            .map(|u| (u.id, u))
+            .collect();
+        let visible = visible
+            .into_iter()
+            .filter_map(|grant| {
+                users.get(&grant.user).map(|u| WhoCan {
+                    grant,
+                    email: u.email.clone(),
+                    name: u.name.clone(),
+                })
+            })
+            .collect();
         facts.tx.finish().await?;
         Ok(visible)
     }

@@ -4,10 +4,10 @@
 //! storage, subtree matrices, and principals of the members above an org.
 
 use crate::error::StoreError;
-use crate::rows::{DeviceRecord, OrgRecord};
+use crate::rows::{DeviceRecord, OrgRecord, UserRecord};
 use crate::tx::{
-    Allowed, DEVICE_COLUMNS, ORG_COLUMNS, Tx, Write, device_from_row, format_permissions,
-    org_from_row, parse_permissions,
+    Allowed, DEVICE_COLUMNS, ORG_COLUMNS, Tx, USER_COLUMNS, Write, device_from_row,
+    format_permissions, org_from_row, parse_permissions, user_from_row,
 };
 use arbor_core::org::OrgContents;
 use arbor_core::role::RoleHolder;
@@ -352,6 +352,23 @@ impl<M> Tx<M> {
         }
         let rows = query.fetch_all(self.conn()).await?;
         rows.iter().map(device_from_row).collect()
+    }
+
+    /// The users of `ids` that exist, in one query.
+    pub async fn users(&mut self, ids: &[UserId]) -> Result<Vec<UserRecord>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM users u WHERE u.id IN ({}) ORDER BY u.id",
+            placeholders(0, ids.len())
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for id in ids {
+            query = query.bind(id.0);
+        }
+        let rows = query.fetch_all(self.conn()).await?;
+        rows.iter().map(user_from_row).collect()
     }
 
     /// The paths of the orgs of `ids` that exist, in one query.

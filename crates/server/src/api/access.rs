@@ -10,10 +10,8 @@ use crate::AppState;
 use crate::auth::session::CurrentUser;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Json;
-use arbor_app::access::{Answer, AppErrorKind, Question, Target};
-use arbor_core::{
-    Decision, DeviceAction, DeviceId, Grant, OrgId, Permission, PermissionGroup, UserId,
-};
+use arbor_app::access::{Answer, AppErrorKind, Question, Target, WhoCan};
+use arbor_core::{Decision, DeviceAction, DeviceId, OrgId, Permission, PermissionGroup, UserId};
 use axum::extract::{Query, State};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -245,6 +243,8 @@ pub struct WhoCanParams {
 #[derive(Serialize, ToSchema)]
 pub struct GrantView {
     pub user_id: i64,
+    pub email: String,
+    pub name: String,
     /// The membership that grants it: its org and role.
     pub via_org_id: i64,
     pub via_role_id: i64,
@@ -253,10 +253,13 @@ pub struct GrantView {
     pub permission: Option<String>,
 }
 
-impl From<Grant> for GrantView {
-    fn from(g: Grant) -> Self {
+impl From<WhoCan> for GrantView {
+    fn from(w: WhoCan) -> Self {
+        let g = w.grant;
         Self {
             user_id: g.user.0,
+            email: w.email,
+            name: w.name,
             via_org_id: g.via.org.0,
             via_role_id: g.via.role.0,
             rule: snake(&g.rule).unwrap_or_default(),

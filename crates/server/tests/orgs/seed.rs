@@ -194,6 +194,23 @@ async fn seed_001_is_built_through_the_api_and_explained(engine: Engine) {
             );
         }
     }
+    // Grants say who the user is and which membership grants it.
+    let reply = get(
+        &app,
+        &format!("/api/v1/access/who-can?action=view&device_id={}", pool.0),
+        &ta,
+    )
+    .await;
+    let m_grant = reply.body["grants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["user_id"] == m.0)
+        .unwrap()
+        .clone();
+    assert_eq!(m_grant["email"], "m@customer.example");
+    assert_eq!(m_grant["via_org_id"], customer_m.0);
+    assert_eq!(m_grant["rule"], "device_in_scope");
     // The explanations name what decided.
     let why = explain_device(&app, &ta, u, "control", gift).await.body;
     assert_eq!(why["decision"]["rule"], "device_owned");

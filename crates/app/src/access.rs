@@ -253,12 +253,12 @@ impl App {
     pub async fn who_can(&self, caller: &Caller, target: Target) -> Result<Vec<WhoCan>, AppError> {
         let (actor, mut facts) = self.insight(caller).await?;
         let what = target_what(&target);
-        let grants = match target {
+        let (grants, principals) = match target {
             Target::Org { org, permission } => {
                 let path = facts.path(org).await?.ok_or(AppError::NotFound { what })?;
                 may_ask_about(&actor, &path).map_err(|k| k.into_error(what))?;
                 let principals = facts.tx.principals_above(&path, None).await?;
-                who_can_org(permission, &path, &principals)
+                (who_can_org(permission, &path, &principals), principals)
             }
             Target::Device { device, action } => {
                 let record = match facts.tx.device(device).await {
@@ -268,7 +268,10 @@ impl App {
                 };
                 may_ask_about(&actor, &record.org).map_err(|k| k.into_error(what))?;
                 let principals = facts.tx.principals_above(&record.org, record.owner).await?;
-                who_can_device(action, &record.facts(), &principals)
+                (
+                    who_can_device(action, &record.facts(), &principals),
+                    principals,
+                )
             }
             Target::Member { .. } => {
                 return Err(AppError::invalid(
@@ -277,14 +280,23 @@ impl App {
                 ));
             }
         };
-        let mut visible = Vec::with_capacity(grants.len());
-        for grant in grants {
-            if let Some(path) = facts.path(grant.via.org).await?
-                && actor.scope().contains(&path)
-            {
-                visible.push(grant);
-            }
-        }
+        // A grant's membership is one of the loaded principal's: its path is at hand.
+        let paths: HashMap<(UserId, OrgId), &OrgPath> = principals
+            .iter()
+            .flat_map(|p| {
+                p.memberships
+                    .iter()
+                    .map(move |m| ((p.user, m.org.id()), &m.org))
+            })
+            .collect();
+        let visible: Vec<Grant> = grants
+            .into_iter()
+            .filter(|g| {
+                paths
+                    .get(&(g.user, g.via.org))
+                    .is_some_and(|path| actor.scope().contains(path))
+            })
+            .collect();
         let ids: Vec<UserId> = visible.iter().map(|g| g.user).collect();
         let users: HashMap<UserId, arbor_store::UserRecord> = facts
             .tx

@@ -1,4 +1,4 @@
-use arbor_core::{Decision, DomainError, Outcome};
+use arbor_core::{Decision, DomainError, Outcome, Rule};
 use arbor_store::StoreError;
 use thiserror::Error;
 
@@ -32,8 +32,16 @@ pub enum AppError {
 }
 
 impl AppError {
+    /// A denial as the API answers it: hidden targets are absent (404); an
+    /// attempt to grant or edit permissions the actor lacks (rule 6) conflicts
+    /// with the no-escalation rule (409, listing what is missing); any other
+    /// visible denial is forbidden (403).
     pub fn denied(decision: &Decision, what: &'static str) -> Self {
         match decision.outcome {
+            Outcome::Forbidden if decision.rule == Rule::Escalation => Self::ConflictWith {
+                what: decision.explain(),
+                details: serde_json::json!({ "missing_permissions": decision.missing.ids() }),
+            },
             Outcome::Forbidden => Self::Forbidden {
                 reason: decision.explain(),
             },

@@ -248,14 +248,15 @@ pub struct PermissionsSaved {
     pub added: Vec<String>,
 }
 
-/// Replaces one role's set in one org (`roles.edit` on the org; the caller
-/// must hold every permission of the old and the new set — else 403, nothing
-/// changed).
+/// Replaces one role's set in one org (`roles.edit` on the org, else 403; the
+/// caller must hold every permission of the old and the new set — else 409
+/// naming the missing ones; nothing changes).
 #[utoipa::path(put, path = "/api/v1/orgs/{id}/roles/{role_id}/permissions", tag = "roles",
     security(("bearer" = []), ("cookie" = [])),
     params(("id" = i64, Path), ("role_id" = i64, Path)), request_body = SetPermissions,
     responses((status = 200, body = PermissionsSaved), (status = 400, body = crate::error::Problem),
-              (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem)))]
+              (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem),
+              (status = 409, body = crate::error::Problem)))]
 async fn set_permissions(
     State(state): State<AppState>,
     user: CurrentUser,

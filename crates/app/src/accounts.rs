@@ -202,10 +202,8 @@ impl App {
         policy: &AccountPolicy,
     ) -> Result<Option<Authenticated>, AppError> {
         let token_hash = hash_token(token);
-        let mut tx = self.store.read().await?;
-        let session = tx.session(&token_hash).await?;
-        let now = tx.now();
-        tx.finish().await?;
+        let session = self.store.session(&token_hash).await?;
+        let now = self.store.now_ms();
         let Some(session) = session else {
             return Ok(None);
         };

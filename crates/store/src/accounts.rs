@@ -96,27 +96,28 @@ fn invitation_from_row(row: &sqlx::any::AnyRow) -> Result<InvitationRecord, Stor
     })
 }
 
+const SESSION_QUERY: &str = "SELECT id, user_id, created_at, last_seen_at, expires_at, revoked_at \
+     FROM sessions WHERE token_hash = $1";
+
+fn session_from_row(row: &sqlx::any::AnyRow) -> Result<SessionRecord, StoreError> {
+    Ok(SessionRecord {
+        id: SessionId(row.try_get(0)?),
+        user: UserId(row.try_get(1)?),
+        created_at: row.try_get(2)?,
+        last_seen_at: row.try_get(3)?,
+        expires_at: row.try_get(4)?,
+        revoked: row.try_get::<Option<i64>, _>(5)?.is_some(),
+    })
+}
+
 impl<M> Tx<M> {
     /// A session by the hash of its token.
     pub async fn session(&mut self, token_hash: &str) -> Result<Option<SessionRecord>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, user_id, created_at, last_seen_at, expires_at, revoked_at \
-             FROM sessions WHERE token_hash = $1",
-        )
-        .bind(token_hash.to_owned())
-        .fetch_optional(self.conn())
-        .await?;
-        row.map(|row| {
-            Ok(SessionRecord {
-                id: SessionId(row.try_get(0)?),
-                user: UserId(row.try_get(1)?),
-                created_at: row.try_get(2)?,
-                last_seen_at: row.try_get(3)?,
-                expires_at: row.try_get(4)?,
-                revoked: row.try_get::<Option<i64>, _>(5)?.is_some(),
-            })
-        })
-        .transpose()
+        let row = sqlx::query(SESSION_QUERY)
+            .bind(token_hash.to_owned())
+            .fetch_optional(self.conn())
+            .await?;
+        row.as_ref().map(session_from_row).transpose()
     }
 
     /// A user and the stored password hash, by email (any case).
@@ -345,6 +346,18 @@ impl<M> Tx<M> {
 }
 
 impl crate::Store {
+    /// A session by the hash of its token, read by one statement outside any
+    /// transaction: authentication of every request costs one round trip
+    /// instead of three (begin, select, commit). Use cases still re-read the
+    /// session inside their own transaction, so a revocation is never missed.
+    pub async fn session(&self, token_hash: &str) -> Result<Option<SessionRecord>, StoreError> {
+        let row = sqlx::query(SESSION_QUERY)
+            .bind(token_hash.to_owned())
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(session_from_row).transpose()
+    }
+
     /// Records that a session was used, at most once a minute per session so
     /// that reads do not turn every request into a write. Session bookkeeping,
     /// not a user's action: one statement, committed on its own, not audited.

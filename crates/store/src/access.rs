@@ -3,7 +3,7 @@
 //! contents moved to the parent, role rename/delete with replacement, template
 //! storage, subtree matrices, and principals of the members above an org.
 
-use crate::error::StoreError;
+use crate::error::{StoreError, found};
 use crate::rows::{DeviceRecord, OrgRecord, UserRecord};
 use crate::tx::{
     Allowed, DEVICE_COLUMNS, ORG_COLUMNS, Tx, USER_COLUMNS, Write, device_from_row,
@@ -418,11 +418,7 @@ impl Tx<Write> {
         .bind(org.0)
         .execute(self.conn())
         .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound {
-                what: "organization",
-            });
-        }
+        found(&done, "organization")?;
         Ok(())
     }
 
@@ -529,9 +525,7 @@ impl Tx<Write> {
             .bind(role.0)
             .execute(self.conn())
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound { what: "role" });
-        }
+        found(&done, "role")?;
         Ok(())
     }
 

@@ -2,7 +2,7 @@
 //! outbox and the audit log as read by people. Queries only; the decisions are
 //! made by the caller (arbor-app) with arbor-core.
 
-use crate::error::StoreError;
+use crate::error::{StoreError, found};
 use crate::rows::{SessionId, UserRecord};
 use crate::tx::{Allowed, Tx, USER_COLUMNS, Write, normalize_email, user_from_row};
 use arbor_core::{DeviceId, OrgId, OrgPath, RoleId, UserId};
@@ -440,9 +440,7 @@ impl Tx<Write> {
             .bind(user.0)
             .execute(self.conn())
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound { what: "user" });
-        }
+        found(&done, "user")?;
         Ok(())
     }
 
@@ -480,9 +478,7 @@ impl Tx<Write> {
         .bind(user.0)
         .execute(self.conn())
         .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound { what: "user" });
-        }
+        found(&done, "user")?;
         Ok(())
     }
 
@@ -658,9 +654,7 @@ impl Tx<Write> {
             .bind(user.0)
             .execute(self.conn())
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound { what: "user" });
-        }
+        found(&done, "user")?;
         Ok(())
     }
 }

@@ -159,3 +159,15 @@ impl From<sqlx::migrate::MigrateError> for StoreError {
         StoreError::Database(sqlx::Error::Migrate(Box::new(e)))
     }
 }
+
+/// `NotFound { what }` when a statement that targets one row by id changed none.
+pub(crate) fn found(
+    done: &sqlx::any::AnyQueryResult,
+    what: &'static str,
+) -> Result<(), StoreError> {
+    if done.rows_affected() == 0 {
+        Err(StoreError::NotFound { what })
+    } else {
+        Ok(())
+    }
+}

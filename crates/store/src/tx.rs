@@ -9,7 +9,7 @@
 
 use crate::audit::{AuditEvent, AuditOutcome};
 use crate::dialect::Dialect;
-use crate::error::StoreError;
+use crate::error::{StoreError, found};
 use crate::rows::{
     DeviceRecord, DeviceTemplateId, HierarchySettings, NewDatastream, NewDevice, NewOrg, NewUser,
     OrgRecord, SessionId, SignupMode, UserRecord, parse_status,
@@ -844,9 +844,7 @@ impl Tx<Write> {
             .bind(user.0)
             .execute(self.conn())
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound { what: "user" });
-        }
+        found(&done, "user")?;
         Ok(())
     }
 
@@ -886,9 +884,7 @@ impl Tx<Write> {
                 .bind(org.0)
                 .execute(self.conn())
                 .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound { what: "member" });
-        }
+        found(&done, "member")?;
         Ok(())
     }
 
@@ -995,9 +991,7 @@ impl Tx<Write> {
             .bind(device.0)
             .execute(self.conn())
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound { what: "device" });
-        }
+        found(&done, "device")?;
         Ok(())
     }
 

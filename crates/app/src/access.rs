@@ -9,12 +9,13 @@
 //! itself). Anything else looks absent. Who-can lists only grants through
 //! memberships in the caller's scope: a child never sees upward.
 
+use crate::cache::AuthzCache;
 use crate::{App, AppError, Caller, resolve_actor};
 use arbor_core::{
-    Actor, Decision, DeviceAction, DeviceId, Grant, MemberFacts, Membership, OrgId, OrgPath,
-    Permission, PermissionSet, Principal, UserId, Via, who_can_device, who_can_org,
+    Actor, Decision, DeviceAction, DeviceFacts, DeviceId, Grant, MemberFacts, Membership, OrgId,
+    OrgPath, Permission, PermissionSet, Principal, UserId, Via, who_can_device, who_can_org,
 };
-use arbor_store::{DeviceRecord, ReadTx, StoreError};
+use arbor_store::{AuthzVersion, ReadTx, StoreError};
 use std::collections::HashMap;
 
 /// What an access question is about.
@@ -81,12 +82,36 @@ pub struct WhoCan {
     pub name: String,
 }
 
+/// The facts of a device a decision reads.
+#[derive(Clone, Debug)]
+struct DeviceTarget {
+    org: OrgPath,
+    owner: Option<UserId>,
+}
+
+impl DeviceTarget {
+    fn facts(&self) -> DeviceFacts<'_> {
+        DeviceFacts {
+            org: &self.org,
+            owner: self.owner,
+        }
+    }
+}
+
+/// Where the facts of a decision come from: one read transaction
+/// ([`Facts`]) or the decision cache ([`CachedFacts`]).
+trait FactSource {
+    async fn principal(&mut self, user: UserId) -> Result<Option<Principal>, AppError>;
+    async fn path(&mut self, org: OrgId) -> Result<Option<OrgPath>, AppError>;
+    async fn device(&mut self, device: DeviceId) -> Result<Option<DeviceTarget>, AppError>;
+}
+
 /// Facts of one read transaction, memoised across a batch.
 struct Facts {
     tx: ReadTx,
     principals: HashMap<UserId, Option<Principal>>,
     paths: HashMap<OrgId, Option<OrgPath>>,
-    devices: HashMap<DeviceId, Option<DeviceRecord>>,
+    devices: HashMap<DeviceId, Option<DeviceTarget>>,
 }
 
 impl Facts {
@@ -121,7 +146,13 @@ impl Facts {
             self.devices.insert(*id, None);
         }
         for d in self.tx.devices(&devices).await? {
-            self.devices.insert(d.id, Some(d));
+            self.devices.insert(
+                d.id,
+                Some(DeviceTarget {
+                    org: d.org,
+                    owner: d.owner,
+                }),
+            );
         }
         for id in &orgs {
             self.paths.insert(*id, None);
@@ -131,13 +162,18 @@ impl Facts {
         }
         Ok(())
     }
+}
 
-    async fn device(&mut self, device: DeviceId) -> Result<Option<DeviceRecord>, AppError> {
+impl FactSource for Facts {
+    async fn device(&mut self, device: DeviceId) -> Result<Option<DeviceTarget>, AppError> {
         if let Some(d) = self.devices.get(&device) {
             return Ok(d.clone());
         }
         let d = match self.tx.device(device).await {
-            Ok(d) => Some(d),
+            Ok(d) => Some(DeviceTarget {
+                org: d.org,
+                owner: d.owner,
+            }),
             Err(StoreError::NotFound { .. }) => None,
             Err(e) => return Err(e.into()),
         };
@@ -166,6 +202,64 @@ impl Facts {
         self.paths.insert(org, p.clone());
         Ok(p)
     }
+}
+
+/// Facts from the decision cache. Each comes with the version it is as of;
+/// a run that met two versions is `mixed` and is answered again.
+struct CachedFacts<'a> {
+    cache: &'a AuthzCache,
+    version: Option<AuthzVersion>,
+    mixed: bool,
+}
+
+impl CachedFacts<'_> {
+    fn at<T>(&mut self, (version, fact): (AuthzVersion, T)) -> T {
+        match self.version {
+            None => self.version = Some(version),
+            Some(v) if v != version => self.mixed = true,
+            Some(_) => {}
+        }
+        fact
+    }
+}
+
+impl FactSource for CachedFacts<'_> {
+    async fn principal(&mut self, user: UserId) -> Result<Option<Principal>, AppError> {
+        let found = self.cache.principal(user).await?;
+        Ok(self.at(found))
+    }
+
+    async fn path(&mut self, org: OrgId) -> Result<Option<OrgPath>, AppError> {
+        let found = self.cache.org_path(org).await?;
+        Ok(self.at(found))
+    }
+
+    async fn device(&mut self, device: DeviceId) -> Result<Option<DeviceTarget>, AppError> {
+        let found = self.cache.device(device).await?;
+        Ok(self.at(found).map(|(access, org)| DeviceTarget {
+            org,
+            owner: access.owner,
+        }))
+    }
+}
+
+/// The caller as an actor from cached facts (its session was checked by
+/// `authenticate` in the same request).
+async fn cached_actor(facts: &mut CachedFacts<'_>, caller: &Caller) -> Result<Actor, AppError> {
+    let principal = facts
+        .principal(caller.user)
+        .await?
+        .ok_or(AppError::NotFound { what: "user" })?;
+    let acting = match caller.context {
+        Some(context) => {
+            let path = facts.path(context).await?.ok_or(AppError::NotFound {
+                what: "organization",
+            })?;
+            principal.act_in(&path)
+        }
+        None => principal.act_at_home(),
+    };
+    acting.map_err(|d| AppError::denied(&d, "organization"))
 }
 
 /// May the caller ask about `org`? (`roles.view` on it.)
@@ -222,6 +316,27 @@ impl App {
         caller: &Caller,
         questions: &[Question],
     ) -> Result<Vec<Answer>, AppError> {
+        if let Some(cache) = &self.cache
+            && caller.session_token_hash.is_some()
+        {
+            let mut start = caller.authz_version;
+            // Facts of two versions in one run (the cache moved meanwhile):
+            // answer again at the newer version; rarely more than once.
+            for _ in 0..3 {
+                if start.take().is_none() {
+                    cache.sync().await?;
+                }
+                let mut facts = CachedFacts {
+                    cache,
+                    version: None,
+                    mixed: false,
+                };
+                let result = check_cached(&mut facts, caller, questions).await;
+                if !facts.mixed {
+                    return result;
+                }
+            }
+        }
         let (actor, mut facts) = self.insight(caller).await?;
         if questions.len() > 1 {
             facts.prefetch(questions).await?;
@@ -365,10 +480,27 @@ fn target_what(target: &Target) -> &'static str {
     }
 }
 
+/// A batch answered from the decision cache.
+async fn check_cached(
+    facts: &mut CachedFacts<'_>,
+    caller: &Caller,
+    questions: &[Question],
+) -> Result<Vec<Answer>, AppError> {
+    let actor = cached_actor(facts, caller).await?;
+    let mut answers = Vec::with_capacity(questions.len());
+    for question in questions {
+        answers.push(match answer(&actor, facts, question).await? {
+            Ok(decision) => Answer::Decided(decision),
+            Err(kind) => Answer::NotAllowedToAsk(kind),
+        });
+    }
+    Ok(answers)
+}
+
 /// The decision for one question, or why the caller may not ask it.
 async fn answer(
     caller: &Actor,
-    facts: &mut Facts,
+    facts: &mut impl FactSource,
     question: &Question,
 ) -> Result<Result<Decision, AppErrorKind>, AppError> {
     if let Target::Member { user, permission } = question.target {
@@ -413,7 +545,7 @@ async fn answer(
 
 /// The subject as an actor in `context` (default: home), rules 1, 2, 8.
 async fn act(
-    facts: &mut Facts,
+    facts: &mut impl FactSource,
     subject: &Principal,
     context: Option<OrgId>,
 ) -> Result<Result<Result<Actor, Decision>, AppErrorKind>, AppError> {
@@ -436,7 +568,7 @@ fn ordered(memberships: &[Membership]) -> Vec<&Membership> {
 
 async fn answer_member(
     caller: &Actor,
-    facts: &mut Facts,
+    facts: &mut impl FactSource,
     question: &Question,
     target_user: UserId,
     permission: Permission,

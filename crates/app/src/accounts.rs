@@ -48,6 +48,9 @@ pub struct Authenticated {
     pub user: UserId,
     pub session: SessionId,
     pub token_hash: String,
+    /// The authorization version the session was checked at, when checked
+    /// through the decision cache.
+    pub authz_version: Option<arbor_store::AuthzVersion>,
 }
 
 impl Authenticated {
@@ -58,6 +61,7 @@ impl Authenticated {
             session_token_hash: Some(self.token_hash.clone()),
             context,
             client,
+            authz_version: self.authz_version,
         }
     }
 }
@@ -202,8 +206,17 @@ impl App {
         policy: &AccountPolicy,
     ) -> Result<Option<Authenticated>, AppError> {
         let token_hash = hash_token(token);
-        let session = self.store.session(&token_hash).await?;
         let now = self.store.now_ms();
+        // A session last used more than a minute ago is touched, so a cached
+        // one that old is read again (another node may have touched it).
+        const TOUCH_EVERY_MS: i64 = 60_000;
+        let (session, authz_version) = match &self.cache {
+            Some(cache) => {
+                let (version, session) = cache.session(&token_hash, now, TOUCH_EVERY_MS).await?;
+                (session, Some(version))
+            }
+            None => (self.store.session(&token_hash).await?, None),
+        };
         let Some(session) = session else {
             return Ok(None);
         };
@@ -213,13 +226,17 @@ impl App {
         if !live {
             return Ok(None);
         }
-        if now - session.last_seen_at > 60_000 {
+        if now - session.last_seen_at > TOUCH_EVERY_MS {
             self.store.touch_session(session.id).await?;
+            if let Some(cache) = &self.cache {
+                cache.touched(&token_hash, session.id, now);
+            }
         }
         Ok(Some(Authenticated {
             user: session.user,
             session: session.id,
             token_hash,
+            authz_version,
         }))
     }
 

@@ -15,6 +15,7 @@
 
 pub mod access;
 pub mod accounts;
+pub mod cache;
 mod devices;
 mod error;
 mod lists;
@@ -32,7 +33,9 @@ pub use orgs::{
 
 use arbor_core::{Actor, Decision, OrgId, UserId};
 use arbor_store::{Allowed, AuditEvent, AuditOutcome, ClientKind, Store, Tx, Write};
+use cache::{AuthzCache, CacheLimits};
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Who makes a request: the authenticated user, the session it came with (so
@@ -45,6 +48,10 @@ pub struct Caller {
     /// The context org `C`; `None` acts in the home org.
     pub context: Option<OrgId>,
     pub client: ClientKind,
+    /// The authorization version the session was checked at through the
+    /// decision cache (`None`: not checked through it). A request answered
+    /// from the cache starts from this version instead of reading it again.
+    pub authz_version: Option<arbor_store::AuthzVersion>,
 }
 
 impl Caller {
@@ -54,6 +61,7 @@ impl Caller {
             session_token_hash: None,
             context: None,
             client,
+            authz_version: None,
         }
     }
 
@@ -63,17 +71,32 @@ impl Caller {
     }
 }
 
-/// The use cases, over one store.
+/// The use cases, over one store, with the decision cache if enabled.
 #[derive(Clone, Debug)]
 pub struct App {
     store: Store,
+    cache: Option<Arc<AuthzCache>>,
 }
 
 const ATTEMPTS: u32 = 12;
 
 impl App {
+    /// Without the decision cache: every decision reads the store (the CLI's
+    /// one-shot commands, and tests that compare against the cache).
     pub fn new(store: Store) -> Self {
-        Self { store }
+        Self { store, cache: None }
+    }
+
+    /// With the decision cache ([`cache`]), as the server runs.
+    pub fn with_cache(store: Store, limits: CacheLimits) -> Self {
+        Self {
+            cache: Some(Arc::new(AuthzCache::new(store.clone(), limits))),
+            store,
+        }
+    }
+
+    pub fn cache(&self) -> Option<&AuthzCache> {
+        self.cache.as_deref()
     }
 
     pub fn store(&self) -> &Store {

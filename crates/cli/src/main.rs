@@ -229,6 +229,7 @@ async fn serve(config: Config, demo: bool) -> Result<()> {
         config.smtp.clone(),
         state.mail.clone(),
     ));
+    tokio::spawn(arbor_server::cache::run(state.clone()));
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .with_context(|| format!("cannot listen on {}", config.bind))?;

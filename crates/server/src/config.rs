@@ -2,6 +2,7 @@
 //! → command-line flags, each layer overriding the one before. Secrets are
 //! redacted wherever the configuration is printed.
 
+use arbor_app::cache::CacheLimits;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
@@ -100,6 +101,51 @@ impl Default for ThrottleConfig {
     }
 }
 
+/// The in-process decision cache (arbor-app `cache`): it is checked against
+/// the store's change feed on every request, so it never answers from stale
+/// facts, on one node or many.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthzCacheConfig {
+    pub enabled: bool,
+    /// Load every org path, principal and device at start (in the
+    /// background), instead of as requests ask for them.
+    pub warm: bool,
+    pub max_sessions: usize,
+    pub max_principals: usize,
+    pub max_orgs: usize,
+    pub max_devices: usize,
+    /// The change feed keeps this many versions (committed writes); a node
+    /// further behind starts its cache afresh.
+    pub keep_versions: i64,
+}
+
+impl Default for AuthzCacheConfig {
+    fn default() -> Self {
+        let limits = CacheLimits::default();
+        Self {
+            enabled: true,
+            warm: true,
+            max_sessions: limits.sessions,
+            max_principals: limits.principals,
+            max_orgs: limits.orgs,
+            max_devices: limits.devices,
+            keep_versions: 100_000,
+        }
+    }
+}
+
+impl AuthzCacheConfig {
+    pub fn limits(&self) -> CacheLimits {
+        CacheLimits {
+            sessions: self.max_sessions,
+            principals: self.max_principals,
+            orgs: self.max_orgs,
+            devices: self.max_devices,
+        }
+    }
+}
+
 #[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -117,6 +163,7 @@ pub struct Config {
     pub throttle: ThrottleConfig,
     /// Largest accepted request body, in bytes.
     pub body_limit_bytes: usize,
+    pub authz_cache: AuthzCacheConfig,
 }
 
 impl Default for Config {
@@ -131,6 +178,7 @@ impl Default for Config {
             session: SessionConfig::default(),
             throttle: ThrottleConfig::default(),
             body_limit_bytes: 1024 * 1024,
+            authz_cache: AuthzCacheConfig::default(),
         }
     }
 }
@@ -154,6 +202,7 @@ impl fmt::Debug for Config {
             .field("session", &self.session)
             .field("throttle", &self.throttle)
             .field("body_limit_bytes", &self.body_limit_bytes)
+            .field("authz_cache", &self.authz_cache)
             .finish()
     }
 }

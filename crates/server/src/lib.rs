@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod cache;
 pub mod config;
 pub mod error;
 pub mod extract;
@@ -61,7 +62,11 @@ impl AppState {
         };
         Self {
             throttle: Arc::new(Throttle::new(limits, clock.clone())),
-            app: App::new(store.clone()),
+            app: if config.authz_cache.enabled {
+                App::with_cache(store.clone(), config.authz_cache.limits())
+            } else {
+                App::new(store.clone())
+            },
             store,
             clock,
             config: Arc::new(config),

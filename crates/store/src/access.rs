@@ -15,6 +15,7 @@ use arbor_core::{
     DeviceId, Membership, OrgId, OrgPath, PermissionMatrix, PermissionSet, PermissionTemplate,
     Principal, RoleId, Scope, UserId,
 };
+use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 use std::collections::BTreeMap;
 
@@ -293,10 +294,7 @@ impl<M> Tx<M> {
             return Ok(Vec::new());
         }
         let sql = format!(
-            "SELECT u.id, u.status, o.path, m.role_id, m.home, rp.permissions \
-             FROM users u LEFT JOIN memberships m ON m.user_id = u.id \
-             LEFT JOIN organizations o ON o.id = m.org_id \
-             LEFT JOIN role_permissions rp ON rp.org_id = m.org_id AND rp.role_id = m.role_id \
+            "SELECT {PRINCIPAL_COLUMNS} FROM users u {PRINCIPAL_JOINS} \
              WHERE u.id IN ({}) ORDER BY u.id, m.org_id",
             placeholders(0, users.len())
         );
@@ -305,35 +303,7 @@ impl<M> Tx<M> {
             query = query.bind(user.0);
         }
         let rows = query.fetch_all(self.conn()).await?;
-        let mut principals: Vec<Principal> = Vec::new();
-        for row in &rows {
-            let user = UserId(row.try_get(0)?);
-            if principals.last().is_none_or(|p| p.user != user) {
-                let status: String = row.try_get(1)?;
-                principals.push(Principal {
-                    user,
-                    status: crate::rows::parse_status(&status),
-                    session_revoked: false,
-                    memberships: Vec::new(),
-                });
-            }
-            let Some(path) = row.try_get::<Option<String>, _>(2)? else {
-                continue;
-            };
-            let membership = Membership {
-                org: OrgPath::decode(&path)?,
-                role: RoleId(row.try_get(3)?),
-                home: row.try_get::<i64, _>(4)? == 1,
-                permissions: row
-                    .try_get::<Option<String>, _>(5)?
-                    .map(|p| parse_permissions(&p))
-                    .unwrap_or(PermissionSet::EMPTY),
-            };
-            if let Some(p) = principals.last_mut() {
-                p.memberships.push(membership);
-            }
-        }
-        Ok(principals)
+        principals_from_rows(&rows, 0)
     }
 
     /// The devices of `ids` that exist, in one query.
@@ -616,4 +586,51 @@ impl Tx<Write> {
             .await?;
         Ok(())
     }
+}
+
+/// Columns of [`principals_from_rows`], starting at its `offset`.
+pub(crate) const PRINCIPAL_COLUMNS: &str = "u.id, u.status, o.path, m.role_id, m.home, rp.permissions";
+/// The joins [`PRINCIPAL_COLUMNS`] read from, after `users u`.
+pub(crate) const PRINCIPAL_JOINS: &str = "LEFT JOIN memberships m ON m.user_id = u.id \
+     LEFT JOIN organizations o ON o.id = m.org_id \
+     LEFT JOIN role_permissions rp ON rp.org_id = m.org_id AND rp.role_id = m.role_id";
+
+/// Principals from rows ordered by user, one row per membership (or one row
+/// with NULL membership columns); rows whose user id is NULL are skipped.
+pub(crate) fn principals_from_rows(
+    rows: &[AnyRow],
+    offset: usize,
+) -> Result<Vec<Principal>, StoreError> {
+    let mut principals: Vec<Principal> = Vec::new();
+    for row in rows {
+        let Some(user) = row.try_get::<Option<i64>, _>(offset)? else {
+            continue;
+        };
+        let user = UserId(user);
+        if principals.last().is_none_or(|p| p.user != user) {
+            let status: String = row.try_get(offset + 1)?;
+            principals.push(Principal {
+                user,
+                status: crate::rows::parse_status(&status),
+                session_revoked: false,
+                memberships: Vec::new(),
+            });
+        }
+        let Some(path) = row.try_get::<Option<String>, _>(offset + 2)? else {
+            continue;
+        };
+        let membership = Membership {
+            org: OrgPath::decode(&path)?,
+            role: RoleId(row.try_get(offset + 3)?),
+            home: row.try_get::<i64, _>(offset + 4)? == 1,
+            permissions: row
+                .try_get::<Option<String>, _>(offset + 5)?
+                .map(|p| parse_permissions(&p))
+                .unwrap_or(PermissionSet::EMPTY),
+        };
+        if let Some(p) = principals.last_mut() {
+            p.memberships.push(membership);
+        }
+    }
+    Ok(principals)
 }

@@ -15,6 +15,7 @@
 mod access;
 mod accounts;
 mod audit;
+mod authz;
 mod clock;
 mod config;
 mod dialect;
@@ -30,6 +31,7 @@ pub use accounts::{
     AuditEntry, AuditScope, InvitationRecord, MailRecord, MembershipRecord, PasswordResetRecord,
     SessionRecord,
 };
+pub use authz::{AuthzChange, AuthzChanges, AuthzVersion, DeviceAccess};
 pub use audit::{AuditEvent, AuditOutcome, ClientKind};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::StoreConfig;

@@ -599,6 +599,12 @@ impl Tx<Write> {
         .bind(details)
         .execute(self.conn())
         .await?;
+        // The authorization change feed (migrations/*/0002): a new version,
+        // stamped on the change rows this transaction's triggers recorded.
+        // Last, so the version row stays locked only until the commit.
+        sqlx::raw_sql(crate::authz::STAMP_CHANGES)
+            .execute(self.conn())
+            .await?;
         self.tx.commit().await?;
         Ok(())
     }

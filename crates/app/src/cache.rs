@@ -107,11 +107,8 @@ impl Inner {
             // memberships' orgs. A moved subtree changes every path in it, and
             // each of those orgs is recorded, so the membership's own org
             // suffices.
-            self.principals.retain(|_, p| {
-                !p.memberships
-                    .iter()
-                    .any(|m| orgs.contains(&m.org.id()))
-            });
+            self.principals
+                .retain(|_, p| !p.memberships.iter().any(|m| orgs.contains(&m.org.id())));
         }
         if !sessions.is_empty() {
             self.sessions.retain(|_, s| !sessions.contains(&s.id));
@@ -289,14 +286,17 @@ impl AuthzCache {
         found
     }
 
-    /// A session by token hash. A cached session whose last use is more than
-    /// `fresh_ms` ago is read again: another node may have seen it used since.
+    /// A session by token hash, after bringing the cache up to the current
+    /// version: the first step of every request. A cached session whose last
+    /// use is more than `fresh_ms` ago is read again: another node may have
+    /// seen it used since.
     pub async fn session(
         &self,
         token_hash: &str,
         now: i64,
         fresh_ms: i64,
     ) -> Result<At<Option<SessionRecord>>, StoreError> {
+        self.sync().await?;
         let cached = {
             let inner = lock(&self.inner);
             inner

@@ -21,7 +21,9 @@ pub async fn run(state: AppState) {
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "decision cache warmed"
             ),
-            Err(e) => tracing::warn!(error = %e, "decision cache warm-up failed; it fills as requests come"),
+            Err(e) => {
+                tracing::warn!(error = %e, "decision cache warm-up failed; it fills as requests come")
+            }
         }
     }
     let mut tick = tokio::time::interval(PRUNE_EVERY);

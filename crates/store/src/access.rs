@@ -589,7 +589,8 @@ impl Tx<Write> {
 }
 
 /// Columns of [`principals_from_rows`], starting at its `offset`.
-pub(crate) const PRINCIPAL_COLUMNS: &str = "u.id, u.status, o.path, m.role_id, m.home, rp.permissions";
+pub(crate) const PRINCIPAL_COLUMNS: &str =
+    "u.id, u.status, o.path, m.role_id, m.home, rp.permissions";
 /// The joins [`PRINCIPAL_COLUMNS`] read from, after `users u`.
 pub(crate) const PRINCIPAL_JOINS: &str = "LEFT JOIN memberships m ON m.user_id = u.id \
      LEFT JOIN organizations o ON o.id = m.org_id \

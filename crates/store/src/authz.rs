@@ -11,9 +11,9 @@
 //! until the transaction commits, so versions commit in order. A reader that
 //! sees version C therefore also sees every change row of versions <= C.
 
+use crate::access::{PRINCIPAL_COLUMNS, PRINCIPAL_JOINS, principals_from_rows};
 use crate::accounts::SessionRecord;
 use crate::error::StoreError;
-use crate::access::{PRINCIPAL_COLUMNS, PRINCIPAL_JOINS, principals_from_rows};
 use crate::rows::SessionId;
 use crate::store::Store;
 use crate::tx::Tx;
@@ -124,13 +124,11 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await?;
         let deleted = match floor {
-            Some(floor) => {
-                sqlx::query("DELETE FROM authz_changes WHERE version <= $1")
-                    .bind(floor)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected()
-            }
+            Some(floor) => sqlx::query("DELETE FROM authz_changes WHERE version <= $1")
+                .bind(floor)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected(),
             None => 0,
         };
         tx.commit().await?;

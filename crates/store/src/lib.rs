@@ -31,8 +31,8 @@ pub use accounts::{
     AuditEntry, AuditScope, InvitationRecord, MailRecord, MembershipRecord, PasswordResetRecord,
     SessionRecord,
 };
-pub use authz::{AuthzChange, AuthzChanges, AuthzVersion, DeviceAccess};
 pub use audit::{AuditEvent, AuditOutcome, ClientKind};
+pub use authz::{AuthzChange, AuthzChanges, AuthzVersion, DeviceAccess};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::StoreConfig;
 pub use dialect::{Dialect, Engine};

@@ -8,6 +8,7 @@
 mod support;
 
 mod basics;
+mod cache;
 mod concurrency;
 mod crash;
 mod list_equals_get;

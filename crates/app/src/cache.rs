@@ -68,14 +68,29 @@ struct Inner {
     version: Option<AuthzVersion>,
     sessions: HashMap<String, SessionRecord>,
     principals: HashMap<UserId, Principal>,
+    /// The users whose cached principal has a membership in an org (it may
+    /// name users no longer cached or no longer members: dropping those
+    /// again is harmless). Spares a scan of every principal per org change.
+    members: HashMap<OrgId, HashSet<UserId>>,
     orgs: HashMap<OrgId, OrgPath>,
     devices: HashMap<DeviceId, DeviceAccess>,
 }
 
 impl Inner {
+    fn put_principal(&mut self, principal: Principal) {
+        for m in &principal.memberships {
+            self.members
+                .entry(m.org.id())
+                .or_default()
+                .insert(principal.user);
+        }
+        self.principals.insert(principal.user, principal);
+    }
+
     fn clear(&mut self) {
         self.sessions.clear();
         self.principals.clear();
+        self.members.clear();
         self.orgs.clear();
         self.devices.clear();
     }
@@ -99,16 +114,15 @@ impl Inner {
                 }
             }
         }
-        if !orgs.is_empty() {
-            for org in &orgs {
-                self.orgs.remove(org);
-            }
+        for org in &orgs {
+            self.orgs.remove(org);
             // A principal carries the paths and permission sets of its
             // memberships' orgs. A moved subtree changes every path in it, and
             // each of those orgs is recorded, so the membership's own org
             // suffices.
-            self.principals
-                .retain(|_, p| !p.memberships.iter().any(|m| orgs.contains(&m.org.id())));
+            for user in self.members.remove(org).unwrap_or_default() {
+                self.principals.remove(&user);
+            }
         }
         if !sessions.is_empty() {
             self.sessions.retain(|_, s| !sessions.contains(&s.id));
@@ -344,13 +358,10 @@ impl AuthzCache {
         }
         let (version, principal) = self.store.principal_at(user).await?;
         if let Some(principal) = &principal {
-            self.keep(
-                version,
-                self.limits.principals,
-                |i| &mut i.principals,
-                user,
-                principal.clone(),
-            );
+            let mut inner = lock(&self.inner);
+            if inner.version == Some(version) && inner.principals.len() < self.limits.principals {
+                inner.put_principal(principal.clone());
+            }
         }
         Ok((version, principal))
     }
@@ -452,7 +463,7 @@ impl AuthzCache {
                     if inner.principals.len() >= self.limits.principals {
                         break;
                     }
-                    inner.principals.insert(p.user, p);
+                    inner.put_principal(p);
                 }
                 n
             }) {
@@ -535,9 +546,9 @@ mod tests {
         let root = OrgPath::root(OrgId(1));
         let child = root.child(OrgId(2));
         let mut inner = Inner::default();
-        inner.principals.insert(UserId(10), principal(10, &root));
-        inner.principals.insert(UserId(11), principal(11, &child));
-        inner.principals.insert(UserId(12), principal(12, &root));
+        inner.put_principal(principal(10, &root));
+        inner.put_principal(principal(11, &child));
+        inner.put_principal(principal(12, &root));
         inner.orgs.insert(OrgId(1), root.clone());
         inner.orgs.insert(OrgId(2), child.clone());
         for id in [100, 101] {

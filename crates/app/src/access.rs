@@ -13,7 +13,8 @@ use crate::cache::AuthzCache;
 use crate::{App, AppError, Caller, resolve_actor};
 use arbor_core::{
     Actor, Decision, DeviceAction, DeviceFacts, DeviceId, Grant, MemberFacts, Membership, OrgId,
-    OrgPath, Permission, PermissionSet, Principal, UserId, Via, who_can_device, who_can_org,
+    OrgPath, Permission, PermissionSet, Principal, UserId, Via, who_can_device, who_can_member,
+    who_can_org,
 };
 use arbor_store::{AuthzVersion, ReadTx, StoreError};
 use std::collections::HashMap;
@@ -388,11 +389,31 @@ impl App {
                     principals,
                 )
             }
-            Target::Member { .. } => {
-                return Err(AppError::invalid(
-                    "target",
-                    "who-can answers for an org or a device",
-                ));
+            Target::Member { user, permission } => {
+                let target = facts
+                    .principal(user)
+                    .await?
+                    .ok_or(AppError::NotFound { what })?;
+                let memberships = ordered(&target.memberships);
+                // As in `check`: the caller asks about a membership of the
+                // target in its own scope.
+                let guard = memberships
+                    .iter()
+                    .find(|m| actor.home().same_hierarchy(&m.org) && actor.scope().contains(&m.org))
+                    .ok_or(AppError::NotFound { what })?;
+                may_ask_about(&actor, &guard.org).map_err(|k| k.into_error(what))?;
+                let mut principals: Vec<Principal> = Vec::new();
+                for m in &memberships {
+                    for p in facts.tx.principals_above(&m.org, None).await? {
+                        if !principals.iter().any(|q| q.user == p.user) {
+                            principals.push(p);
+                        }
+                    }
+                }
+                (
+                    who_can_member(permission, user, &memberships, &principals),
+                    principals,
+                )
             }
         };
         // A grant's membership is one of the loaded principal's: its path is at hand.

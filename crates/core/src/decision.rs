@@ -849,6 +849,36 @@ pub fn who_can_device(
     who_can(principals, |actor| actor.decide_device(action, device))
 }
 
+/// Which of `principals` may use `permission` (a `users.*` permission) on the
+/// member `target`, each acting on the membership the user use cases pick:
+/// the first of `memberships` (in the order given) inside the actor's scope,
+/// else the first. Pass the members of the orgs of those memberships and of
+/// their ancestors: nobody else can be allowed.
+pub fn who_can_member(
+    permission: Permission,
+    target: UserId,
+    memberships: &[&Membership],
+    principals: &[Principal],
+) -> Vec<Grant> {
+    let Some(first) = memberships.first() else {
+        return Vec::new();
+    };
+    who_can(principals, |actor| {
+        let membership = memberships
+            .iter()
+            .find(|m| actor.scope().contains(&m.org))
+            .unwrap_or(first);
+        actor.decide_user(
+            permission,
+            &MemberFacts {
+                user: target,
+                org: &membership.org,
+                permissions: membership.permissions,
+            },
+        )
+    })
+}
+
 /// Which of `principals` may use `permission` on org `target`. Pass the members
 /// of the org and of its ancestors.
 pub fn who_can_org(

@@ -238,6 +238,8 @@ pub struct WhoCanParams {
     /// A device action (with `device_id`).
     pub action: Option<String>,
     pub device_id: Option<i64>,
+    /// A member (with a `users.*` permission): who may manage that user.
+    pub target_user_id: Option<i64>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -273,8 +275,9 @@ pub struct WhoCanResponse {
     pub grants: Vec<GrantView>,
 }
 
-/// Which users may do P on org O (or action A on device D), each with the
-/// membership that grants it. Only memberships in the caller's scope are listed.
+/// Which users may do P on org O, action A on device D, or `users.*`
+/// permission P on member U, each with the membership that grants it. Only
+/// memberships in the caller's scope are listed.
 #[utoipa::path(get, path = "/api/v1/access/who-can", tag = "access", params(WhoCanParams),
     security(("bearer" = []), ("cookie" = [])),
     responses((status = 200, body = WhoCanResponse), (status = 400, body = crate::error::Problem),
@@ -289,7 +292,7 @@ async fn who_can(
         params.org_id,
         params.action.as_deref(),
         params.device_id,
-        None,
+        params.target_user_id,
     )?;
     let grants = state.app.who_can(&user.caller, target).await?;
     Ok(axum::Json(WhoCanResponse {

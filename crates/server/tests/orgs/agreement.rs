@@ -5,7 +5,8 @@
 //! (`PATCH /orgs/{id}` needs organizations.settings, `GET
 //! /orgs/{id}/permissions` needs roles.view) must match the explained outcome
 //! (allowed → 2xx, forbidden → 403, hidden → 404), `check` must say the same,
-//! and who-can must list exactly the users the API let through. Devices are
+//! and who-can must list exactly the users the API let through (for orgs,
+//! devices and `users.edit` on members). Devices are
 //! compared with the device-view use case (the device API is another issue's).
 
 use crate::support::*;
@@ -238,6 +239,7 @@ async fn explain_check_and_who_can_agree_with_the_api_on_a_generated_world(engin
     // so nothing changes), for a few targets.
     for (target, target_email) in users.iter().step_by(3) {
         let name = target_email.split('@').next().unwrap();
+        let mut let_through = BTreeSet::new();
         for (user, email) in &users {
             let token = app.login(email, PASSWORD).await;
             let path = format!("/api/v1/users/{}", target.0);
@@ -270,8 +272,20 @@ async fn explain_check_and_who_can_agree_with_the_api_on_a_generated_world(engin
                 why.body["explanation"]
             );
             statuses.insert(("users.edit", actual));
+            if actual == 204 {
+                let_through.insert(user.0);
+            }
             compared += 1;
         }
+        let listed: BTreeSet<i64> = who_can(
+            &app,
+            &root,
+            &format!("permission=users.edit&target_user_id={}", target.0),
+        )
+        .await
+        .into_iter()
+        .collect();
+        assert_eq!(listed, let_through, "who can edit {target_email}");
     }
     let mut seen_by = Vec::new();
     for device in &devices {

@@ -5,7 +5,8 @@ use crate::reference::{PlainDevice, PlainUser, PlainWorld, RefOutcome};
 use arbor_core::permission::CATALOG;
 use arbor_core::{
     DeviceAction, DeviceFacts, MemberFacts, Membership, OrgId, OrgPath, Outcome, Permission,
-    PermissionSet, Principal, RoleId, UserId, UserStatus, who_can_device, who_can_org,
+    PermissionSet, Principal, RoleId, UserId, UserStatus, who_can_device, who_can_member,
+    who_can_org,
 };
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -395,6 +396,22 @@ fn check_world(world: &PlainWorld, contexts: &[u16]) -> Result<(), TestCaseError
         let users: BTreeSet<usize> = grants.iter().map(|g| user_index(g.user)).collect();
         prop_assert_eq!(&users, &world.who_can_org("users.invite", o));
         comparisons += 1;
+    }
+
+    for (t, target) in real.principals.iter().enumerate() {
+        let memberships: Vec<&Membership> = target.memberships.iter().collect();
+        for permission in [Permission::UsersEdit, Permission::UsersSuspend] {
+            let grants = who_can_member(permission, target.user, &memberships, &real.principals);
+            let users: BTreeSet<usize> = grants.iter().map(|g| user_index(g.user)).collect();
+            prop_assert_eq!(
+                &users,
+                &world.who_can_member(permission.id(), t),
+                "who can {} user {}",
+                permission,
+                t
+            );
+            comparisons += 1;
+        }
     }
 
     WORLDS.fetch_add(1, Ordering::Relaxed);

@@ -189,6 +189,28 @@ impl PlainWorld {
             .collect()
     }
 
+    /// Users that may use `permission` on user `target`, each acting on the
+    /// target's first membership inside its scope (else the first).
+    pub fn who_can_member(&self, permission: &str, target: usize) -> BTreeSet<usize> {
+        let theirs = &self.users[target].memberships;
+        if theirs.is_empty() {
+            return BTreeSet::new();
+        }
+        (0..self.users.len())
+            .filter(|u| {
+                self.users[*u].memberships.iter().any(|(home, _)| {
+                    self.act(*u, *home).is_some_and(|a| {
+                        let m = theirs
+                            .iter()
+                            .position(|(org, _)| a.scope.contains(org))
+                            .unwrap_or(0);
+                        self.user_action(&a, permission, target, m) == RefOutcome::Allowed
+                    })
+                })
+            })
+            .collect()
+    }
+
     pub fn who_can_org(&self, permission: &str, org: usize) -> BTreeSet<usize> {
         (0..self.users.len())
             .filter(|u| {

@@ -11,7 +11,7 @@ use arbor_app::accounts::AccountPolicy;
 use arbor_app::cache::CacheLimits;
 use arbor_app::{App, Caller, hash_token, new_token};
 use arbor_core::{DeviceAction, DeviceId, OrgId, Permission, PermissionSet, RoleId, UserId};
-use arbor_store::generate::{GenConfig, generate, generated_roots, sample_actors};
+use arbor_store::generate::{GenConfig, Rng, generate, generated_roots, sample_actors};
 use arbor_store::{Allowed, AuditEvent, AuthzChange, ClientKind, Store};
 use sqlx::{Connection, Row};
 
@@ -19,27 +19,6 @@ both_engines!(
     the_feed_names_what_each_write_changed,
     cached_checks_agree_with_the_store_through_random_writes,
 );
-
-/// SplitMix64: reproducible runs (the seed is printed).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
-        items[self.below(items.len())]
-    }
-}
 
 const PERMISSIONS: [&str; 10] = [
     "organizations.settings",

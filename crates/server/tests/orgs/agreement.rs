@@ -12,33 +12,13 @@
 use crate::support::*;
 use arbor_core::{DeviceId, OrgId, OrgType, UserId};
 use arbor_store::NewOrg;
+use arbor_store::generate::Rng;
 use arbor_testkit::{Engine, TestApp, both_engines};
 use reqwest::Method;
 use serde_json::json;
 use std::collections::BTreeSet;
 
 both_engines!(explain_check_and_who_can_agree_with_the_api_on_a_generated_world);
-
-/// SplitMix64: reproducible worlds.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-}
 
 const POOL: [&str; 10] = [
     "organizations.settings",

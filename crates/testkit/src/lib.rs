@@ -5,6 +5,8 @@
 //!   the test ends) — with a [`ManualClock`].
 //! - [`TestApp`]: the real HTTP server on a random port over a [`TestDb`],
 //!   ready when `spawn` returns (the listener is bound first; no sleeps).
+//! - [`TestNode`]: a second server over a [`TestApp`]'s database, with its
+//!   own pool and decision cache (`TestApp::second_node`).
 //! - [`both_engines!`]: runs one test body on SQLite and on PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -159,14 +161,75 @@ macro_rules! both_engines {
     };
 }
 
+/// A server task on 127.0.0.1:<random port>, stopped on drop.
+struct Server {
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Server {
+    /// Binds first, so the server is ready when this returns; gives its base URL.
+    async fn start(state: AppState) -> (Server, String) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let _ = arbor_server::serve(listener, state, async {
+                let _ = rx.await;
+            })
+            .await;
+        });
+        let server = Server {
+            shutdown: Some(tx),
+            task: Some(task),
+        };
+        (server, base)
+    }
+
+    async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
 /// The real server on 127.0.0.1:<random port> over a fresh database.
 pub struct TestApp {
     pub base: String,
     pub db: TestDb,
     pub http: reqwest::Client,
     pub setup_token: String,
-    shutdown: Option<oneshot::Sender<()>>,
-    server: Option<tokio::task::JoinHandle<()>>,
+    config: Config,
+    server: Server,
+}
+
+/// Another server node over a [`TestApp`]'s database, with its own pool and
+/// its own decision cache, as a second process of a deployment would have.
+pub struct TestNode {
+    pub base: String,
+    server: Server,
+}
+
+impl TestNode {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Stops the server and waits for it to finish.
+    pub async fn stop(self) {
+        self.server.stop().await;
+    }
 }
 
 impl TestApp {
@@ -187,25 +250,31 @@ impl TestApp {
         };
         configure(&mut config);
         let setup_token = arbor_app::new_token().0;
-        let state = AppState::new(db.store().clone(), db.clock.clone(), config)
+        let state = AppState::new(db.store().clone(), db.clock.clone(), config.clone())
             .with_setup_token(&setup_token);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let (tx, rx) = oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            let _ = arbor_server::serve(listener, state, async {
-                let _ = rx.await;
-            })
-            .await;
-        });
+        let (server, base) = Server::start(state).await;
         TestApp {
             base,
             db,
             http: reqwest::Client::builder().build().unwrap(),
             setup_token,
-            shutdown: Some(tx),
-            server: Some(server),
+            config,
+            server,
         }
+    }
+
+    /// A second node over the same database and clock, with the same
+    /// configuration: its own store pool, its own state and decision cache.
+    pub async fn second_node(&self) -> TestNode {
+        let store = Store::connect_with_clock(
+            &StoreConfig::new(self.db.url.clone()),
+            self.db.clock.clone(),
+        )
+        .await
+        .unwrap();
+        let state = AppState::new(store, self.db.clock.clone(), self.config.clone());
+        let (server, base) = Server::start(state).await;
+        TestNode { base, server }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -252,20 +321,7 @@ impl TestApp {
     }
 
     /// Stops the server and waits for it to finish.
-    pub async fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(server) = self.server.take() {
-            let _ = server.await;
-        }
-    }
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
+    pub async fn stop(self) {
+        self.server.stop().await;
     }
 }

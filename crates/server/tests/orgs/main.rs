@@ -8,6 +8,7 @@ mod concurrency;
 mod escalation;
 mod lifecycle;
 mod matrix;
+mod nodes;
 mod reparent;
 mod seed;
 mod support;

@@ -107,20 +107,7 @@ async fn a_write_on_one_node_is_seen_by_the_next_request_on_another(engine: Engi
     // Heat ─┬─ East ── Site (U: Staff; device D owned by U)
     //       └─ West
     // with E the Admin of East and W the Admin of West; built through node A.
-    let setup = app
-        .http
-        .post(app.url("/api/v1/setup"))
-        .json(&json!({
-            "setup_token": app.setup_token, "org_name": "Heat",
-            "admin_email": "a@heat.test", "admin_name": "A", "admin_password": PASSWORD,
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(setup.status(), 201);
-    let setup: Value = setup.json().await.unwrap();
-    let heat = OrgId(setup["org_id"].as_i64().unwrap());
-    let admin = UserId(setup["admin_user_id"].as_i64().unwrap());
+    let (heat, admin) = setup_over_http(&app, "Heat", "a@heat.test").await;
     let ta = app.login("a@heat.test", PASSWORD).await;
     let roles = get(&app, "/api/v1/roles", &ta).await;
     let role = |name: &str| {

@@ -60,20 +60,7 @@ async fn create_org(
 
 async fn seed_001_is_built_through_the_api_and_explained(engine: Engine) {
     let app = TestApp::spawn(engine).await;
-    let setup = app
-        .http
-        .post(app.url("/api/v1/setup"))
-        .json(&json!({
-            "setup_token": app.setup_token, "org_name": "Heat Co",
-            "admin_email": "a@heat.example", "admin_name": "A", "admin_password": PASSWORD,
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(setup.status(), 201);
-    let setup: serde_json::Value = setup.json().await.unwrap();
-    let heat = OrgId(setup["org_id"].as_i64().unwrap());
-    let a = UserId(setup["admin_user_id"].as_i64().unwrap());
+    let (heat, a) = setup_over_http(&app, "Heat Co", "a@heat.example").await;
     let ta = app.login("a@heat.example", PASSWORD).await;
 
     let roles = get(&app, "/api/v1/roles", &ta).await;

@@ -309,3 +309,24 @@ pub async fn audit(app: &TestApp, target: &str) -> Vec<(String, String)> {
         .map(|r| (r.action, r.outcome.as_str().to_owned()))
         .collect()
 }
+
+/// First-run setup over HTTP: the root org and its Admin (password
+/// [`PASSWORD`]). Returns their ids.
+pub async fn setup_over_http(app: &TestApp, org_name: &str, admin_email: &str) -> (OrgId, UserId) {
+    let setup = app
+        .http
+        .post(app.url("/api/v1/setup"))
+        .json(&serde_json::json!({
+            "setup_token": app.setup_token, "org_name": org_name,
+            "admin_email": admin_email, "admin_name": "A", "admin_password": PASSWORD,
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(setup.status(), 201);
+    let setup: serde_json::Value = setup.json().await.unwrap();
+    (
+        OrgId(setup["org_id"].as_i64().unwrap()),
+        UserId(setup["admin_user_id"].as_i64().unwrap()),
+    )
+}

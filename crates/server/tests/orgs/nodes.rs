@@ -109,19 +109,10 @@ async fn a_write_on_one_node_is_seen_by_the_next_request_on_another(engine: Engi
     // with E the Admin of East and W the Admin of West; built through node A.
     let (heat, admin) = setup_over_http(&app, "Heat", "a@heat.test").await;
     let ta = app.login("a@heat.test", PASSWORD).await;
-    let roles = get(&app, "/api/v1/roles", &ta).await;
-    let role = |name: &str| {
-        roles
-            .body
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["name"] == name)
-            .unwrap()["id"]
-            .as_i64()
-            .unwrap()
-    };
-    let (admin_role, staff) = (role("Admin"), role("Staff"));
+    let (admin_role, staff) = (
+        role_id(&app, &ta, "Admin").await,
+        role_id(&app, &ta, "Staff").await,
+    );
     let east = org(&app, &ta, heat, "East").await;
     let west = org(&app, &ta, heat, "West").await;
     let site = org(&app, &ta, east, "Site").await;

@@ -63,20 +63,11 @@ async fn seed_001_is_built_through_the_api_and_explained(engine: Engine) {
     let (heat, a) = setup_over_http(&app, "Heat Co", "a@heat.example").await;
     let ta = app.login("a@heat.example", PASSWORD).await;
 
-    let roles = get(&app, "/api/v1/roles", &ta).await;
-    assert_eq!(roles.status, 200);
-    let role = |name: &str| {
-        roles
-            .body
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["name"] == name)
-            .unwrap()["id"]
-            .as_i64()
-            .unwrap()
-    };
-    let (admin, staff, user) = (role("Admin"), role("Staff"), role("User"));
+    let (admin, staff, user) = (
+        role_id(&app, &ta, "Admin").await,
+        role_id(&app, &ta, "Staff").await,
+        role_id(&app, &ta, "User").await,
+    );
 
     let (muller, _) = create_org(&app, &ta, heat, "Muller Boiler Group", json!({})).await;
     let (united, _) = create_org(&app, &ta, heat, "United Heaters Inc.", json!({})).await;

@@ -330,3 +330,18 @@ pub async fn setup_over_http(app: &TestApp, org_name: &str, admin_email: &str) -
         UserId(setup["admin_user_id"].as_i64().unwrap()),
     )
 }
+
+/// The id of the role named `name`, from `GET /api/v1/roles` as `token`.
+pub async fn role_id(app: &TestApp, token: &str, name: &str) -> i64 {
+    let roles = get(app, "/api/v1/roles", token).await;
+    assert_eq!(roles.status, 200, "{roles:?}");
+    roles
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == name)
+        .unwrap_or_else(|| panic!("no role {name}"))["id"]
+        .as_i64()
+        .unwrap()
+}

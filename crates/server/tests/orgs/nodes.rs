@@ -3,7 +3,7 @@
 //! on node A — no stale allow, no stale session.
 
 use crate::support::*;
-use arbor_core::{OrgId, UserId};
+use arbor_core::OrgId;
 use arbor_store::NewDevice;
 use arbor_testkit::{Engine, TestApp, both_engines};
 use reqwest::Method;
@@ -70,23 +70,6 @@ async fn status(app: &TestApp, base: &str, method: Method, path: &str, token: &s
     send(app, base, method, path, token, None).await.status
 }
 
-/// Invites `email` into `org` with `role` through node A and accepts the link.
-async fn member(app: &TestApp, token: &str, email: &str, org: OrgId, role: i64) -> UserId {
-    let body = json!({ "email": email, "name": email, "org_id": org.0, "role_id": role });
-    let reply = post(app, "/api/v1/users/invitations", token, body).await;
-    assert_eq!(reply.status, 201, "{reply:?}");
-    let link = app.mailed_token(email).await;
-    let accepted = app
-        .http
-        .post(app.url("/api/v1/invitations/accept"))
-        .json(&json!({ "token": link, "password": PASSWORD }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(accepted.status(), 200, "{email} accepts");
-    UserId(reply.body["user_id"].as_i64().unwrap())
-}
-
 async fn org(app: &TestApp, token: &str, parent: OrgId, name: &str) -> OrgId {
     let reply = post(
         app,
@@ -116,9 +99,9 @@ async fn a_write_on_one_node_is_seen_by_the_next_request_on_another(engine: Engi
     let east = org(&app, &ta, heat, "East").await;
     let west = org(&app, &ta, heat, "West").await;
     let site = org(&app, &ta, east, "Site").await;
-    let u = member(&app, &ta, "u@site.test", site, staff).await;
-    let e = member(&app, &ta, "e@east.test", east, admin_role).await;
-    let w = member(&app, &ta, "w@west.test", west, admin_role).await;
+    let u = invite_and_accept(&app, &ta, "u@site.test", site, staff).await;
+    let e = invite_and_accept(&app, &ta, "e@east.test", east, admin_role).await;
+    let w = invite_and_accept(&app, &ta, "w@west.test", west, admin_role).await;
     let by = cli(admin);
     let template = app
         .app()

@@ -11,37 +11,6 @@ use serde_json::json;
 
 both_engines!(seed_001_is_built_through_the_api_and_explained);
 
-async fn invite_and_accept(
-    app: &TestApp,
-    token: &str,
-    email: &str,
-    org: OrgId,
-    role: i64,
-) -> UserId {
-    let reply = post(
-        app,
-        "/api/v1/users/invitations",
-        token,
-        json!({ "email": email, "name": email, "org_id": org.0, "role_id": role }),
-    )
-    .await;
-    assert_eq!(reply.status, 201, "{reply:?}");
-    accept(app, email).await;
-    UserId(reply.body["user_id"].as_i64().unwrap())
-}
-
-async fn accept(app: &TestApp, email: &str) {
-    let link = app.mailed_token(email).await;
-    let reply = app
-        .http
-        .post(app.url("/api/v1/invitations/accept"))
-        .json(&json!({ "token": link, "password": PASSWORD }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(reply.status(), 200, "{email} accepts");
-}
-
 async fn create_org(
     app: &TestApp,
     token: &str,

@@ -345,3 +345,37 @@ pub async fn role_id(app: &TestApp, token: &str, name: &str) -> i64 {
         .as_i64()
         .unwrap()
 }
+
+/// Invites `email` into `org` with `role` as `token` and accepts the mailed
+/// link with [`PASSWORD`].
+pub async fn invite_and_accept(
+    app: &TestApp,
+    token: &str,
+    email: &str,
+    org: OrgId,
+    role: i64,
+) -> UserId {
+    let reply = post(
+        app,
+        "/api/v1/users/invitations",
+        token,
+        json!({ "email": email, "name": email, "org_id": org.0, "role_id": role }),
+    )
+    .await;
+    assert_eq!(reply.status, 201, "{reply:?}");
+    accept(app, email).await;
+    UserId(reply.body["user_id"].as_i64().unwrap())
+}
+
+/// Accepts the invitation mailed to `email`, with [`PASSWORD`].
+pub async fn accept(app: &TestApp, email: &str) {
+    let link = app.mailed_token(email).await;
+    let reply = app
+        .http
+        .post(app.url("/api/v1/invitations/accept"))
+        .json(&json!({ "token": link, "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 200, "{email} accepts");
+}

@@ -99,6 +99,29 @@ impl DeviceTarget {
     }
 }
 
+/// The users, devices and orgs a batch of questions reads, each once.
+fn batch_keys(questions: &[Question]) -> (Vec<UserId>, Vec<DeviceId>, Vec<OrgId>) {
+    let mut users = Vec::new();
+    let mut devices = Vec::new();
+    let mut orgs = Vec::new();
+    for q in questions {
+        users.push(q.user);
+        orgs.extend(q.context);
+        match q.target {
+            Target::Org { org, .. } => orgs.push(org),
+            Target::Device { device, .. } => devices.push(device),
+            Target::Member { user, .. } => users.push(user),
+        }
+    }
+    users.sort_unstable();
+    users.dedup();
+    devices.sort_unstable();
+    devices.dedup();
+    orgs.sort_unstable();
+    orgs.dedup();
+    (users, devices, orgs)
+}
+
 /// Where the facts of a decision come from: one read transaction
 /// ([`Facts`]) or the decision cache ([`CachedFacts`]).
 trait FactSource {
@@ -119,24 +142,7 @@ impl Facts {
     /// Loads every fact a batch needs in three queries (users, devices,
     /// orgs) instead of two per question.
     async fn prefetch(&mut self, questions: &[Question]) -> Result<(), AppError> {
-        let mut users = Vec::new();
-        let mut devices = Vec::new();
-        let mut orgs = Vec::new();
-        for q in questions {
-            users.push(q.user);
-            orgs.extend(q.context);
-            match q.target {
-                Target::Org { org, .. } => orgs.push(org),
-                Target::Device { device, .. } => devices.push(device),
-                Target::Member { user, .. } => users.push(user),
-            }
-        }
-        users.sort_unstable();
-        users.dedup();
-        devices.sort_unstable();
-        devices.dedup();
-        orgs.sort_unstable();
-        orgs.dedup();
+        let (users, devices, orgs) = batch_keys(questions);
         for id in &users {
             self.principals.insert(*id, None);
         }
@@ -507,6 +513,10 @@ async fn check_cached(
     caller: &Caller,
     questions: &[Question],
 ) -> Result<Vec<Answer>, AppError> {
+    if questions.len() > 1 {
+        let (users, devices, orgs) = batch_keys(questions);
+        facts.cache.prefetch(&users, &devices, &orgs).await?;
+    }
     let actor = cached_actor(facts, caller).await?;
     let mut answers = Vec::with_capacity(questions.len());
     for question in questions {

@@ -425,6 +425,73 @@ impl AuthzCache {
         Ok((version, found))
     }
 
+    /// Loads the facts of a batch that are not cached yet in one read
+    /// transaction (three statements instead of one per fact), keeping them
+    /// if they are as of the cache's version.
+    pub async fn prefetch(
+        &self,
+        users: &[UserId],
+        devices: &[DeviceId],
+        orgs: &[OrgId],
+    ) -> Result<(), StoreError> {
+        let (users, devices, orgs) = {
+            let inner = lock(&self.inner);
+            let users: Vec<UserId> = users
+                .iter()
+                .copied()
+                .filter(|u| !inner.principals.contains_key(u))
+                .collect();
+            let devices: Vec<DeviceId> = devices
+                .iter()
+                .copied()
+                .filter(|d| !inner.devices.contains_key(d))
+                .collect();
+            let orgs: Vec<OrgId> = orgs
+                .iter()
+                .copied()
+                .filter(|o| !inner.orgs.contains_key(o))
+                .collect();
+            (users, devices, orgs)
+        };
+        if users.is_empty() && devices.is_empty() && orgs.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.store.read().await?;
+        let version = tx.authz_version().await?;
+        let principals = tx.principals(&users).await?;
+        let devices = tx.devices(&devices).await?;
+        let paths = tx.org_paths(&orgs).await?;
+        tx.finish().await?;
+        let mut inner = lock(&self.inner);
+        if inner.version != Some(version) {
+            return Ok(());
+        }
+        for p in principals {
+            if inner.principals.len() < self.limits.principals {
+                inner.put_principal(p);
+            }
+        }
+        for d in devices {
+            if inner.devices.len() < self.limits.devices {
+                let access = DeviceAccess {
+                    id: d.id,
+                    org: d.org.id(),
+                    owner: d.owner,
+                };
+                inner.devices.insert(d.id, access);
+            }
+            if inner.orgs.len() < self.limits.orgs {
+                inner.orgs.insert(d.org.id(), d.org);
+            }
+        }
+        for path in paths {
+            if inner.orgs.len() < self.limits.orgs {
+                inner.orgs.insert(path.id(), path);
+            }
+        }
+        Ok(())
+    }
+
     /// Loads every org path, principal and device (up to the bounds), page
     /// by page; each page is read in one read transaction with its version
     /// and kept only if the cache is at that version (otherwise the cache

@@ -45,7 +45,11 @@ stop
 start ARBOR_AUTHZ_CACHE__WARM=false
 run "check, 1 question, 64 connections, cache not warmed" env QUESTIONS=1 wrk -t2 -c64 -d20s --latency -s check.lua $base
 stop
+start ARBOR_AUTHZ_CACHE__WARM=false
+run "check, 50 questions, 64 connections, cache not warmed" env QUESTIONS=50 wrk -t2 -c64 -d20s --latency -s check.lua $base
+stop
 
 start ARBOR_AUTHZ_CACHE__ENABLED=false
 run "check, 1 question, 64 connections, cache off" env QUESTIONS=1 wrk -t2 -c64 -d20s --latency -s check.lua $base
+run "check, 50 questions, 64 connections, cache off" env QUESTIONS=50 wrk -t2 -c64 -d20s --latency -s check.lua $base
 stop

@@ -160,11 +160,27 @@ impl VersionReads {
     }
 
     async fn serve(&self) {
+        // If this task ends early (a panic, or the runtime shutting down
+        // while it waits), the next request starts a new reader, and the
+        // requests waiting now read alone: nobody waits forever.
+        struct Done<'a>(&'a VersionReads);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                let mut waiting = lock(&self.0.waiting);
+                waiting.0.clear();
+                waiting.1 = false;
+            }
+        }
+        let done = Done(self);
         loop {
             let batch = {
                 let mut waiting = lock(&self.waiting);
                 if waiting.0.is_empty() {
+                    // Stop under the lock: a request arriving next starts a
+                    // new reader.
                     waiting.1 = false;
+                    drop(waiting);
+                    std::mem::forget(done);
                     return;
                 }
                 std::mem::take(&mut waiting.0)

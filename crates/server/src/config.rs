@@ -243,6 +243,11 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), String> {
+        if self.authz_cache.keep_versions < 1 {
+            return Err(
+                "invalid configuration: authz_cache.keep_versions must be at least 1".into(),
+            );
+        }
         let url = url::Url::parse(&self.public_url)
             .map_err(|e| format!("invalid configuration: public_url: {e}"))?;
         if !matches!(url.scheme(), "http" | "https") {
@@ -331,6 +336,19 @@ mod tests {
             assert_eq!(config.public_url, "https://env.example");
             Ok(())
         });
+    }
+
+    #[test]
+    fn the_decision_cache_is_configured_by_file_with_bounds_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("arbor.toml");
+        std::fs::write(&file, "[authz_cache]\nwarm = false\nmax_devices = 10\n").unwrap();
+        let config = Config::load(Some(&file), Flags { bind: None }).unwrap();
+        assert!(config.authz_cache.enabled && !config.authz_cache.warm);
+        assert_eq!(config.authz_cache.limits().devices, 10);
+        std::fs::write(&file, "[authz_cache]\nkeep_versions = 0\n").unwrap();
+        let error = Config::load(Some(&file), Flags { bind: None }).unwrap_err();
+        assert!(error.contains("keep_versions"), "{error}");
     }
 
     #[test]

@@ -206,12 +206,14 @@ impl Drop for Server {
 
 /// The real server on 127.0.0.1:<random port> over a fresh database.
 pub struct TestApp {
+    /// First, so that it is told to stop before the database goes away
+    /// (fields drop in order).
+    server: Server,
     pub base: String,
     pub db: TestDb,
     pub http: reqwest::Client,
     pub setup_token: String,
     config: Config,
-    server: Server,
 }
 
 /// Another server node over a [`TestApp`]'s database, with its own pool and

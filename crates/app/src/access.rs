@@ -13,8 +13,8 @@ use crate::cache::AuthzCache;
 use crate::{App, AppError, Caller, resolve_actor};
 use arbor_core::{
     Actor, Decision, DeviceAction, DeviceFacts, DeviceId, Grant, MemberFacts, Membership, OrgId,
-    OrgPath, Permission, PermissionSet, Principal, UserId, Via, who_can_device, who_can_member,
-    who_can_org,
+    OrgPath, Permission, PermissionSet, Principal, UserId, Via, membership_acted_on,
+    who_can_device, who_can_member, who_can_org,
 };
 use arbor_store::{AuthzVersion, ReadTx, StoreError};
 use std::collections::HashMap;
@@ -257,16 +257,12 @@ async fn cached_actor(facts: &mut CachedFacts<'_>, caller: &Caller) -> Result<Ac
         .principal(caller.user)
         .await?
         .ok_or(AppError::NotFound { what: "user" })?;
-    let acting = match caller.context {
-        Some(context) => {
-            let path = facts.path(context).await?.ok_or(AppError::NotFound {
-                what: "organization",
-            })?;
-            principal.act_in(&path)
-        }
-        None => principal.act_at_home(),
-    };
-    acting.map_err(|d| AppError::denied(&d, "organization"))
+    act(facts, &principal, caller.context)
+        .await?
+        .ok_or(AppError::NotFound {
+            what: "organization",
+        })?
+        .map_err(|d| AppError::denied(&d, "organization"))
 }
 
 /// May the caller ask about `org`? (`roles.view` on it.)
@@ -401,12 +397,8 @@ impl App {
                     .await?
                     .ok_or(AppError::NotFound { what })?;
                 let memberships = ordered(&target.memberships);
-                // As in `check`: the caller asks about a membership of the
-                // target in its own scope.
-                let guard = memberships
-                    .iter()
-                    .find(|m| actor.home().same_hierarchy(&m.org) && actor.scope().contains(&m.org))
-                    .ok_or(AppError::NotFound { what })?;
+                let guard =
+                    asked_membership(&actor, &memberships).ok_or(AppError::NotFound { what })?;
                 may_ask_about(&actor, &guard.org).map_err(|k| k.into_error(what))?;
                 let mut principals: Vec<Principal> = Vec::new();
                 for m in &memberships {
@@ -552,16 +544,9 @@ async fn answer(
     if let Err(kind) = may_ask_about(caller, &target_org) {
         return Ok(Err(kind));
     }
-    let Some(subject) = facts.principal(question.user).await? else {
-        return Ok(Err(AppErrorKind::NotFound));
-    };
-    if !may_see(caller, &subject) {
-        return Ok(Err(AppErrorKind::NotFound));
-    }
-    let acting = match act(facts, &subject, question.context).await? {
-        Ok(Ok(acting)) => acting,
-        Ok(Err(decision)) => return Ok(Ok(decision)),
-        Err(kind) => return Ok(Err(kind)),
+    let acting = match acting_subject(caller, facts, question).await? {
+        Ok(acting) => acting,
+        Err(answer) => return Ok(answer),
     };
     Ok(Ok(match (question.target, device) {
         (Target::Org { permission, .. }, _) => acting.decide_org(permission, &target_org),
@@ -574,19 +559,49 @@ async fn answer(
     }))
 }
 
-/// The subject as an actor in `context` (default: home), rules 1, 2, 8.
+/// `principal` acting in `context` (default: home), rules 1, 2, 8; `None`
+/// if the context org does not exist.
 async fn act(
     facts: &mut impl FactSource,
-    subject: &Principal,
+    principal: &Principal,
     context: Option<OrgId>,
-) -> Result<Result<Result<Actor, Decision>, AppErrorKind>, AppError> {
+) -> Result<Option<Result<Actor, Decision>>, AppError> {
     Ok(match context {
-        None => Ok(subject.act_at_home()),
-        Some(context) => match facts.path(context).await? {
-            Some(path) => Ok(subject.act_in(&path)),
-            None => Err(AppErrorKind::NotFound),
-        },
+        None => Some(principal.act_at_home()),
+        Some(context) => facts
+            .path(context)
+            .await?
+            .map(|path| principal.act_in(&path)),
     })
+}
+
+/// The asked user acting in the question's context, or already the answer:
+/// the denial of rules 1, 2 or 8, or why the caller may not ask (the user is
+/// out of its sight, or the context org does not exist).
+async fn acting_subject(
+    caller: &Actor,
+    facts: &mut impl FactSource,
+    question: &Question,
+) -> Result<Result<Actor, Result<Decision, AppErrorKind>>, AppError> {
+    let Some(subject) = facts.principal(question.user).await? else {
+        return Ok(Err(Err(AppErrorKind::NotFound)));
+    };
+    if !may_see(caller, &subject) {
+        return Ok(Err(Err(AppErrorKind::NotFound)));
+    }
+    Ok(match act(facts, &subject, question.context).await? {
+        Some(acting) => acting.map_err(Ok),
+        None => Err(Err(AppErrorKind::NotFound)),
+    })
+}
+
+/// The membership of a user the caller asks about: the first (in
+/// [`ordered`] order) in the caller's own scope.
+fn asked_membership<'a>(caller: &Actor, memberships: &[&'a Membership]) -> Option<&'a Membership> {
+    memberships
+        .iter()
+        .find(|m| caller.home().same_hierarchy(&m.org) && caller.scope().contains(&m.org))
+        .copied()
 }
 
 /// Memberships home first, then by org id: the order the user use cases
@@ -607,34 +622,19 @@ async fn answer_member(
     let Some(target) = facts.principal(target_user).await? else {
         return Ok(Err(AppErrorKind::NotFound));
     };
-    // The caller asks about a membership of the target in its own scope.
-    let Some(guard) = ordered(&target.memberships)
-        .into_iter()
-        .find(|m| caller.home().same_hierarchy(&m.org) && caller.scope().contains(&m.org))
-        .map(|m| m.org.clone())
-    else {
+    let memberships = ordered(&target.memberships);
+    let Some(guard) = asked_membership(caller, &memberships) else {
         return Ok(Err(AppErrorKind::NotFound));
     };
-    if let Err(kind) = may_ask_about(caller, &guard) {
+    if let Err(kind) = may_ask_about(caller, &guard.org) {
         return Ok(Err(kind));
     }
-    let Some(subject) = facts.principal(question.user).await? else {
-        return Ok(Err(AppErrorKind::NotFound));
+    let acting = match acting_subject(caller, facts, question).await? {
+        Ok(acting) => acting,
+        Err(answer) => return Ok(answer),
     };
-    if !may_see(caller, &subject) {
-        return Ok(Err(AppErrorKind::NotFound));
-    }
-    let acting = match act(facts, &subject, question.context).await? {
-        Ok(Ok(acting)) => acting,
-        Ok(Err(decision)) => return Ok(Ok(decision)),
-        Err(kind) => return Ok(Err(kind)),
-    };
-    let memberships = ordered(&target.memberships);
-    let Some(membership) = memberships
-        .iter()
-        .find(|m| acting.scope().contains(&m.org))
-        .or_else(|| memberships.first())
-    else {
+    // The same membership who-can decides on (non-empty: it holds `guard`).
+    let Some(membership) = membership_acted_on(&acting, &memberships, |m| &m.org) else {
         return Ok(Err(AppErrorKind::NotFound));
     };
     let facts = MemberFacts {

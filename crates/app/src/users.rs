@@ -9,7 +9,9 @@
 use crate::accounts::AccountPolicy;
 use crate::{App, AppError, Caller, actor_or_deny, allow_or_deny, new_token, refuse};
 use arbor_core::role::check_org_keeps_admin;
-use arbor_core::{Actor, MemberFacts, OrgId, Permission, RoleId, UserId, UserStatus};
+use arbor_core::{
+    Actor, MemberFacts, OrgId, Permission, RoleId, UserId, UserStatus, membership_acted_on,
+};
 use arbor_store::{
     AuditEntry, AuditEvent, AuditScope, MembershipRecord, NewUser, Tx, UserRecord, Write,
 };
@@ -78,18 +80,6 @@ impl Links {
     }
 }
 
-/// The target's membership the actor acts on: the first (home first) in the
-/// actor's scope, else the home one — which the decision then hides.
-fn target_membership<'m>(
-    actor: &Actor,
-    memberships: &'m [MembershipRecord],
-) -> Option<&'m MembershipRecord> {
-    memberships
-        .iter()
-        .find(|m| actor.scope().contains(&m.path))
-        .or_else(|| memberships.first())
-}
-
 /// Loads the target user and the membership acted on, with its permission set.
 async fn load_target(
     tx: &mut Tx<Write>,
@@ -98,7 +88,7 @@ async fn load_target(
 ) -> Result<(UserRecord, MembershipRecord, arbor_core::PermissionSet), AppError> {
     let record = tx.user(user).await?;
     let memberships = tx.memberships(user).await?;
-    let membership = target_membership(actor, &memberships)
+    let membership = membership_acted_on(actor, &memberships, |m| &m.path)
         .cloned()
         .ok_or(AppError::NotFound { what: "user" })?;
     let permissions = tx.role_permissions(membership.org, membership.role).await?;

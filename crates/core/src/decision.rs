@@ -849,6 +849,22 @@ pub fn who_can_device(
     who_can(principals, |actor| actor.decide_device(action, device))
 }
 
+/// The membership of a user that `actor` acts on when it manages that user:
+/// the first of `memberships` (in the order given: home first, then by org
+/// id) inside the actor's scope, else the first, which the decision then
+/// hides. `org` gives a membership's org. `None` only for a user without
+/// memberships. The user use cases, `check` and who-can all pick with this.
+pub fn membership_acted_on<'m, M>(
+    actor: &Actor,
+    memberships: &'m [M],
+    org: impl Fn(&M) -> &OrgPath,
+) -> Option<&'m M> {
+    memberships
+        .iter()
+        .find(|m| actor.scope().contains(org(m)))
+        .or_else(|| memberships.first())
+}
+
 /// Which of `principals` may use `permission` (a `users.*` permission) on the
 /// member `target`, each acting on the membership the user use cases pick:
 /// the first of `memberships` (in the order given) inside the actor's scope,
@@ -864,10 +880,7 @@ pub fn who_can_member(
         return Vec::new();
     };
     who_can(principals, |actor| {
-        let membership = memberships
-            .iter()
-            .find(|m| actor.scope().contains(&m.org))
-            .unwrap_or(first);
+        let membership = membership_acted_on(actor, memberships, |m| &m.org).unwrap_or(first);
         actor.decide_user(
             permission,
             &MemberFacts {

@@ -12,8 +12,8 @@ pub mod role;
 
 pub use decision::{
     Actor, Decision, DeviceAction, DeviceFacts, DeviceFilter, Grant, MemberFacts, Membership,
-    Outcome, Principal, Rule, Scope, TraceStep, UserStatus, Via, who_can_device, who_can_member,
-    who_can_org,
+    Outcome, Principal, Rule, Scope, TraceStep, UserStatus, Via, membership_acted_on,
+    who_can_device, who_can_member, who_can_org,
 };
 pub use error::DomainError;
 pub use ids::{DeviceId, OrgId, RoleId, UserId};

@@ -87,6 +87,15 @@ impl Inner {
         self.principals.insert(principal.user, principal);
     }
 
+    fn put_device(&mut self, access: DeviceAccess, path: OrgPath, limits: &CacheLimits) {
+        if self.devices.len() < limits.devices {
+            self.devices.insert(access.id, access);
+        }
+        if self.orgs.len() < limits.orgs {
+            self.orgs.insert(access.org, path);
+        }
+    }
+
     fn clear(&mut self) {
         self.sessions.clear();
         self.principals.clear();
@@ -288,32 +297,32 @@ impl AuthzCache {
         Ok(())
     }
 
-    /// Keeps a loaded fact if it is as of the cache's version.
-    fn keep<K: std::hash::Hash + Eq, V>(
+    /// A fact from the cache (`get`), else from the store (`load`, one
+    /// statement that also reads the version), kept (`put`) if it is as of
+    /// the cache's version.
+    async fn lookup<T: Clone>(
         &self,
-        version: AuthzVersion,
-        limit: usize,
-        map: impl FnOnce(&mut Inner) -> &mut HashMap<K, V>,
-        key: K,
-        value: V,
-    ) {
-        let mut inner = lock(&self.inner);
-        if inner.version == Some(version) {
-            let map = map(&mut inner);
-            if map.len() < limit {
-                map.insert(key, value);
+        get: impl FnOnce(&Inner) -> Option<T>,
+        load: impl Future<Output = Result<At<Option<T>>, StoreError>>,
+        put: impl FnOnce(&mut Inner, T),
+    ) -> Result<At<Option<T>>, StoreError> {
+        let cached = {
+            let inner = lock(&self.inner);
+            inner.version.and_then(|v| Some((v, Some(get(&inner)?))))
+        };
+        if let Some(found) = cached {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(found);
+        }
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        let (version, found) = load.await?;
+        if let Some(fact) = &found {
+            let mut inner = lock(&self.inner);
+            if inner.version == Some(version) {
+                put(&mut inner, fact.clone());
             }
         }
-    }
-
-    fn hit<T>(&self, found: Option<At<T>>) -> Option<At<T>> {
-        let counter = if found.is_some() {
-            &self.hits
-        } else {
-            &self.misses
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-        found
+        Ok((version, found))
     }
 
     /// A session by token hash, after bringing the cache up to the current
@@ -327,28 +336,20 @@ impl AuthzCache {
         fresh_ms: i64,
     ) -> Result<At<Option<SessionRecord>>, StoreError> {
         self.sync().await?;
-        let cached = {
-            let inner = lock(&self.inner);
-            inner
-                .sessions
-                .get(token_hash)
-                .filter(|s| now - s.last_seen_at <= fresh_ms)
-                .and_then(|s| Some((inner.version?, Some(s.clone()))))
-        };
-        if let Some(found) = self.hit(cached) {
-            return Ok(found);
-        }
-        let (version, session) = self.store.session_at(token_hash).await?;
-        if let Some(session) = &session {
-            self.keep(
-                version,
-                self.limits.sessions,
-                |i| &mut i.sessions,
-                token_hash.to_owned(),
-                session.clone(),
-            );
-        }
-        Ok((version, session))
+        let limit = self.limits.sessions;
+        self.lookup(
+            |inner| {
+                let s = inner.sessions.get(token_hash)?;
+                (now - s.last_seen_at <= fresh_ms).then(|| s.clone())
+            },
+            self.store.session_at(token_hash),
+            |inner, session| {
+                if inner.sessions.len() < limit {
+                    inner.sessions.insert(token_hash.to_owned(), session);
+                }
+            },
+        )
+        .await
     }
 
     /// Records that the session was used at `now` (after the store was told).
@@ -362,48 +363,31 @@ impl AuthzCache {
     }
 
     pub async fn principal(&self, user: UserId) -> Result<At<Option<Principal>>, StoreError> {
-        let cached = {
-            let inner = lock(&self.inner);
-            inner
-                .principals
-                .get(&user)
-                .and_then(|p| Some((inner.version?, Some(p.clone()))))
-        };
-        if let Some(found) = self.hit(cached) {
-            return Ok(found);
-        }
-        let (version, principal) = self.store.principal_at(user).await?;
-        if let Some(principal) = &principal {
-            let mut inner = lock(&self.inner);
-            if inner.version == Some(version) && inner.principals.len() < self.limits.principals {
-                inner.put_principal(principal.clone());
-            }
-        }
-        Ok((version, principal))
+        let limit = self.limits.principals;
+        self.lookup(
+            |inner| inner.principals.get(&user).cloned(),
+            self.store.principal_at(user),
+            |inner, principal| {
+                if inner.principals.len() < limit {
+                    inner.put_principal(principal);
+                }
+            },
+        )
+        .await
     }
 
     pub async fn org_path(&self, org: OrgId) -> Result<At<Option<OrgPath>>, StoreError> {
-        let cached = {
-            let inner = lock(&self.inner);
-            inner
-                .orgs
-                .get(&org)
-                .and_then(|p| Some((inner.version?, Some(p.clone()))))
-        };
-        if let Some(found) = self.hit(cached) {
-            return Ok(found);
-        }
-        let (version, path) = self.store.org_path_at(org).await?;
-        if let Some(path) = &path {
-            self.keep(
-                version,
-                self.limits.orgs,
-                |i| &mut i.orgs,
-                org,
-                path.clone(),
-            );
-        }
-        Ok((version, path))
+        let limit = self.limits.orgs;
+        self.lookup(
+            |inner| inner.orgs.get(&org).cloned(),
+            self.store.org_path_at(org),
+            |inner, path| {
+                if inner.orgs.len() < limit {
+                    inner.orgs.insert(org, path);
+                }
+            },
+        )
+        .await
     }
 
     /// A device's facts and its org's path.
@@ -411,34 +395,16 @@ impl AuthzCache {
         &self,
         device: DeviceId,
     ) -> Result<At<Option<(DeviceAccess, OrgPath)>>, StoreError> {
-        let cached = {
-            let inner = lock(&self.inner);
-            inner.devices.get(&device).and_then(|d| {
-                let path = inner.orgs.get(&d.org)?;
-                Some((inner.version?, Some((*d, path.clone()))))
-            })
-        };
-        if let Some(found) = self.hit(cached) {
-            return Ok(found);
-        }
-        let (version, found) = self.store.device_at(device).await?;
-        if let Some((access, path)) = &found {
-            self.keep(
-                version,
-                self.limits.devices,
-                |i| &mut i.devices,
-                device,
-                *access,
-            );
-            self.keep(
-                version,
-                self.limits.orgs,
-                |i| &mut i.orgs,
-                access.org,
-                path.clone(),
-            );
-        }
-        Ok((version, found))
+        let limits = self.limits;
+        self.lookup(
+            |inner| {
+                let access = inner.devices.get(&device)?;
+                Some((*access, inner.orgs.get(&access.org)?.clone()))
+            },
+            self.store.device_at(device),
+            |inner, (access, path)| inner.put_device(access, path, &limits),
+        )
+        .await
     }
 
     /// Loads the facts of a batch that are not cached yet in one read
@@ -488,17 +454,12 @@ impl AuthzCache {
             }
         }
         for d in devices {
-            if inner.devices.len() < self.limits.devices {
-                let access = DeviceAccess {
-                    id: d.id,
-                    org: d.org.id(),
-                    owner: d.owner,
-                };
-                inner.devices.insert(d.id, access);
-            }
-            if inner.orgs.len() < self.limits.orgs {
-                inner.orgs.insert(d.org.id(), d.org);
-            }
+            let access = DeviceAccess {
+                id: d.id,
+                org: d.org.id(),
+                owner: d.owner,
+            };
+            inner.put_device(access, d.org, &self.limits);
         }
         for path in paths {
             if inner.orgs.len() < self.limits.orgs {

@@ -79,6 +79,26 @@ async fn hierarchy_root(tx: &mut Tx<Write>, actor: &Actor) -> Result<OrgPath, Ap
     Ok(tx.org_path(actor.hierarchy()).await?)
 }
 
+/// Changes to the role list are decided in the hierarchy's root org: resolves
+/// the caller, locks the hierarchy and decides `permission` on the root.
+/// Yields the actor, the root, the event aimed at it and the proof; a denial is
+/// committed with its audit row and returned.
+macro_rules! decide_on_root {
+    ($tx:ident, $caller:expr, $event:expr, $permission:expr) => {{
+        let actor = actor_or_deny!($tx, $caller, $event);
+        $tx.lock_hierarchy(actor.hierarchy()).await?;
+        let root = hierarchy_root(&mut $tx, &actor).await?;
+        let event = $event.target_org(root.id());
+        let by = allow_or_deny!(
+            $tx,
+            event,
+            actor.decide_org($permission, &root),
+            "organization"
+        );
+        (actor, root, event, by)
+    }};
+}
+
 /// The role, if it belongs to the actor's hierarchy (else NotFound).
 fn find_role(roles: &[Role], role: RoleId) -> Result<&Role, AppError> {
     roles
@@ -111,16 +131,7 @@ impl App {
             let mut tx = self.store.write().await?;
             let event =
                 AuditEvent::new(caller.client, "role.create", "role:new").detail("name", name);
-            let actor = actor_or_deny!(tx, caller, event);
-            tx.lock_hierarchy(actor.hierarchy()).await?;
-            let root = hierarchy_root(&mut tx, &actor).await?;
-            let event = event.target_org(root.id());
-            let by = allow_or_deny!(
-                tx,
-                event,
-                actor.decide_org(Permission::RolesCreate, &root),
-                "organization"
-            );
+            let (_, root, event, by) = decide_on_root!(tx, caller, event, Permission::RolesCreate);
             let roles = tx.roles(root.id()).await?;
             let name = match check_create_role(&roles, name) {
                 Ok(name) => name,
@@ -147,16 +158,7 @@ impl App {
             let mut tx = self.store.write().await?;
             let event = AuditEvent::new(caller.client, "role.rename", format!("role:{role}"))
                 .detail("name", name);
-            let actor = actor_or_deny!(tx, caller, event);
-            tx.lock_hierarchy(actor.hierarchy()).await?;
-            let root = hierarchy_root(&mut tx, &actor).await?;
-            let event = event.target_org(root.id());
-            let by = allow_or_deny!(
-                tx,
-                event,
-                actor.decide_org(Permission::RolesEdit, &root),
-                "organization"
-            );
+            let (_, root, event, by) = decide_on_root!(tx, caller, event, Permission::RolesEdit);
             let roles = tx.roles(root.id()).await?;
             let old = find_role(&roles, role)?.clone();
             let name = match check_role_name(&roles, name, Some(role)) {
@@ -184,16 +186,8 @@ impl App {
             let mut tx = self.store.write().await?;
             let event = AuditEvent::new(caller.client, "role.delete", format!("role:{role}"))
                 .detail("replacement", replacement);
-            let actor = actor_or_deny!(tx, caller, event);
-            tx.lock_hierarchy(actor.hierarchy()).await?;
-            let root = hierarchy_root(&mut tx, &actor).await?;
-            let event = event.target_org(root.id());
-            let by = allow_or_deny!(
-                tx,
-                event,
-                actor.decide_org(Permission::RolesDelete, &root),
-                "organization"
-            );
+            let (actor, root, event, by) =
+                decide_on_root!(tx, caller, event, Permission::RolesDelete);
             let roles = tx.roles(root.id()).await?;
             find_role(&roles, role)?;
             let holders = tx.role_holders(role).await?;

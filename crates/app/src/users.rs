@@ -428,12 +428,8 @@ impl App {
         self.retrying(|| async {
             let mut tx = self.store.write().await?;
             let event = event(caller, "user.revoke_invitation", user);
-            let MemberAction {
-                actor: _,
-                record,
-                membership: _,
-                by,
-            } = decide_on_member!(tx, caller, event, user, Permission::UsersInvite);
+            let MemberAction { record, by, .. } =
+                decide_on_member!(tx, caller, event, user, Permission::UsersInvite);
             if record.status != UserStatus::Pending {
                 return Err(refuse(
                     tx,
@@ -462,9 +458,9 @@ impl App {
             let event = event(caller, "user.edit", user);
             let MemberAction {
                 actor,
-                record: _,
                 membership,
                 mut by,
+                ..
             } = decide_on_member!(tx, caller, event, user, Permission::UsersEdit);
             if let Some(role) = edit.role.filter(|r| *r != membership.role) {
                 let roles = tx.roles(membership.path.root_id()).await?;
@@ -510,12 +506,8 @@ impl App {
         self.retrying(|| async {
             let mut tx = self.store.write().await?;
             let event = event(caller, "user.request_password_reset", user);
-            let MemberAction {
-                actor: _,
-                record,
-                membership: _,
-                by,
-            } = decide_on_member!(tx, caller, event, user, Permission::UsersChangePassword);
+            let MemberAction { record, by, .. } =
+                decide_on_member!(tx, caller, event, user, Permission::UsersChangePassword);
             if record.status != UserStatus::Active {
                 return Err(refuse(
                     tx,
@@ -547,12 +539,8 @@ impl App {
         self.retrying(|| async {
             let mut tx = self.store.write().await?;
             let event = event(caller, "user.force_logout", user);
-            let MemberAction {
-                actor: _,
-                record: _,
-                membership: _,
-                by,
-            } = decide_on_member!(tx, caller, event, user, Permission::UsersForceLogout);
+            let MemberAction { by, .. } =
+                decide_on_member!(tx, caller, event, user, Permission::UsersForceLogout);
             let revoked = tx.revoke_sessions(&by, user).await?;
             tx.commit(event.by(&by).detail("sessions_revoked", revoked))
                 .await?;
@@ -576,12 +564,8 @@ impl App {
             };
             let mut tx = self.store.write().await?;
             let event = event(caller, action, user);
-            let MemberAction {
-                actor: _,
-                record,
-                membership: _,
-                by,
-            } = decide_on_member!(tx, caller, event, user, Permission::UsersSuspend);
+            let MemberAction { record, by, .. } =
+                decide_on_member!(tx, caller, event, user, Permission::UsersSuspend);
             let (from, to) = if suspended {
                 (UserStatus::Active, UserStatus::Suspended)
             } else {
@@ -630,10 +614,7 @@ impl App {
             let mut tx = self.store.write().await?;
             let event = event(caller, "user.delete", user);
             let MemberAction {
-                actor,
-                record,
-                membership: _,
-                by,
+                actor, record, by, ..
             } = decide_on_member!(tx, caller, event, user, Permission::UsersDelete);
             if user == actor.user() {
                 return Err(refuse(
@@ -711,7 +692,7 @@ impl App {
         self.retrying(|| async {
             let mut tx = self.store.write().await?;
             let event = event(caller, "user.transfer", user).target_org(to).detail("role", role);
-            let MemberAction { actor, record: _, membership, by: _ } =
+            let MemberAction { actor, membership, .. } =
                 decide_on_member!(tx, caller, event, user, Permission::UsersTransfer);
             let target = match tx.org(to).await {
                 Ok(org) => org,

@@ -38,6 +38,57 @@ pub fn new_user(email: &str) -> arbor_store::NewUser {
     user
 }
 
+/// The org tree both HTTP suites test against, built through the use cases
+/// by the hierarchies' Admins:
+///
+/// ```text
+/// Root ─┬─ Child ── Grandchild
+///       └─ Sibling
+/// Other (a second hierarchy)
+/// ```
+pub struct Tree {
+    /// The "Root" hierarchy, with its Admin (email `root_admin`).
+    pub root: arbor_app::HierarchyCreated,
+    /// The "Other" hierarchy, with its Admin (email `other_admin`).
+    pub other: arbor_app::HierarchyCreated,
+    pub child: arbor_core::OrgId,
+    pub grandchild: arbor_core::OrgId,
+    pub sibling: arbor_core::OrgId,
+}
+
+impl Tree {
+    pub async fn build(app: &App, root_admin: &str, other_admin: &str) -> Tree {
+        use arbor_store::{ClientKind, NewOrg};
+        let hierarchy = async |name: &str, admin: &str| {
+            app.create_hierarchy(&arbor_app::NewHierarchy {
+                root: NewOrg::named(name, arbor_core::OrgType::Root),
+                settings: Default::default(),
+                admin: new_user(admin),
+                client: ClientKind::Cli,
+            })
+            .await
+            .unwrap()
+        };
+        let root = hierarchy("Root", root_admin).await;
+        let other = hierarchy("Other", other_admin).await;
+        let by = arbor_app::Caller::new(root.admin, ClientKind::Cli);
+        let suborg = async |parent, name: &str| {
+            let org = NewOrg::named(name, arbor_core::OrgType::Business);
+            app.create_suborg(&by, parent, &org).await.unwrap().id
+        };
+        let child = suborg(root.root.id, "Child").await;
+        let grandchild = suborg(child, "Grandchild").await;
+        let sibling = suborg(root.root.id, "Sibling").await;
+        Tree {
+            root,
+            other,
+            child,
+            grandchild,
+            sibling,
+        }
+    }
+}
+
 /// The two storage engines.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Engine {

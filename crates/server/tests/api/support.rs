@@ -1,10 +1,10 @@
 //! A small world for the user-management tests, built through the use cases
 //! (fast) and then driven over HTTP.
 
-use arbor_app::{App, Caller, NewHierarchy, NewMember};
-use arbor_core::{BuiltinRole, OrgId, OrgType, RoleId, UserId};
-use arbor_store::{ClientKind, NewOrg};
-use arbor_testkit::TestApp;
+use arbor_app::{App, Caller, NewMember};
+use arbor_core::{BuiltinRole, OrgId, RoleId, UserId};
+use arbor_store::ClientKind;
+use arbor_testkit::{TestApp, Tree};
 use reqwest::{Method, RequestBuilder, Response};
 use serde_json::Value;
 
@@ -29,52 +29,17 @@ pub struct World {
 
 impl World {
     pub async fn build(app: &App) -> World {
-        let created = app
-            .create_hierarchy(&NewHierarchy {
-                root: NewOrg::named("Root", OrgType::Root),
-                settings: Default::default(),
-                admin: new_user("root-admin@root.test"),
-                client: ClientKind::Cli,
-            })
-            .await
-            .unwrap();
-        let other = app
-            .create_hierarchy(&NewHierarchy {
-                root: NewOrg::named("Other", OrgType::Root),
-                settings: Default::default(),
-                admin: new_user("other-admin@other.test"),
-                client: ClientKind::Cli,
-            })
-            .await
-            .unwrap();
-        let by = Caller::new(created.admin, ClientKind::Cli);
-        let org = |name: &str| NewOrg::named(name, OrgType::Business);
-        let root = created.root.id;
-        let child = app
-            .create_suborg(&by, root, &org("Child"))
-            .await
-            .unwrap()
-            .id;
-        let grandchild = app
-            .create_suborg(&by, child, &org("Grandchild"))
-            .await
-            .unwrap()
-            .id;
-        let sibling = app
-            .create_suborg(&by, root, &org("Sibling"))
-            .await
-            .unwrap()
-            .id;
+        let tree = Tree::build(app, "root-admin@root.test", "other-admin@other.test").await;
         World {
-            root,
-            child,
-            grandchild,
-            sibling,
-            other: other.root.id,
-            admin: created.role(BuiltinRole::Admin),
-            staff: created.role(BuiltinRole::Staff),
-            user: created.role(BuiltinRole::User),
-            root_admin: created.admin,
+            root: tree.root.root.id,
+            child: tree.child,
+            grandchild: tree.grandchild,
+            sibling: tree.sibling,
+            other: tree.other.root.id,
+            admin: tree.root.role(BuiltinRole::Admin),
+            staff: tree.root.role(BuiltinRole::Staff),
+            user: tree.root.role(BuiltinRole::User),
+            root_admin: tree.root.admin,
         }
     }
 

@@ -1,27 +1,13 @@
 //! HTTP helpers and worlds for the org/role/access suite.
 
-use arbor_app::{Caller, NewHierarchy, NewMember};
-use arbor_core::{BuiltinRole, OrgId, OrgType, RoleId, UserId};
-use arbor_store::{ClientKind, DeviceTemplateId, NewDevice, NewOrg, NewUser};
-use arbor_testkit::TestApp;
+use arbor_app::{Caller, NewMember};
+use arbor_core::{BuiltinRole, OrgId, RoleId, UserId};
+use arbor_store::{ClientKind, DeviceTemplateId, NewDevice};
+use arbor_testkit::{TestApp, Tree};
 use reqwest::Method;
 use serde_json::{Value, json};
-use std::sync::OnceLock;
 
-pub const PASSWORD: &str = "a long test password";
-
-/// One argon2 hash shared by every test user (hashing is deliberately slow).
-pub fn password_hash() -> String {
-    static HASH: OnceLock<String> = OnceLock::new();
-    HASH.get_or_init(|| arbor_app::password::hash(PASSWORD).unwrap())
-        .clone()
-}
-
-pub fn new_user(email: &str) -> NewUser {
-    let mut user = NewUser::active(email, email.split('@').next().unwrap());
-    user.password_hash = Some(password_hash());
-    user
-}
+pub use arbor_testkit::{PASSWORD, new_user};
 
 pub fn cli(user: UserId) -> Caller {
     Caller::new(user, ClientKind::Cli)
@@ -152,42 +138,11 @@ pub const KINDS: [BuiltinRole; 3] = [BuiltinRole::Admin, BuiltinRole::Staff, Bui
 impl World {
     pub async fn build(app: &TestApp) -> World {
         let app = app.app();
-        let created = app
-            .create_hierarchy(&NewHierarchy {
-                root: NewOrg::named("Root", OrgType::Root),
-                settings: Default::default(),
-                admin: new_user("admin@root.test"),
-                client: ClientKind::Cli,
-            })
-            .await
-            .unwrap();
-        let other = app
-            .create_hierarchy(&NewHierarchy {
-                root: NewOrg::named("Other", OrgType::Root),
-                settings: Default::default(),
-                admin: new_user("admin@other.test"),
-                client: ClientKind::Cli,
-            })
-            .await
-            .unwrap();
+        let tree = Tree::build(app, "admin@root.test", "admin@other.test").await;
+        let (created, other) = (&tree.root, &tree.other);
         let by = cli(created.admin);
-        let org = |name: &str| NewOrg::named(name, OrgType::Business);
         let root = created.root.id;
-        let child = app
-            .create_suborg(&by, root, &org("Child"))
-            .await
-            .unwrap()
-            .id;
-        let grandchild = app
-            .create_suborg(&by, child, &org("Grandchild"))
-            .await
-            .unwrap()
-            .id;
-        let sibling = app
-            .create_suborg(&by, root, &org("Sibling"))
-            .await
-            .unwrap()
-            .id;
+        let (child, grandchild, sibling) = (tree.child, tree.grandchild, tree.sibling);
         let template = app
             .create_device_template(&by, root, "Sensor", &[])
             .await

@@ -114,22 +114,11 @@ async fn invitation_submit(
         .as_deref()
         .map(str::trim)
         .filter(|n| !n.is_empty());
-    let mut page = invitation_page(form.token.clone());
-    match state
+    let result = state
         .app
         .accept_invitation(&form.token, &form.password, name, ClientKind::Web)
-        .await
-    {
-        Ok(_) => {
-            page.done = true;
-            page.render_page(StatusCode::OK)
-        }
-        Err(e) => {
-            let (status, message) = failure(e);
-            page.error = Some(message);
-            page.render_page(status)
-        }
-    }
+        .await;
+    outcome(invitation_page(form.token.clone()), result)
 }
 
 async fn reset_form(Query(query): Query<TokenQuery>) -> Response {
@@ -140,12 +129,16 @@ async fn reset_form(Query(query): Query<TokenQuery>) -> Response {
 }
 
 async fn reset_submit(State(state): State<AppState>, Form(form): Form<PasswordForm>) -> Response {
-    let mut page = reset_page(form.token.clone());
-    match state
+    let result = state
         .app
         .complete_password_reset(&form.token, &form.password, ClientKind::Web)
-        .await
-    {
+        .await;
+    outcome(reset_page(form.token.clone()), result)
+}
+
+/// The page again, saying it is done or why not.
+fn outcome<T>(mut page: SetPassword<'static>, result: Result<T, arbor_app::AppError>) -> Response {
+    match result {
         Ok(_) => {
             page.done = true;
             page.render_page(StatusCode::OK)

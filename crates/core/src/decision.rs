@@ -113,6 +113,19 @@ pub enum Rule {
     TargetMorePrivileged,
     /// Device templates are created, edited and deleted only in the root org.
     RootOrgOnly,
+    /// Rule 7: the target does not exist (answered like one outside the scope).
+    NoSuchTarget,
+    /// Rule 6 for user-wide actions: the member's home membership lies
+    /// outside the actor's scope, or the action is refused there.
+    HomeOutsideScope,
+    /// Rules 3/4: the target org lies in the actor's scope (viewing it needs
+    /// no permission).
+    InScope,
+    /// Rule 1: a credential of the user's own (password, single-use token)
+    /// was checked.
+    Credential,
+    /// Rule 1: an active user with a live session acts on its own account.
+    OwnAccount,
     /// Rule 4: target org in scope and permission held.
     OrgPermission,
     /// Rule 5, first half: device org in scope and the `org_devices` permission held.
@@ -125,12 +138,12 @@ impl Rule {
     /// The number of the SPEC.md section 4 rule this is an instance of.
     pub fn spec_rule(self) -> u8 {
         match self {
-            Self::UserInactive | Self::SessionRevoked => 1,
+            Self::UserInactive | Self::SessionRevoked | Self::Credential | Self::OwnAccount => 1,
             Self::ContextNeedsSwitch => 2,
-            Self::OtherHierarchy | Self::OutsideScope => 7,
-            Self::OrgPermission | Self::MissingPermission | Self::RootOrgOnly => 4,
+            Self::OtherHierarchy | Self::OutsideScope | Self::NoSuchTarget => 7,
+            Self::OrgPermission | Self::MissingPermission | Self::RootOrgOnly | Self::InScope => 4,
             Self::NotVisible | Self::DeviceInScope | Self::DeviceOwned => 5,
-            Self::Escalation | Self::TargetMorePrivileged => 6,
+            Self::Escalation | Self::TargetMorePrivileged | Self::HomeOutsideScope => 6,
             Self::NoMembership => 8,
         }
     }
@@ -204,9 +217,12 @@ impl Decision {
             Rule::NoMembership => (2, false),
             Rule::ContextNeedsSwitch => (3, false),
             Rule::OtherHierarchy => (4, false),
-            Rule::OutsideScope | Rule::NotVisible => (5, false),
+            Rule::OutsideScope | Rule::NotVisible | Rule::NoSuchTarget => (5, false),
+            Rule::InScope => (5, true),
+            Rule::Credential => (0, self.is_allowed()),
+            Rule::OwnAccount => (1, true),
             Rule::MissingPermission | Rule::RootOrgOnly => (6, false),
-            Rule::Escalation | Rule::TargetMorePrivileged => (7, false),
+            Rule::Escalation | Rule::TargetMorePrivileged | Rule::HomeOutsideScope => (7, false),
             Rule::OrgPermission | Rule::DeviceInScope | Rule::DeviceOwned => (6, true),
         };
         steps[..=last]
@@ -262,6 +278,14 @@ impl fmt::Display for Decision {
                 self.context.map(|c| c.to_string()).unwrap_or_default()
             ),
             Rule::OtherHierarchy => write!(f, "org {target} belongs to another hierarchy"),
+            Rule::NoSuchTarget => write!(f, "the target does not exist"),
+            Rule::HomeOutsideScope => write!(
+                f,
+                "a user-wide action needs {permission} on the member's home membership, which {via} may not act on"
+            ),
+            Rule::InScope => write!(f, "org {target} is in the scope of {via}"),
+            Rule::Credential => write!(f, "user {} presented its own credential", self.user),
+            Rule::OwnAccount => write!(f, "user {} acts on its own account", self.user),
             Rule::OutsideScope => write!(f, "org {target} is outside the scope of {via}"),
             Rule::NotVisible => write!(
                 f,
@@ -443,7 +467,7 @@ impl DeviceFilter {
 pub struct Actor {
     user: UserId,
     via: Via,
-    context: OrgId,
+    context: OrgPath,
     permissions: PermissionSet,
     scope: Scope,
 }
@@ -516,7 +540,7 @@ impl Principal {
         Ok(Actor {
             user: self.user,
             via,
-            context: context.id(),
+            context: context.clone(),
             permissions: membership.permissions,
             scope: Scope {
                 home: membership.org.clone(),
@@ -547,7 +571,27 @@ impl Actor {
     }
 
     pub fn context(&self) -> OrgId {
-        self.context
+        self.context.id()
+    }
+
+    /// The context org `C` with its path.
+    pub fn context_path(&self) -> &OrgPath {
+        &self.context
+    }
+
+    /// Rule 9: what lists show — the scope, narrowed to `C` and its
+    /// descendants when the actor switched to a sub-org `C ≠ H`. Narrowing
+    /// never widens: below `H`, `C` is only reachable with
+    /// `switch_to_suborgs`, which already puts `C`'s subtree in the scope.
+    pub fn list_scope(&self) -> Scope {
+        if self.context.id() == self.scope.home.id() {
+            self.scope.clone()
+        } else {
+            Scope {
+                home: self.context.clone(),
+                descendants: self.scope.descendants,
+            }
+        }
     }
 
     /// `P = perms(H, role)`.
@@ -563,7 +607,7 @@ impl Actor {
         self.scope.home.root_id()
     }
 
-    fn decision(
+    pub(crate) fn decision(
         &self,
         outcome: Outcome,
         rule: Rule,
@@ -575,14 +619,14 @@ impl Actor {
             rule,
             user: self.user,
             via: Some(self.via),
-            context: Some(self.context),
+            context: Some(self.context.id()),
             target_org: Some(target.id()),
             permission,
             missing: PermissionSet::EMPTY,
         }
     }
 
-    fn hidden_unless_in_scope(&self, target: &OrgPath) -> Option<Decision> {
+    pub(crate) fn hidden_unless_in_scope(&self, target: &OrgPath) -> Option<Decision> {
         if !self.scope.home.same_hierarchy(target) {
             Some(self.decision(Outcome::Hidden, Rule::OtherHierarchy, target, None))
         } else if !self.scope.contains(target) {
@@ -736,9 +780,12 @@ impl Actor {
                 Some(permission),
             );
         }
+        // Rule 6 guards every action on a member; resending and revoking an
+        // invitation act on a (pending) member too.
         let guarded = matches!(
             permission,
-            Permission::UsersEdit
+            Permission::UsersInvite
+                | Permission::UsersEdit
                 | Permission::UsersDelete
                 | Permission::UsersChangePassword
                 | Permission::UsersForceLogout
@@ -765,7 +812,7 @@ impl Actor {
 
     /// Rule 6 for grants: `permission` on `target` (rule 4), and every permission
     /// of `granted` must be held by the actor.
-    fn decide_grant(
+    pub(crate) fn decide_grant(
         &self,
         permission: Permission,
         target: &OrgPath,

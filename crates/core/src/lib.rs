@@ -8,6 +8,7 @@ pub mod error;
 pub mod ids;
 pub mod org;
 pub mod permission;
+pub mod policy;
 pub mod role;
 
 pub use decision::{
@@ -19,4 +20,5 @@ pub use error::DomainError;
 pub use ids::{DeviceId, OrgId, RoleId, UserId};
 pub use org::{DepthLimit, OrgFacts, OrgPath, OrgType};
 pub use permission::{Permission, PermissionGroup, PermissionSet};
+pub use policy::{Allowed, Operator, Refusal, Verdict};
 pub use role::{BuiltinRole, PermissionMatrix, PermissionTemplate, Role};

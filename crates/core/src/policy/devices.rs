@@ -1,0 +1,185 @@
+//! Decisions on device templates and devices (SPEC.md sections 1, 4 rule 5
+//! and 5).
+
+use super::{
+    CreateDevice, CreateDeviceTemplate, EnableDeviceTemplate, Refusal, TransferDevice, Verdict,
+    check, verdict,
+};
+use crate::decision::{Actor, Decision, DeviceAction, DeviceFacts, Principal, UserStatus};
+use crate::error::DomainError;
+use crate::ids::{DeviceId, OrgId, UserId};
+use crate::org::OrgPath;
+use crate::permission::Permission;
+
+/// Where a transferred device goes: the receiver's org, and the receiver.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransferTarget {
+    pub org: OrgPath,
+    pub owner: UserId,
+}
+
+impl Actor {
+    /// A device template (`templates.create` in the hierarchy's root org).
+    pub fn create_device_template(&self, root: &OrgPath) -> Verdict<CreateDeviceTemplate> {
+        verdict(
+            self.decide_device_template(Permission::TemplatesCreate, root),
+            root.id(),
+        )
+    }
+
+    /// Enabling a template of hierarchy `template_hierarchy` for `org`. A
+    /// template of another hierarchy is absent; the org must be visible; and
+    /// the decision is taken at the org's parent (`templates.edit` there; for
+    /// the root org, at the root), so a sub-org's Admin cannot enable
+    /// templates for its own org.
+    pub fn enable_device_template(
+        &self,
+        org: &OrgPath,
+        template_hierarchy: OrgId,
+    ) -> Verdict<EnableDeviceTemplate> {
+        if template_hierarchy != org.root_id() {
+            return Err(Refusal::Denied(self.absent()));
+        }
+        let seen = self.view_org(org);
+        if !seen.is_allowed() {
+            return Err(Refusal::Denied(seen));
+        }
+        let at = match org.parent_id() {
+            Some(_) => OrgPath::from_ids(org.ids()[..org.depth() - 1].to_vec()),
+            None => Ok(org.clone()),
+        };
+        let at = check(&seen, at)?;
+        let decision = self.decide_org(Permission::TemplatesEdit, &at);
+        let decision = Decision {
+            target_org: Some(org.id()),
+            ..decision
+        };
+        verdict(decision, org.id())
+    }
+
+    /// A device in `org` owned by `owner`: `org_devices.add` on the org, or
+    /// `own_devices.provision` there for a device the actor will own.
+    pub fn create_device(&self, org: &OrgPath, owner: Option<UserId>) -> Verdict<CreateDevice> {
+        let add = self.decide_org(Permission::OrgDevicesAdd, org);
+        if add.is_allowed() {
+            return verdict(add, (org.clone(), owner));
+        }
+        if owner == Some(self.user()) {
+            let provision = self.decide_org(Permission::OwnDevicesProvision, org);
+            if provision.is_allowed() {
+                return verdict(provision, (org.clone(), owner));
+            }
+        }
+        Err(Refusal::Denied(add))
+    }
+
+    /// Seeing a device (rule 5 with `view`).
+    pub fn view_device(&self, device: &DeviceFacts<'_>) -> Decision {
+        self.decide_device(DeviceAction::View, device)
+    }
+
+    /// Transferring `device` to `receiver` (SPEC.md section 5): the device
+    /// action `transfer` (device view and `transfers.devices`), a receiver
+    /// with a membership in the actor's scope (the home one first), active,
+    /// and not the current owner. The device goes to that membership's org.
+    pub fn transfer_device(
+        &self,
+        id: DeviceId,
+        device: &DeviceFacts<'_>,
+        receiver: Option<&Principal>,
+    ) -> Verdict<TransferDevice> {
+        let decision = self.decide_device(DeviceAction::Transfer, device);
+        if !decision.is_allowed() {
+            return Err(Refusal::Denied(decision));
+        }
+        let not_found = || DomainError::NotFound { what: "user" };
+        let receiver = check(&decision, receiver.ok_or_else(not_found))?;
+        let mut in_scope: Vec<_> = receiver
+            .memberships
+            .iter()
+            .filter(|m| self.home().same_hierarchy(&m.org) && self.scope().contains(&m.org))
+            .collect();
+        in_scope.sort_by_key(|m| (!m.home, m.org.id()));
+        let membership = check(&decision, in_scope.first().ok_or_else(not_found))?;
+        if receiver.status != UserStatus::Active {
+            return Err(Refusal::Failed {
+                decision,
+                error: DomainError::conflict("the receiving user is not active"),
+            });
+        }
+        if device.owner == Some(receiver.user) {
+            return Err(Refusal::Failed {
+                decision,
+                error: DomainError::invalid("user", "Can't transfer to the same owner"),
+            });
+        }
+        verdict(
+            decision,
+            (
+                id,
+                TransferTarget {
+                    org: membership.org.clone(),
+                    owner: receiver.user,
+                },
+            ),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decision::{Membership, Outcome};
+    use crate::ids::RoleId;
+    use crate::permission::PermissionSet;
+
+    fn path(ids: &[i64]) -> OrgPath {
+        OrgPath::from_ids(ids.iter().copied().map(OrgId).collect()).unwrap()
+    }
+
+    fn actor(org: &OrgPath, permissions: PermissionSet) -> Actor {
+        Principal {
+            user: UserId(1),
+            status: UserStatus::Active,
+            session_revoked: false,
+            memberships: vec![Membership {
+                org: org.clone(),
+                role: RoleId(1),
+                permissions,
+                home: true,
+            }],
+        }
+        .act_at_home()
+        .unwrap()
+    }
+
+    #[test]
+    fn templates_are_enabled_by_the_parent_within_the_hierarchy() {
+        let child = path(&[1, 2]);
+        let grandchild = path(&[1, 2, 3]);
+        let child_admin = actor(&child, PermissionSet::all());
+        // Its own org: decided at the root, outside its scope.
+        let own = child_admin.enable_device_template(&child, OrgId(1));
+        assert!(matches!(own, Err(Refusal::Denied(d)) if d.outcome == Outcome::Hidden));
+        assert!(
+            child_admin
+                .enable_device_template(&grandchild, OrgId(1))
+                .is_ok()
+        );
+        // Another hierarchy's template.
+        let other = child_admin.enable_device_template(&grandchild, OrgId(9));
+        assert!(matches!(other, Err(Refusal::Denied(d)) if d.outcome == Outcome::Hidden));
+    }
+
+    #[test]
+    fn provisioning_needs_to_own_the_new_device() {
+        let org = path(&[1, 2]);
+        let provisioner = actor(
+            &org,
+            PermissionSet::from([Permission::OwnDevicesProvision]).closed(),
+        );
+        assert!(provisioner.create_device(&org, Some(UserId(1))).is_ok());
+        assert!(provisioner.create_device(&org, Some(UserId(2))).is_err());
+        assert!(provisioner.create_device(&org, None).is_err());
+    }
+}

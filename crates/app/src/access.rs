@@ -10,13 +10,15 @@
 //! memberships in the caller's scope: a child never sees upward.
 
 use crate::cache::AuthzCache;
-use crate::{App, AppError, Caller, resolve_actor};
+use crate::run::{ReadStep, Stop};
+use crate::{App, AppError, Caller};
+use arbor_core::policy::Visibility;
 use arbor_core::{
     Actor, Decision, DeviceAction, DeviceFacts, DeviceId, Grant, MemberFacts, Membership, OrgId,
     OrgPath, Permission, PermissionSet, Principal, UserId, Via, membership_acted_on,
     who_can_device, who_can_member, who_can_org,
 };
-use arbor_store::{AuthzVersion, ReadTx, StoreError};
+use arbor_store::{AuditEvent, AuthzVersion, ReadTx, StoreError};
 use std::collections::HashMap;
 
 /// What an access question is about.
@@ -75,12 +77,13 @@ pub struct Effective {
     pub denied: Option<Decision>,
 }
 
-/// One user who-can lists: the grant and who the user is.
+/// One user who-can lists: the grant and, for callers holding
+/// `users.view`, who the user is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WhoCan {
     pub grant: Grant,
-    pub email: String,
-    pub name: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
 }
 
 /// The facts of a device a decision reads.
@@ -131,14 +134,14 @@ trait FactSource {
 }
 
 /// Facts of one read transaction, memoised across a batch.
-struct Facts {
-    tx: ReadTx,
+struct Facts<'t> {
+    tx: &'t mut ReadTx,
     principals: HashMap<UserId, Option<Principal>>,
     paths: HashMap<OrgId, Option<OrgPath>>,
     devices: HashMap<DeviceId, Option<DeviceTarget>>,
 }
 
-impl Facts {
+impl Facts<'_> {
     /// Loads every fact a batch needs in three queries (users, devices,
     /// orgs) instead of two per question.
     async fn prefetch(&mut self, questions: &[Question]) -> Result<(), AppError> {
@@ -171,7 +174,7 @@ impl Facts {
     }
 }
 
-impl FactSource for Facts {
+impl FactSource for Facts<'_> {
     async fn device(&mut self, device: DeviceId) -> Result<Option<DeviceTarget>, AppError> {
         if let Some(d) = self.devices.get(&device) {
             return Ok(d.clone());
@@ -267,58 +270,86 @@ async fn cached_actor(facts: &mut CachedFacts<'_>, caller: &Caller) -> Result<Ac
 
 /// May the caller ask about `org`? (`roles.view` on it.)
 fn may_ask_about(caller: &Actor, org: &OrgPath) -> Result<(), AppErrorKind> {
-    let decision = caller.decide_org(Permission::RolesView, org);
-    match decision.outcome {
+    match caller.ask_about(org).outcome {
         arbor_core::Outcome::Allowed => Ok(()),
         arbor_core::Outcome::Forbidden => Err(AppErrorKind::Forbidden),
         arbor_core::Outcome::Hidden => Err(AppErrorKind::NotFound),
     }
 }
 
-/// May the caller see `subject`? Itself, or a user with a membership in its scope.
-fn may_see(caller: &Actor, subject: &Principal) -> bool {
-    subject.user == caller.user()
-        || subject
-            .memberships
-            .iter()
-            .any(|m| caller.home().same_hierarchy(&m.org) && caller.scope().contains(&m.org))
-}
-
 impl AppErrorKind {
-    fn into_error(self, what: &'static str) -> AppError {
+    fn into_stop(self, caller: &Actor, what: &'static str) -> Stop {
         match self {
-            Self::NotFound => AppError::NotFound { what },
-            Self::Forbidden => AppError::Forbidden {
-                reason: "asking about access here needs roles.view on the target's organization"
-                    .into(),
+            Self::NotFound => Stop::Denied {
+                decision: caller.absent(),
+                what,
+            },
+            Self::Forbidden => Stop::Failed {
+                decision: None,
+                error: AppError::Forbidden {
+                    reason:
+                        "asking about access here needs roles.view on the target's organization"
+                            .into(),
+                },
             },
         }
     }
 }
 
-impl App {
-    async fn insight(&self, caller: &Caller) -> Result<(Actor, Facts), AppError> {
-        let mut tx = self.store.read().await?;
-        let actor = resolve_actor(&mut tx, caller)
-            .await?
-            .map_err(|d| AppError::denied(&d, "organization"))?;
-        Ok((
-            actor,
-            Facts {
-                tx,
-                principals: HashMap::new(),
-                paths: HashMap::new(),
-                devices: HashMap::new(),
-            },
-        ))
+fn facts(tx: &mut ReadTx) -> Facts<'_> {
+    Facts {
+        tx,
+        principals: HashMap::new(),
+        paths: HashMap::new(),
+        devices: HashMap::new(),
     }
+}
 
-    /// Answers a batch of questions in one read transaction.
+fn insight_event(caller: &Caller, action: &'static str, target: String) -> AuditEvent {
+    AuditEvent::new(caller.client, action, target)
+}
+
+fn target_name(target: &Target) -> String {
+    match target {
+        Target::Org { org, .. } => format!("org:{org}"),
+        Target::Device { device, .. } => format!("device:{device}"),
+        Target::Member { user, .. } => format!("user:{user}"),
+    }
+}
+
+impl App {
+    /// Answers a batch of questions in one read transaction (or from the
+    /// decision cache). Questions the caller may not ask are answered as
+    /// such, and recorded in one audit row for the batch.
     pub async fn check_access(
         &self,
         caller: &Caller,
         questions: &[Question],
     ) -> Result<Vec<Answer>, AppError> {
+        let (answers, home) = self.check_answers(caller, questions).await?;
+        let refused = answers
+            .iter()
+            .filter(|a| matches!(a, Answer::NotAllowedToAsk(_)))
+            .count();
+        if refused > 0 {
+            let mut event = insight_event(caller, "access.check", "access:check".into())
+                .outcome(arbor_store::AuditOutcome::Hidden)
+                .detail("questions_refused", refused)
+                .detail("questions", questions.len());
+            event.actor = Some(caller.user);
+            event.actor_home_org = home;
+            event.target_org = home;
+            let tx = self.store.write().await?;
+            tx.commit(event).await?;
+        }
+        Ok(answers)
+    }
+
+    async fn check_answers(
+        &self,
+        caller: &Caller,
+        questions: &[Question],
+    ) -> Result<(Vec<Answer>, Option<OrgId>), AppError> {
         if let Some(cache) = &self.cache
             && caller.session_token_hash.is_some()
         {
@@ -340,19 +371,23 @@ impl App {
                 }
             }
         }
-        let (actor, mut facts) = self.insight(caller).await?;
-        if questions.len() > 1 {
-            facts.prefetch(questions).await?;
-        }
-        let mut answers = Vec::with_capacity(questions.len());
-        for question in questions {
-            answers.push(match answer(&actor, &mut facts, question).await? {
-                Ok(decision) => Answer::Decided(decision),
-                Err(kind) => Answer::NotAllowedToAsk(kind),
-            });
-        }
-        facts.tx.finish().await?;
-        Ok(answers)
+        let event = insight_event(caller, "access.check", "access:check".into());
+        self.read(caller, event, async |step: &mut ReadStep| {
+            let actor = step.actor.clone();
+            let mut facts = facts(&mut step.tx);
+            if questions.len() > 1 {
+                facts.prefetch(questions).await?;
+            }
+            let mut answers = Vec::with_capacity(questions.len());
+            for question in questions {
+                answers.push(match answer(&actor, &mut facts, question).await? {
+                    Ok(decision) => Answer::Decided(decision),
+                    Err(kind) => Answer::NotAllowedToAsk(kind),
+                });
+            }
+            Ok((answers, Some(actor.via().org)))
+        })
+        .await
     }
 
     /// One question, answered with the full decision (for explain).
@@ -361,96 +396,101 @@ impl App {
         caller: &Caller,
         question: &Question,
     ) -> Result<Decision, AppError> {
-        let (actor, mut facts) = self.insight(caller).await?;
-        let result = answer(&actor, &mut facts, question).await?;
-        facts.tx.finish().await?;
-        result.map_err(|kind| kind.into_error(target_what(&question.target)))
+        let event = insight_event(caller, "access.explain", target_name(&question.target));
+        self.read(caller, event, async |step: &mut ReadStep| {
+            let actor = step.actor.clone();
+            let mut facts = facts(&mut step.tx);
+            match answer(&actor, &mut facts, question).await? {
+                Ok(decision) => Ok(decision),
+                Err(kind) => Err(kind.into_stop(&actor, target_what(&question.target))),
+            }
+        })
+        .await
     }
 
-    /// Who may do `target`, each with the membership that grants it.
+    /// Who may do `target`, each with the membership that grants it; names
+    /// and emails only for callers holding `users.view`.
     pub async fn who_can(&self, caller: &Caller, target: Target) -> Result<Vec<WhoCan>, AppError> {
-        let (actor, mut facts) = self.insight(caller).await?;
-        let what = target_what(&target);
-        let (grants, principals) = match target {
-            Target::Org { org, permission } => {
-                let path = facts.path(org).await?.ok_or(AppError::NotFound { what })?;
-                may_ask_about(&actor, &path).map_err(|k| k.into_error(what))?;
-                let principals = facts.tx.principals_above(&path, None).await?;
-                (who_can_org(permission, &path, &principals), principals)
-            }
-            Target::Device { device, action } => {
-                let record = match facts.tx.device(device).await {
-                    Ok(record) => record,
-                    Err(StoreError::NotFound { .. }) => return Err(AppError::NotFound { what }),
-                    Err(e) => return Err(e.into()),
-                };
-                may_ask_about(&actor, &record.org).map_err(|k| k.into_error(what))?;
-                let principals = facts.tx.principals_above(&record.org, record.owner).await?;
-                (
-                    who_can_device(action, &record.facts(), &principals),
-                    principals,
-                )
-            }
-            Target::Member { user, permission } => {
-                let target = facts
-                    .principal(user)
-                    .await?
-                    .ok_or(AppError::NotFound { what })?;
-                let memberships = ordered(&target.memberships);
-                let guard =
-                    asked_membership(&actor, &memberships).ok_or(AppError::NotFound { what })?;
-                may_ask_about(&actor, &guard.org).map_err(|k| k.into_error(what))?;
-                let mut principals: Vec<Principal> = Vec::new();
-                for m in &memberships {
-                    for p in facts.tx.principals_above(&m.org, None).await? {
-                        if !principals.iter().any(|q| q.user == p.user) {
-                            principals.push(p);
+        let event = insight_event(caller, "access.who_can", target_name(&target));
+        self.read(caller, event, async |step: &mut ReadStep| {
+            let actor = step.actor.clone();
+            let mut facts = facts(&mut step.tx);
+            let what = target_what(&target);
+            let stop = |kind: AppErrorKind| kind.into_stop(&actor, what);
+            let (grants, principals) = match target {
+                Target::Org { org, permission } => {
+                    let Some(path) = facts.path(org).await? else {
+                        return Err(stop(AppErrorKind::NotFound));
+                    };
+                    may_ask_about(&actor, &path).map_err(stop)?;
+                    let principals = facts.tx.principals_above(&path, None).await?;
+                    (who_can_org(permission, &path, &principals), principals)
+                }
+                Target::Device { device, action } => {
+                    let record = match facts.tx.device(device).await {
+                        Ok(record) => record,
+                        Err(StoreError::NotFound { .. }) => {
+                            return Err(stop(AppErrorKind::NotFound));
+                        }
+                        Err(e) => return Err(e.into()),
+                    };
+                    may_ask_about(&actor, &record.org).map_err(stop)?;
+                    let principals = facts.tx.principals_above(&record.org, record.owner).await?;
+                    (
+                        who_can_device(action, &record.facts(), &principals),
+                        principals,
+                    )
+                }
+                Target::Member { user, permission } => {
+                    let Some(target) = facts.principal(user).await? else {
+                        return Err(stop(AppErrorKind::NotFound));
+                    };
+                    let memberships = ordered(&target.memberships);
+                    let Some(guard) = actor.asked_membership(&memberships) else {
+                        return Err(stop(AppErrorKind::NotFound));
+                    };
+                    may_ask_about(&actor, &guard.org).map_err(stop)?;
+                    let mut principals: Vec<Principal> = Vec::new();
+                    for m in &memberships {
+                        for p in facts.tx.principals_above(&m.org, None).await? {
+                            if !principals.iter().any(|q| q.user == p.user) {
+                                principals.push(p);
+                            }
                         }
                     }
+                    (
+                        who_can_member(permission, user, &memberships, &principals),
+                        principals,
+                    )
                 }
-                (
-                    who_can_member(permission, user, &memberships, &principals),
-                    principals,
-                )
-            }
-        };
-        // A grant's membership is one of the loaded principal's: its path is at hand.
-        let paths: HashMap<(UserId, OrgId), &OrgPath> = principals
-            .iter()
-            .flat_map(|p| {
-                p.memberships
-                    .iter()
-                    .map(move |m| ((p.user, m.org.id()), &m.org))
-            })
-            .collect();
-        let visible: Vec<Grant> = grants
-            .into_iter()
-            .filter(|g| {
-                paths
-                    .get(&(g.user, g.via.org))
-                    .is_some_and(|path| actor.scope().contains(path))
-            })
-            .collect();
-        let ids: Vec<UserId> = visible.iter().map(|g| g.user).collect();
-        let users: HashMap<UserId, arbor_store::UserRecord> = facts
-            .tx
-            .users(&ids)
-            .await?
-            .into_iter()
-            .map(|u| (u.id, u))
-            .collect();
-        let visible = visible
-            .into_iter()
-            .filter_map(|grant| {
-                users.get(&grant.user).map(|u| WhoCan {
-                    grant,
-                    email: u.email.clone(),
-                    name: u.name.clone(),
+            };
+            let visible = actor.visible_grants(grants, &principals);
+            let identities = actor.identity_visibility() == Visibility::Identities;
+            let ids: Vec<UserId> = visible.iter().map(|g| g.user).collect();
+            let users: HashMap<UserId, arbor_store::UserRecord> = if identities {
+                facts
+                    .tx
+                    .users(&ids)
+                    .await?
+                    .into_iter()
+                    .map(|u| (u.id, u))
+                    .collect()
+            } else {
+                HashMap::new()
+            };
+            Ok(visible
+                .into_iter()
+                .map(|grant| {
+                    let user = users.get(&grant.user);
+                    WhoCan {
+                        grant,
+                        email: user.map(|u| u.email.clone()),
+                        name: user.map(|u| u.name.clone()),
+                    }
                 })
-            })
-            .collect();
-        facts.tx.finish().await?;
-        Ok(visible)
+                .collect())
+        })
+        .await
     }
 
     /// The permissions `user` acts with in `org` (rules 1, 2, 8 applied).
@@ -460,34 +500,41 @@ impl App {
         user: UserId,
         org: OrgId,
     ) -> Result<Effective, AppError> {
-        let (actor, mut facts) = self.insight(caller).await?;
-        let what = "organization";
-        let path = facts.path(org).await?.ok_or(AppError::NotFound { what })?;
-        may_ask_about(&actor, &path).map_err(|k| k.into_error(what))?;
-        let subject = facts
-            .principal(user)
-            .await?
-            .filter(|p| may_see(&actor, p))
-            .ok_or(AppError::NotFound { what: "user" })?;
-        facts.tx.finish().await?;
-        Ok(match subject.act_in(&path) {
-            Ok(acting) => Effective {
-                user,
-                org,
-                via: Some(acting.via()),
-                permissions: acting.permissions(),
-                descendants: acting.scope().descendants,
-                denied: None,
-            },
-            Err(decision) => Effective {
-                user,
-                org,
-                via: decision.via,
-                permissions: PermissionSet::EMPTY,
-                descendants: false,
-                denied: Some(decision),
-            },
+        let event = insight_event(caller, "access.effective_permissions", format!("user:{user}"))
+            .detail("org", org);
+        self.read(caller, event, async |step: &mut ReadStep| {
+            let actor = step.actor.clone();
+            let mut facts = facts(&mut step.tx);
+            let what = "organization";
+            let Some(path) = facts.path(org).await? else {
+                return Err(AppErrorKind::NotFound.into_stop(&actor, what));
+            };
+            may_ask_about(&actor, &path).map_err(|k| k.into_stop(&actor, what))?;
+            let subject = facts
+                .principal(user)
+                .await?
+                .filter(|p| actor.sees_user(p))
+                .ok_or_else(|| AppErrorKind::NotFound.into_stop(&actor, "user"))?;
+            Ok(match subject.act_in(&path) {
+                Ok(acting) => Effective {
+                    user,
+                    org,
+                    via: Some(acting.via()),
+                    permissions: acting.permissions(),
+                    descendants: acting.scope().descendants,
+                    denied: None,
+                },
+                Err(decision) => Effective {
+                    user,
+                    org,
+                    via: decision.via,
+                    permissions: PermissionSet::EMPTY,
+                    descendants: false,
+                    denied: Some(decision),
+                },
+            })
         })
+        .await
     }
 }
 
@@ -504,7 +551,7 @@ async fn check_cached(
     facts: &mut CachedFacts<'_>,
     caller: &Caller,
     questions: &[Question],
-) -> Result<Vec<Answer>, AppError> {
+) -> Result<(Vec<Answer>, Option<OrgId>), AppError> {
     if questions.len() > 1 {
         let (users, devices, orgs) = batch_keys(questions);
         facts.cache.prefetch(&users, &devices, &orgs).await?;
@@ -517,7 +564,7 @@ async fn check_cached(
             Err(kind) => Answer::NotAllowedToAsk(kind),
         });
     }
-    Ok(answers)
+    Ok((answers, Some(actor.via().org)))
 }
 
 /// The decision for one question, or why the caller may not ask it.
@@ -577,7 +624,8 @@ async fn act(
 
 /// The asked user acting in the question's context, or already the answer:
 /// the denial of rules 1, 2 or 8, or why the caller may not ask (the user is
-/// out of its sight, or the context org does not exist).
+/// out of its sight, or the context org is absent or out of its sight —
+/// alike, so the answer reveals nothing about orgs outside its scope).
 async fn acting_subject(
     caller: &Actor,
     facts: &mut impl FactSource,
@@ -586,22 +634,19 @@ async fn acting_subject(
     let Some(subject) = facts.principal(question.user).await? else {
         return Ok(Err(Err(AppErrorKind::NotFound)));
     };
-    if !may_see(caller, &subject) {
+    if !caller.sees_user(&subject) {
         return Ok(Err(Err(AppErrorKind::NotFound)));
+    }
+    if let Some(context) = question.context {
+        match facts.path(context).await? {
+            Some(path) if caller.sees_context(&path) => {}
+            _ => return Ok(Err(Err(AppErrorKind::NotFound))),
+        }
     }
     Ok(match act(facts, &subject, question.context).await? {
         Some(acting) => acting.map_err(Ok),
         None => Err(Err(AppErrorKind::NotFound)),
     })
-}
-
-/// The membership of a user the caller asks about: the first (in
-/// [`ordered`] order) in the caller's own scope.
-fn asked_membership<'a>(caller: &Actor, memberships: &[&'a Membership]) -> Option<&'a Membership> {
-    memberships
-        .iter()
-        .find(|m| caller.home().same_hierarchy(&m.org) && caller.scope().contains(&m.org))
-        .copied()
 }
 
 /// Memberships home first, then by org id: the order the user use cases
@@ -623,7 +668,7 @@ async fn answer_member(
         return Ok(Err(AppErrorKind::NotFound));
     };
     let memberships = ordered(&target.memberships);
-    let Some(guard) = asked_membership(caller, &memberships) else {
+    let Some(guard) = caller.asked_membership(&memberships) else {
         return Ok(Err(AppErrorKind::NotFound));
     };
     if let Err(kind) = may_ask_about(caller, &guard.org) {

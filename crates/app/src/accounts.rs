@@ -2,7 +2,9 @@
 //! accepting an invitation, password changes and resets.
 
 use crate::password;
-use crate::{App, AppError, Caller, bootstrap, hash_token, new_token};
+use crate::{App, AppError, Caller, hash_token, legacy, new_token};
+use crate::run::Decides;
+use arbor_core::policy as rules;
 use arbor_core::{OrgType, UserId, UserStatus};
 use arbor_store::{
     AuditEvent, AuditOutcome, ClientKind, MembershipRecord, NewOrg, NewUser, SessionId, UserRecord,
@@ -104,16 +106,15 @@ impl App {
         client: ClientKind,
     ) -> Result<crate::HierarchyCreated, AppError> {
         password::check_policy(&input.admin_password, &input.admin_email)?;
-        let mut tx = self.store.read().await?;
-        let exists = tx.any_hierarchy().await?;
-        tx.finish().await?;
-        if exists {
+        if !self.needs_first_run().await? {
             return Err(AppError::conflict("Arbor is already set up"));
         }
         let hash = hash_password(input.admin_password.clone()).await?;
         let mut admin = NewUser::active(&input.admin_email, &input.admin_name);
         admin.password_hash = Some(hash);
-        self.create_hierarchy(&crate::NewHierarchy {
+        // Checked again, with the first-run lock held, where it is created:
+        // concurrent setups create one hierarchy.
+        self.create_first_hierarchy(&crate::NewHierarchy {
             root: NewOrg::named(&input.org_name, OrgType::Root),
             settings: Default::default(),
             admin,
@@ -170,8 +171,13 @@ impl App {
         event.actor_home_org = home.as_ref().map(|m| m.org);
         event.target_org = home.as_ref().map(|m| m.org);
         let mut tx = self.store.write().await?;
-        if !(matches && active) {
-            let reason = if matches {
+        let verdict = rules::login(rules::LoginFacts {
+            user: user.id,
+            status: user.status,
+            password_matches: matches,
+        });
+        let Ok(proof) = verdict else {
+            let reason = if matches && !active {
                 "account not active"
             } else {
                 "wrong password"
@@ -183,11 +189,11 @@ impl App {
             )
             .await?;
             return Ok(None);
-        }
+        };
         let token = new_token();
         let expires_at = tx.now() + policy.session_absolute_ms;
         let session = tx
-            .insert_session(&bootstrap(), user.id, &token.1, expires_at)
+            .insert_session(&legacy(&proof), user.id, &token.1, expires_at)
             .await?;
         tx.commit(event.detail("session", session)).await?;
         Ok(Some(LoggedIn {
@@ -272,23 +278,25 @@ impl App {
                 .invitation_by_hash(&token_hash)
                 .await?
                 .ok_or(AppError::NotFound { what: "invitation" })?;
-            let user = invitation
-                .user
-                .ok_or(AppError::NotFound { what: "invitation" })?;
-            if invitation.accepted_at.is_some() {
-                return Err(AppError::conflict("this invitation was already used"));
+            if let Some(user) = invitation.user {
+                tx.lock_user(user).await?;
             }
-            if invitation.expires_at <= tx.now() {
-                return Err(AppError::conflict(
-                    "this invitation has expired; ask for a new one",
-                ));
-            }
-            tx.lock_user(user).await?;
-            let record = tx.user(user).await?;
-            if record.status != UserStatus::Pending {
-                return Err(AppError::conflict("this account is already active"));
-            }
-            let by = bootstrap();
+            let status = match invitation.user {
+                Some(user) => tx.user(user).await?.status,
+                None => UserStatus::Pending,
+            };
+            let verdict = rules::accept_invitation(rules::InvitationFacts {
+                user: invitation.user,
+                used: invitation.accepted_at.is_some(),
+                expired: invitation.expires_at <= tx.now(),
+                user_status: status,
+            });
+            let proof = verdict.map_err(|refusal| match refusal {
+                arbor_core::Refusal::Failed { error, .. } => AppError::from(error),
+                arbor_core::Refusal::Denied(d) => AppError::denied(&d, "invitation"),
+            })?;
+            let user = *proof.target();
+            let by = legacy(&proof);
             tx.accept_invitation(invitation.id).await?;
             tx.set_password_hash(&by, user, &hash).await?;
             tx.set_user_status(&by, user, UserStatus::Active).await?;
@@ -327,23 +335,28 @@ impl App {
         }
         password::check_policy(new_password, &user.email)?;
         let hash = hash_password(new_password.to_owned()).await?;
-        let mut tx = self.store.write().await?;
         let caller = auth.caller(client, None);
         let event = AuditEvent::new(
             client,
             "user.change_password",
             format!("user:{}", auth.user),
         );
-        crate::resolve_actor(&mut tx, &caller)
-            .await?
-            .map_err(|d| AppError::denied(&d, "user"))?;
-        let by = bootstrap();
-        tx.set_password_hash(&by, auth.user, &hash).await?;
-        let revoked = tx.revoke_other_sessions(auth.user, auth.session).await?;
-        let mut event = event.detail("sessions_revoked", revoked);
-        event.actor = Some(auth.user);
-        tx.commit(event).await?;
-        Ok(())
+        self.write(&caller, event, async |step: &mut crate::run::Step| {
+            let verdict = step.actor.edit_own_account();
+            let by = step.allow(verdict, "user")?;
+            let by = legacy(&by);
+            step.tx.set_password_hash(&by, auth.user, &hash).await?;
+            let revoked = step
+                .tx
+                .revoke_other_sessions(auth.user, auth.session)
+                .await?;
+            // Reset links mailed before the change stop working.
+            let withdrawn = step.tx.use_password_resets_of(&by, auth.user).await?;
+            step.note("sessions_revoked", revoked);
+            step.note("reset_links_withdrawn", withdrawn);
+            Ok(())
+        })
+        .await
     }
 
     /// The caller's own account and memberships (with role names).
@@ -375,18 +388,22 @@ impl App {
         locale: Option<&str>,
         client: ClientKind,
     ) -> Result<(), AppError> {
-        let mut tx = self.store.write().await?;
         let caller = auth.caller(client, None);
-        crate::resolve_actor(&mut tx, &caller)
-            .await?
-            .map_err(|d| AppError::denied(&d, "user"))?;
-        tx.update_profile(&bootstrap(), auth.user, name, locale)
-            .await?;
-        let mut event =
-            AuditEvent::new(client, "user.update_profile", format!("user:{}", auth.user));
-        event.actor = Some(auth.user);
-        tx.commit(event).await?;
-        Ok(())
+        let event = AuditEvent::new(client, "user.update_profile", format!("user:{}", auth.user));
+        self.write(&caller, event, async |step: &mut crate::run::Step| {
+            let verdict = step.actor.edit_own_account();
+            let by = step.allow(verdict, "user")?;
+            match step
+                .tx
+                .update_profile(&legacy(&by), auth.user, name, locale)
+                .await
+            {
+                Ok(()) => Ok(()),
+                Err(e @ arbor_store::StoreError::Invalid { .. }) => Err(step.fail(e.into())),
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await
     }
 
     /// Completes an admin-initiated reset: sets the password chosen by the user
@@ -411,19 +428,19 @@ impl App {
                 .password_reset_by_hash(&token_hash)
                 .await?
                 .ok_or(AppError::NotFound { what: "reset link" })?;
-            if reset.used_at.is_some() {
-                return Err(AppError::conflict("this reset link was already used"));
-            }
-            if reset.expires_at <= tx.now() {
-                return Err(AppError::conflict(
-                    "this reset link has expired; ask for a new one",
-                ));
-            }
             tx.lock_user(reset.user).await?;
-            if tx.user(reset.user).await?.status != UserStatus::Active {
-                return Err(AppError::conflict("this account is not active"));
-            }
-            let by = bootstrap();
+            let status = tx.user(reset.user).await?.status;
+            let verdict = rules::complete_password_reset(rules::ResetFacts {
+                user: reset.user,
+                used: reset.used_at.is_some(),
+                expired: reset.expires_at <= tx.now(),
+                user_status: status,
+            });
+            let proof = verdict.map_err(|refusal| match refusal {
+                arbor_core::Refusal::Failed { error, .. } => AppError::from(error),
+                arbor_core::Refusal::Denied(d) => AppError::denied(&d, "reset link"),
+            })?;
+            let by = legacy(&proof);
             tx.use_password_reset(reset.id).await?;
             tx.set_password_hash(&by, reset.user, &hash).await?;
             let revoked = tx.revoke_sessions(&by, reset.user).await?;

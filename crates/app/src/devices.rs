@@ -1,7 +1,8 @@
 //! Devices: creation and transfer (SPEC.md section 5).
 
-use crate::{App, AppError, Caller, actor_or_deny, allow_or_deny, refuse};
-use arbor_core::{DeviceAction, DeviceId, OrgId, Permission, UserId, UserStatus};
+use crate::run::{Decides, Found, Step};
+use crate::{App, AppError, Caller, legacy};
+use arbor_core::{DeviceId, OrgId, UserId};
 use arbor_store::{AuditEvent, DeviceRecord, NewDevice};
 
 impl App {
@@ -13,41 +14,28 @@ impl App {
         org: OrgId,
         device: &NewDevice,
     ) -> Result<DeviceId, AppError> {
-        self.retrying(|| async {
-            let mut tx = self.store.write().await?;
-            let event = AuditEvent::new(caller.client, "device.create", format!("org:{org}"))
-                .target_org(org);
-            let actor = actor_or_deny!(tx, caller, event);
-            let path = tx.org_path(org).await?;
-            let mut decision = actor.decide_org(Permission::OrgDevicesAdd, &path);
-            if !decision.is_allowed() && device.owner == Some(actor.user()) {
-                let own = actor.decide_org(Permission::OwnDevicesProvision, &path);
-                if own.is_allowed() {
-                    decision = own;
-                }
-            }
-            let by = allow_or_deny!(tx, event, decision, "organization");
-            if !tx.template_enabled(org, device.template).await? {
-                let error =
-                    AppError::conflict("the device template is not enabled for this organization");
-                return Err(refuse(tx, event.by(&by), error).await);
+        let event = AuditEvent::new(caller.client, "device.create", format!("org:{org}"))
+            .target_org(org)
+            .detail("name", &device.name);
+        self.write(caller, event, async |step: &mut Step| {
+            let record = step.locked_org(org).await?;
+            let verdict = step.actor.create_device(&record.path, device.owner);
+            let by = step.allow(verdict, "organization")?;
+            if !step.tx.template_enabled(org, device.template).await? {
+                return Err(step.fail(AppError::conflict(
+                    "the device template is not enabled for this organization",
+                )));
             }
             if let Some(owner) = device.owner
-                && tx.member_role(owner, org).await?.is_none()
+                && step.tx.member_role(owner, org).await?.is_none()
             {
-                let error = AppError::conflict(
+                return Err(step.fail(AppError::conflict(
                     "the device owner must be a member of the device's organization",
-                );
-                return Err(refuse(tx, event.by(&by), error).await);
+                )));
             }
-            let id = tx.insert_device(&by, &path, device).await?;
-            let event = AuditEvent {
-                target: format!("device:{id}"),
-                ..event.by(&by)
-            }
-            .detail("name", &device.name)
-            .detail("owner", device.owner);
-            tx.commit(event).await?;
+            let id = step.tx.insert_device(&legacy(&by), &record.path, device).await?;
+            step.event.target = format!("device:{id}");
+            step.note("owner", device.owner);
             Ok(id)
         })
         .await
@@ -62,58 +50,40 @@ impl App {
         device: DeviceId,
         to: UserId,
     ) -> Result<DeviceRecord, AppError> {
-        self.retrying(|| async {
-            let mut tx = self.store.write().await?;
-            let event =
-                AuditEvent::new(caller.client, "device.transfer", format!("device:{device}"))
-                    .detail("to_user", to);
+        let event = AuditEvent::new(caller.client, "device.transfer", format!("device:{device}"))
+            .detail("to_user", to);
+        self.write(caller, event, async |step: &mut Step| {
+            let seen = step.tx.device(device).await.found(step, "device")?;
+            let decision = step.actor.view_device(&seen.facts());
+            step.require(decision, "device")?;
             // Concurrent transfers of one device queue here and then re-read it.
-            tx.lock_device(device).await?;
-            let actor = actor_or_deny!(tx, caller, event);
-            let record = tx.device(device).await?;
-            let by = allow_or_deny!(
-                tx,
-                event,
-                actor.decide_device(DeviceAction::Transfer, &record.facts()),
-                "device"
-            );
-            let event = event.by(&by);
-            let Some(target) = tx.principal(to).await? else {
-                return Err(refuse(tx, event, AppError::NotFound { what: "user" }).await);
-            };
-            let mut in_scope: Vec<_> = target
-                .memberships
-                .iter()
-                .filter(|m| actor.scope().contains(&m.org))
-                .collect();
-            in_scope.sort_by_key(|m| !m.home);
-            let Some(membership) = in_scope.first() else {
-                return Err(refuse(tx, event, AppError::NotFound { what: "user" }).await);
-            };
-            if target.status != UserStatus::Active {
-                let error = AppError::conflict("the receiving user is not active");
-                return Err(refuse(tx, event, error).await);
-            }
-            if record.owner == Some(to) {
-                let error = AppError::invalid("user", "Can't transfer to the same owner");
-                return Err(refuse(tx, event, error).await);
-            }
-            let new_org = membership.org.clone();
-            if !tx.template_enabled(new_org.id(), record.template).await? {
-                let error = AppError::conflict(
+            step.tx.lock_device(device).await?;
+            let record = step.tx.device(device).await.found(step, "device")?;
+            step.note("device_name", &record.name);
+            let receiver = step.tx.principal(to).await?;
+            let verdict = step
+                .actor
+                .transfer_device(device, &record.facts(), receiver.as_ref());
+            let by = step.allow(verdict, "device")?;
+            let (_, target) = by.target().clone();
+            if !step
+                .tx
+                .template_enabled(target.org.id(), record.template)
+                .await?
+            {
+                return Err(step.fail(AppError::conflict(
                     "the device template is not enabled for the receiving user's organization",
-                );
-                return Err(refuse(tx, event, error).await);
+                )));
             }
-            tx.move_device(&by, device, new_org.id(), Some(to)).await?;
-            let event = event
-                .detail("from_org", record.org.id())
-                .detail("to_org", new_org.id())
-                .detail("from_owner", record.owner);
-            tx.commit(event).await?;
+            step.tx
+                .move_device(&legacy(&by), device, target.org.id(), Some(target.owner))
+                .await?;
+            step.note("from_org", record.org.id());
+            step.note("to_org", target.org.id());
+            step.note("from_owner", record.owner);
             Ok(DeviceRecord {
-                org: new_org,
-                owner: Some(to),
+                org: target.org,
+                owner: Some(target.owner),
                 ..record
             })
         })

@@ -1,4 +1,4 @@
-use arbor_core::{Decision, DomainError, Outcome, Rule};
+use arbor_core::{Decision, DomainError, Outcome};
 use arbor_store::StoreError;
 use thiserror::Error;
 
@@ -12,6 +12,13 @@ pub enum AppError {
     /// Visible but not allowed; `reason` is the decision's explanation.
     #[error("forbidden: {reason}")]
     Forbidden { reason: String },
+    /// Not allowed, with machine-readable details (the permissions an
+    /// escalation lacks).
+    #[error("forbidden: {reason}")]
+    ForbiddenWith {
+        reason: String,
+        details: serde_json::Value,
+    },
     #[error("{what}")]
     Conflict { what: String },
     /// A conflict with machine-readable details (e.g. the counts that block
@@ -32,14 +39,13 @@ pub enum AppError {
 }
 
 impl AppError {
-    /// A denial as the API answers it: hidden targets are absent (404); an
-    /// attempt to grant or edit permissions the actor lacks (rule 6) conflicts
-    /// with the no-escalation rule (409, listing what is missing); any other
-    /// visible denial is forbidden (403).
+    /// A denial as the API answers it: hidden targets are absent (404); any
+    /// visible denial is forbidden (403), and one of rule 6 (granting or
+    /// acting beyond one's own permissions) lists the missing permission ids.
     pub fn denied(decision: &Decision, what: &'static str) -> Self {
         match decision.outcome {
-            Outcome::Forbidden if decision.rule == Rule::Escalation => Self::ConflictWith {
-                what: decision.explain(),
+            Outcome::Forbidden if !decision.missing.is_empty() => Self::ForbiddenWith {
+                reason: decision.explain(),
                 details: serde_json::json!({ "missing_permissions": decision.missing.ids() }),
             },
             Outcome::Forbidden => Self::Forbidden {

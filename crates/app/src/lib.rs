@@ -1,17 +1,9 @@
-//! Arbor's use cases. Each mutating one follows the same shape, inside one
-//! write transaction:
-//!
-//! 1. lock the rows the decision depends on (PostgreSQL; SQLite already holds
-//!    the write lock),
-//! 2. load the caller's [`Principal`](arbor_core::Principal) and the target's
-//!    facts — fresh, inside the transaction,
-//! 3. let arbor-core decide (an [`Actor`] and its `decide_*`), and turn an
-//!    allowing decision into the [`Allowed`] proof the store's mutations need,
-//! 4. write, and commit together with the audit event. A denied attempt
-//!    commits its audit row alone.
-//!
-//! Transient contention (SQLite busy, PostgreSQL deadlock) reruns the whole
-//! transaction a few times.
+//! Arbor's use cases. Each runs through one runner ([`run`]): resolve the
+//! caller, load the target within its hierarchy, let arbor-core decide with
+//! the decision named after the action, lock, write with the proof, and
+//! commit together with the audit event; a refusal commits its audit row
+//! alone. Transient contention (SQLite busy, PostgreSQL deadlock) reruns the
+//! whole transaction a few times.
 
 pub mod access;
 pub mod accounts;
@@ -22,7 +14,9 @@ mod lists;
 mod members;
 mod orgs;
 pub mod password;
+pub mod recovery;
 pub mod roles;
+mod run;
 pub mod users;
 
 pub use error::AppError;
@@ -31,8 +25,8 @@ pub use orgs::{
     HierarchyCreated, MAX_TREE_ORGS, NewHierarchy, OrgDeleted, OrgEdit, OrgSearchPage, OrgTree,
 };
 
-use arbor_core::{Actor, Decision, OrgId, UserId};
-use arbor_store::{Allowed, AuditEvent, AuditOutcome, ClientKind, Store, Tx, Write};
+use arbor_core::{OrgId, UserId};
+use arbor_store::{Allowed, ClientKind, Store};
 use cache::{AuthzCache, CacheLimits};
 use std::future::Future;
 use std::sync::Arc;
@@ -124,86 +118,6 @@ impl App {
     }
 }
 
-/// The caller as an [`Actor`] (rules 1, 2, 8), from facts read in `tx`.
-pub(crate) async fn resolve_actor<M>(
-    tx: &mut Tx<M>,
-    caller: &Caller,
-) -> Result<Result<Actor, Decision>, AppError> {
-    let principal = match &caller.session_token_hash {
-        Some(hash) => match tx.session_principal(hash).await? {
-            Some((_, p)) if p.user == caller.user => Some(p),
-            _ => None,
-        },
-        None => tx.principal(caller.user).await?,
-    };
-    let principal = principal.ok_or(AppError::NotFound { what: "user" })?;
-    Ok(match caller.context {
-        Some(context) => {
-            let path = match tx.org_path(context).await {
-                Ok(path) => path,
-                Err(arbor_store::StoreError::NotFound { .. }) => {
-                    return Err(AppError::NotFound {
-                        what: "organization",
-                    });
-                }
-                Err(e) => return Err(e.into()),
-            };
-            principal.act_in(&path)
-        }
-        None => principal.act_at_home(),
-    })
-}
-
-/// Commits the audit row of a denied attempt and returns the error for it.
-pub(crate) async fn deny(
-    tx: Tx<Write>,
-    event: AuditEvent,
-    decision: &Decision,
-    what: &'static str,
-) -> AppError {
-    match tx.commit(event.decided(decision)).await {
-        Ok(()) => AppError::denied(decision, what),
-        Err(e) => e.into(),
-    }
-}
-
-/// Commits the audit row of an attempt that policy allowed but a rule of the
-/// current state refused (nothing was written), and returns that refusal.
-pub(crate) async fn refuse(tx: Tx<Write>, event: AuditEvent, error: AppError) -> AppError {
-    let event = event
-        .outcome(AuditOutcome::Failed)
-        .detail("reason", error.to_string());
-    match tx.commit(event).await {
-        Ok(()) => error,
-        Err(e) => e.into(),
-    }
-}
-
-/// The proof for the store from an allowing decision, or the denial committed.
-macro_rules! allow_or_deny {
-    ($tx:ident, $event:expr, $decision:expr, $what:expr) => {{
-        let decision = $decision;
-        match arbor_store::Allowed::from_decision(&decision) {
-            Some(allowed) => allowed,
-            None => return Err($crate::deny($tx, $event, &decision, $what).await),
-        }
-    }};
-}
-pub(crate) use allow_or_deny;
-
-/// The actor, or the denial (rules 1, 2, 8) committed.
-macro_rules! actor_or_deny {
-    ($tx:ident, $caller:expr, $event:expr) => {{
-        match $crate::resolve_actor(&mut $tx, $caller).await? {
-            Ok(actor) => actor,
-            Err(decision) => {
-                return Err($crate::deny($tx, $event, &decision, "organization").await);
-            }
-        }
-    }};
-}
-pub(crate) use actor_or_deny;
-
 /// A fresh, unguessable auth token (≥ 128 bits) and the hash the store keeps.
 /// The token is shown once; only [`hash_token`] of it is stored.
 pub fn new_token() -> (String, String) {
@@ -225,6 +139,11 @@ pub fn hash_token(token: &str) -> String {
         .collect()
 }
 
-pub(crate) fn bootstrap() -> Allowed {
-    Allowed::bootstrap()
+/// The store's proof for a core proof, while the store still takes the
+/// untyped one.
+pub(crate) fn legacy<A: arbor_core::policy::Action>(proof: &arbor_core::Allowed<A>) -> Allowed {
+    match proof.decision() {
+        Some(decision) => Allowed::from_decision(decision).unwrap_or_else(Allowed::bootstrap),
+        None => Allowed::bootstrap(),
+    }
 }

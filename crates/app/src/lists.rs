@@ -1,15 +1,13 @@
 //! Reads: single gets and lists, both decided by the same actor so that a list
 //! never disagrees with a get.
 
-use crate::{App, AppError, Caller, resolve_actor};
-use arbor_core::{Actor, DeviceAction, DeviceId, MemberFacts, OrgId, Permission, UserId};
-use arbor_store::{DeviceRecord, OrgRecord, Page, PageRequest, ReadTx, UserFilter, UserRecord};
-
-async fn actor_for_read(tx: &mut ReadTx, caller: &Caller) -> Result<Actor, AppError> {
-    resolve_actor(tx, caller)
-        .await?
-        .map_err(|d| AppError::denied(&d, "organization"))
-}
+use crate::run::{Decides, Found, ReadStep};
+use crate::users::Member;
+use crate::{App, AppError, Caller};
+use arbor_core::{DeviceAction, DeviceId, OrgId, UserId};
+use arbor_store::{
+    AuditEvent, DeviceRecord, OrgRecord, Page, PageRequest, UserFilter, UserRecord,
+};
 
 impl App {
     /// Devices the caller may view.
@@ -18,13 +16,12 @@ impl App {
         caller: &Caller,
         page: &PageRequest,
     ) -> Result<Page<DeviceRecord>, AppError> {
-        let mut tx = self.store.read().await?;
-        let actor = actor_for_read(&mut tx, caller).await?;
-        let page = tx
-            .list_devices(&actor.device_filter(DeviceAction::View), page)
-            .await?;
-        tx.finish().await?;
-        Ok(page)
+        let event = AuditEvent::new(caller.client, "device.list", "device:*");
+        self.read(caller, event, async |step: &mut ReadStep| {
+            let filter = step.actor.device_filter(DeviceAction::View);
+            Ok(step.tx.list_devices(&filter, page).await?)
+        })
+        .await
     }
 
     /// One device, if the caller may view it (else NotFound: existence does not leak).
@@ -33,87 +30,74 @@ impl App {
         caller: &Caller,
         device: DeviceId,
     ) -> Result<DeviceRecord, AppError> {
-        let mut tx = self.store.read().await?;
-        let actor = actor_for_read(&mut tx, caller).await?;
-        let record = tx.device(device).await?;
-        tx.finish().await?;
-        let decision = actor.decide_device(DeviceAction::View, &record.facts());
-        if decision.is_allowed() {
+        let event = AuditEvent::new(caller.client, "device.view", format!("device:{device}"));
+        self.read(caller, event, async |step: &mut ReadStep| {
+            let record = step.tx.device(device).await.found(step, "device")?;
+            let decision = step.actor.view_device(&record.facts());
+            step.require(decision, "device")?;
             Ok(record)
-        } else {
-            Err(AppError::NotFound { what: "device" })
-        }
+        })
+        .await
     }
 
-    /// Organizations in the caller's scope.
+    /// Organizations in the caller's list scope (rule 9).
     pub async fn list_orgs(
         &self,
         caller: &Caller,
         page: &PageRequest,
     ) -> Result<Page<OrgRecord>, AppError> {
-        let mut tx = self.store.read().await?;
-        let actor = actor_for_read(&mut tx, caller).await?;
-        let page = tx.list_orgs(Some(actor.scope()), page).await?;
-        tx.finish().await?;
-        Ok(page)
+        let event = AuditEvent::new(caller.client, "org.list", "org:*");
+        self.read(caller, event, async |step: &mut ReadStep| {
+            let scope = step.actor.list_scope();
+            Ok(step.tx.list_orgs(Some(&scope), page).await?)
+        })
+        .await
     }
 
     /// One organization, if in the caller's scope.
     pub async fn get_org(&self, caller: &Caller, org: OrgId) -> Result<OrgRecord, AppError> {
-        let mut tx = self.store.read().await?;
-        let actor = actor_for_read(&mut tx, caller).await?;
-        let record = tx.org(org).await?;
-        tx.finish().await?;
-        if actor.home().same_hierarchy(&record.path) && actor.scope().contains(&record.path) {
+        let event = AuditEvent::new(caller.client, "org.view", format!("org:{org}"));
+        self.read(caller, event, async |step: &mut ReadStep| {
+            let record = step.tx.org(org).await.found(step, "organization")?;
+            let decision = step.actor.view_org(&record.path);
+            step.require(decision, "organization")?;
             Ok(record)
-        } else {
-            Err(AppError::NotFound {
-                what: "organization",
-            })
-        }
+        })
+        .await
     }
 
-    /// Users with a membership the caller may view (`users.view` in scope).
+    /// Users the caller may view: the same users `get_user` shows.
     pub async fn list_users(
         &self,
         caller: &Caller,
         page: &PageRequest,
     ) -> Result<Page<UserRecord>, AppError> {
-        let mut tx = self.store.read().await?;
-        let actor = actor_for_read(&mut tx, caller).await?;
-        let filter = UserFilter {
-            scope: actor.org_filter(Permission::UsersView),
-            ..Default::default()
-        };
-        let page = tx.list_users(&filter, page).await?;
-        tx.finish().await?;
-        Ok(page)
+        let event = AuditEvent::new(caller.client, "user.list", "user:*");
+        self.read(caller, event, async |step: &mut ReadStep| {
+            let filter = UserFilter::new(step.actor.user_list());
+            Ok(step.tx.list_users(&filter, page).await?)
+        })
+        .await
     }
 
     /// One user, if some membership of theirs is viewable by the caller.
     pub async fn get_user(&self, caller: &Caller, user: UserId) -> Result<UserRecord, AppError> {
-        let mut tx = self.store.read().await?;
-        let actor = actor_for_read(&mut tx, caller).await?;
-        let target = tx
-            .principal(user)
-            .await?
-            .ok_or(AppError::NotFound { what: "user" })?;
-        let visible = target.memberships.iter().any(|m| {
-            let facts = MemberFacts {
-                user,
-                org: &m.org,
-                permissions: m.permissions,
+        let event = AuditEvent::new(caller.client, "user.view", format!("user:{user}"));
+        self.read(caller, event, async |step: &mut ReadStep| {
+            let record = step.tx.user(user).await.found(step, "user")?;
+            let mut memberships = Vec::new();
+            for m in step.tx.memberships(user).await? {
+                let set = step.tx.role_permissions(m.org, m.role).await?;
+                memberships.push((m, set));
+            }
+            let member = Member {
+                record,
+                memberships,
             };
-            actor
-                .decide_user(Permission::UsersView, &facts)
-                .is_allowed()
-        });
-        let record = tx.user(user).await?;
-        tx.finish().await?;
-        if visible {
-            Ok(record)
-        } else {
-            Err(AppError::NotFound { what: "user" })
-        }
+            let decision = step.actor.view_user(user, &member.targets());
+            step.require(decision, "user")?;
+            Ok(member.record)
+        })
+        .await
     }
 }

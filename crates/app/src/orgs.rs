@@ -1,19 +1,17 @@
 //! Hierarchies and organizations.
 
 use crate::accounts::AccountPolicy;
-use crate::users::{Invite, Invited, Links};
-use crate::{App, AppError, Caller, actor_or_deny, allow_or_deny, bootstrap, refuse};
-use arbor_core::org::{
-    DeletePlan, MovedSubtree, OrgContents, check_create_suborg, check_delete_org,
-    check_transfer_org,
-};
-use arbor_core::{
-    BuiltinRole, DomainError, OrgId, OrgPath, OrgType, Permission, Role, RoleId, UserId,
-};
+use crate::run::{Decides, Found, ReadStep, Step, Stop};
+use crate::users::{Invite, Invited, Links, invite_in};
+use crate::{App, AppError, Caller, legacy};
+use arbor_core::org::{MovedSubtree, OrgContents};
+use arbor_core::policy::{DeleteOrgFacts, MemberMove, MovedMember, Operator};
+use arbor_core::{BuiltinRole, OrgId, OrgType, Role, RoleId, UserId};
 use arbor_store::{
     AuditEvent, ClientKind, DeviceTemplateId, HierarchySettings, NewDatastream, NewOrg, NewUser,
     OrgRecord, OrgSettings,
 };
+use std::collections::BTreeMap;
 
 /// A new hierarchy: its root organization, settings and first Admin.
 #[derive(Clone, Debug)]
@@ -43,23 +41,104 @@ impl HierarchyCreated {
     }
 }
 
+/// Changes to an org's settings; `None` keeps the value.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OrgEdit {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub timezone: Option<String>,
+    pub unit_system: Option<String>,
+    pub contact: Option<String>,
+}
+
+/// What deleting an org did.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct OrgDeleted {
+    pub org: OrgId,
+    /// Where the contents went, if anything was inside.
+    pub moved_to: Option<OrgId>,
+    /// What moved: sub-orgs (with their subtrees), memberships, devices.
+    pub moved: OrgContents,
+    /// Each moved membership with its old role and its role in the parent
+    /// (`None`: the user kept an existing membership of the parent).
+    pub members: Vec<MemberMove>,
+}
+
+/// A page of orgs found by name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrgSearchPage {
+    pub items: Vec<OrgRecord>,
+    pub next: Option<String>,
+}
+
+/// The orgs of a subtree in path order (parents before children).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrgTree {
+    pub orgs: Vec<OrgRecord>,
+    /// More orgs lie in the subtree than were returned.
+    pub truncated: bool,
+}
+
+/// Largest tree answered in one request.
+pub const MAX_TREE_ORGS: u32 = 5_000;
+
+fn org_event(caller: &Caller, action: &'static str, org: OrgId) -> AuditEvent {
+    AuditEvent::new(caller.client, action, format!("org:{org}")).target_org(org)
+}
+
+impl Step {
+    /// Loads org `id`, which must be visible to the actor, then locks its
+    /// row and reads it again (so the decision sees what concurrent writers
+    /// committed).
+    pub(crate) async fn locked_org(&mut self, id: OrgId) -> Result<OrgRecord, Stop> {
+        let seen = self.tx.org(id).await.found(self, "organization")?;
+        let decision = self.actor.view_org(&seen.path);
+        self.require(decision, "organization")?;
+        self.tx.lock_org(id).await?;
+        let record = self.tx.org(id).await.found(self, "organization")?;
+        self.note("org_name", &record.name);
+        Ok(record)
+    }
+}
+
 impl App {
     /// Creates a hierarchy: root org, roles Admin/Staff/User with the SPEC
-    /// default sets, and the first Admin. A server-level operation (`arbor
-    /// init`, sign-up, demo data): no actor decides it.
+    /// default sets, and the first Admin. An operator's action (`arbor
+    /// init`, first-run setup, demo data): no actor decides it.
     pub async fn create_hierarchy(
         &self,
         input: &NewHierarchy,
     ) -> Result<HierarchyCreated, AppError> {
-        self.retrying(|| self.create_hierarchy_once(input)).await
+        self.retrying(|| self.create_hierarchy_once(input, false))
+            .await
+    }
+
+    /// Creates the server's first hierarchy; refused (409) once any exists,
+    /// also when several requests race (the check and the insert are one
+    /// transaction, serialised by the store's first-run lock).
+    pub(crate) async fn create_first_hierarchy(
+        &self,
+        input: &NewHierarchy,
+    ) -> Result<HierarchyCreated, AppError> {
+        self.retrying(|| self.create_hierarchy_once(input, true))
+            .await
     }
 
     async fn create_hierarchy_once(
         &self,
         input: &NewHierarchy,
+        first_run: bool,
     ) -> Result<HierarchyCreated, AppError> {
-        let by = bootstrap();
+        let operator = Operator::first_run();
+        let proof = operator.create_hierarchy();
+        let by = legacy(&proof);
         let mut tx = self.store.write().await?;
+        if first_run {
+            tx.lock_first_run().await?;
+            if tx.any_hierarchy().await? {
+                return Err(AppError::conflict("Arbor is already set up"));
+            }
+        }
         let mut root = input.root.clone();
         root.org_type = OrgType::Root;
         let org = tx.insert_org(&by, None, &root).await?;
@@ -96,38 +175,45 @@ impl App {
         parent: OrgId,
         org: &NewOrg,
     ) -> Result<OrgRecord, AppError> {
-        self.retrying(|| self.create_suborg_once(caller, parent, org))
+        let event = org_event(caller, "org.create", parent).detail("name", &org.name);
+        self.write(caller, event, async |step| create_suborg_in(step, parent, org).await)
             .await
     }
 
-    async fn create_suborg_once(
+    /// Creates a sub-org and, if asked, invites its first Admin — in one
+    /// transaction: if the invitation is refused, nothing is created.
+    pub async fn create_suborg_with_admin(
         &self,
         caller: &Caller,
         parent: OrgId,
         org: &NewOrg,
-    ) -> Result<OrgRecord, AppError> {
-        let mut tx = self.store.write().await?;
-        let event = AuditEvent::new(caller.client, "org.create", format!("org:{parent}"))
-            .target_org(parent)
-            .detail("name", &org.name);
-        tx.lock_org(parent).await?;
-        let actor = actor_or_deny!(tx, caller, event);
-        let parent = tx.org(parent).await?;
-        let by = allow_or_deny!(
-            tx,
-            event,
-            actor.decide_org(Permission::OrganizationsCreateSuborgs, &parent.path),
-            "organization"
-        );
-        let settings = tx.hierarchy_settings(parent.path.root_id()).await?;
-        if let Err(e) = check_create_suborg(&parent.facts(), org.org_type, settings.depth_limit) {
-            return Err(refuse(tx, event.by(&by), e.into()).await);
-        }
-        let created = tx.insert_org(&by, Some(&parent.path), org).await?;
-        tx.copy_role_permissions(&by, parent.id, created.id).await?;
-        let event = event.by(&by).detail("created", created.id);
-        tx.commit(event).await?;
-        Ok(created)
+        admin: Option<(&str, &str)>,
+        links: &Links,
+        policy: &AccountPolicy,
+    ) -> Result<(OrgRecord, Option<Invited>), AppError> {
+        let event = org_event(caller, "org.create", parent).detail("name", &org.name);
+        self.write(caller, event, async |step| {
+            let created = create_suborg_in(step, parent, org).await?;
+            let Some((email, name)) = admin else {
+                return Ok((created, None));
+            };
+            let roles = step.tx.roles(created.path.root_id()).await?;
+            let role = roles
+                .iter()
+                .find(|r| r.is_admin())
+                .map(|r| r.id)
+                .ok_or_else(|| AppError::internal("the hierarchy has no Admin role"))?;
+            let invite = Invite {
+                email: email.to_owned(),
+                name: name.to_owned(),
+                org: created.id,
+                role,
+            };
+            let invited = invite_in(step, &invite, links, policy).await?;
+            step.note("admin_invited", invited.user);
+            Ok((created, Some(invited)))
+        })
+        .await
     }
 
     /// Moves `org` with its whole subtree under `new_parent` (same hierarchy).
@@ -139,68 +225,43 @@ impl App {
         new_parent: OrgId,
         confirmed: bool,
     ) -> Result<OrgRecord, AppError> {
-        self.retrying(|| self.move_org_once(caller, org, new_parent, confirmed))
-            .await
-    }
-
-    async fn move_org_once(
-        &self,
-        caller: &Caller,
-        org: OrgId,
-        new_parent: OrgId,
-        confirmed: bool,
-    ) -> Result<OrgRecord, AppError> {
-        let mut tx = self.store.write().await?;
-        let event = AuditEvent::new(caller.client, "org.move", format!("org:{org}"))
-            .target_org(org)
-            .detail("new_parent", new_parent);
-        let moved = tx.org(org).await?;
-        // Re-parenting rewrites paths of a subtree: one at a time per hierarchy.
-        tx.lock_hierarchy(moved.path.root_id()).await?;
-        let actor = actor_or_deny!(tx, caller, event);
-        let moved = tx.org(org).await?;
-        allow_or_deny!(
-            tx,
-            event,
-            actor.decide_org(Permission::OrganizationsTransfer, &moved.path),
-            "organization"
-        );
-        let target = tx.org(new_parent).await?;
-        let by = allow_or_deny!(
-            tx,
-            event,
-            actor.decide_org(Permission::OrganizationsTransfer, &target.path),
-            "organization"
-        );
-        let settings = tx.hierarchy_settings(moved.path.root_id()).await?;
-        tx.lock_subtree(&moved.path).await?;
-        let (deepest, has_non_personal) = tx.subtree_shape(&moved.path).await?;
-        let shape = MovedSubtree {
-            root: moved.facts(),
-            deepest,
-            has_non_personal,
-        };
-        let new_path =
-            match check_transfer_org(&shape, &target.facts(), settings.depth_limit, confirmed) {
-                Ok(path) => path,
-                Err(e) => return Err(refuse(tx, event.by(&by), e.into()).await),
+        let event = org_event(caller, "org.move", org).detail("new_parent", new_parent);
+        self.write(caller, event, async |step| {
+            let seen = step.tx.org(org).await.found(step, "organization")?;
+            let decision = step.actor.view_org(&seen.path);
+            step.require(decision, "organization")?;
+            // Re-parenting rewrites paths of a subtree: one at a time per hierarchy.
+            step.tx.lock_hierarchy(seen.path.root_id()).await?;
+            let moved = step.tx.org(org).await.found(step, "organization")?;
+            let target = step.tx.org(new_parent).await.found(step, "organization")?;
+            let settings = step.tx.hierarchy_settings(moved.path.root_id()).await?;
+            step.tx.lock_subtree(&moved.path).await?;
+            let (deepest, has_non_personal) = step.tx.subtree_shape(&moved.path).await?;
+            let shape = MovedSubtree {
+                root: moved.facts(),
+                deepest,
+                has_non_personal,
             };
-        let rows = tx.move_subtree(&by, &moved.path, &new_path).await?;
-        let event = event
-            .by(&by)
-            .detail("from", moved.path.ids())
-            .detail("to", new_path.ids())
-            .detail("orgs_moved", rows);
-        tx.commit(event).await?;
-        Ok(OrgRecord {
-            parent: Some(target.id),
-            path: new_path,
-            ..moved
+            let verdict =
+                step.actor
+                    .move_org(&shape, &target.facts(), settings.depth_limit, confirmed);
+            let by = step.allow(verdict, "organization")?;
+            let (old, new) = by.target().clone();
+            let rows = step.tx.move_subtree(&legacy(&by), &old, &new).await?;
+            step.note("org_name", &moved.name);
+            step.note("from", old.ids());
+            step.note("to", new.ids());
+            step.note("orgs_moved", rows);
+            Ok(OrgRecord {
+                parent: Some(target.id),
+                path: new,
+                ..moved
+            })
         })
+        .await
     }
 
     /// Creates a device template in the hierarchy's root org (enabled there).
-    /// Datastreams: (pin, name, type, min, max, units).
     pub async fn create_device_template(
         &self,
         caller: &Caller,
@@ -208,164 +269,46 @@ impl App {
         name: &str,
         datastreams: &[NewDatastream],
     ) -> Result<DeviceTemplateId, AppError> {
-        self.retrying(|| async {
-            let mut tx = self.store.write().await?;
-            let event = AuditEvent::new(caller.client, "template.create", format!("org:{root}"))
-                .target_org(root)
-                .detail("name", name);
-            let actor = actor_or_deny!(tx, caller, event);
-            let org = tx.org(root).await?;
-            let by = allow_or_deny!(
-                tx,
-                event,
-                actor.decide_device_template(Permission::TemplatesCreate, &org.path),
-                "organization"
-            );
-            let id = tx
+        let event = org_event(caller, "template.create", root).detail("name", name);
+        self.write(caller, event, async |step| {
+            let org = step.tx.org(root).await.found(step, "organization")?;
+            let verdict = step.actor.create_device_template(&org.path);
+            let by = step.allow(verdict, "organization")?;
+            let by = legacy(&by);
+            let id = step
+                .tx
                 .insert_device_template(&by, org.path.root_id(), name, datastreams)
                 .await?;
-            tx.enable_template(&by, org.id, id).await?;
-            tx.commit(event.by(&by).detail("template", id.0)).await?;
+            step.tx.enable_template(&by, org.id, id).await?;
+            step.note("template", id.0);
             Ok(id)
         })
         .await
     }
 
-    /// Enables a device template for an org, so devices of it may live there.
-    /// Needs `templates.edit` on that org.
+    /// Enables a device template for an org, so devices of it may live
+    /// there. Decided at the org's parent (`templates.edit`); a template of
+    /// another hierarchy is absent.
     pub async fn enable_device_template(
         &self,
         caller: &Caller,
         org: OrgId,
         template: DeviceTemplateId,
     ) -> Result<(), AppError> {
-        self.retrying(|| async {
-            let mut tx = self.store.write().await?;
-            let event = AuditEvent::new(caller.client, "template.enable", format!("org:{org}"))
-                .target_org(org)
-                .detail("template", template.0);
-            let actor = actor_or_deny!(tx, caller, event);
-            let path = tx.org_path(org).await?;
-            let by = allow_or_deny!(
-                tx,
-                event,
-                actor.decide_org(Permission::TemplatesEdit, &path),
-                "organization"
-            );
-            tx.enable_template(&by, org, template).await?;
-            tx.commit(event.by(&by)).await?;
+        let event = org_event(caller, "template.enable", org).detail("template", template.0);
+        self.write(caller, event, async |step| {
+            let record = step.locked_org(org).await?;
+            let hierarchy = step
+                .tx
+                .device_template_hierarchy(template)
+                .await
+                .found(step, "device template")?;
+            let verdict = step.actor.enable_device_template(&record.path, hierarchy);
+            let by = step.allow(verdict, "device template")?;
+            step.tx.enable_template(&legacy(&by), org, template).await?;
             Ok(())
         })
         .await
-    }
-}
-
-/// Changes to an org's settings; `None` keeps the value.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct OrgEdit {
-    pub name: Option<String>,
-    pub description: Option<String>,
-    pub timezone: Option<String>,
-    pub unit_system: Option<String>,
-    pub contact: Option<String>,
-}
-
-/// What deleting an org did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct OrgDeleted {
-    pub org: OrgId,
-    /// Where the contents went, if anything was inside.
-    pub moved_to: Option<OrgId>,
-    /// What moved: sub-orgs (with their subtrees), memberships, devices.
-    pub moved: OrgContents,
-}
-
-/// A page of orgs found by name.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OrgSearchPage {
-    pub items: Vec<OrgRecord>,
-    pub next: Option<String>,
-}
-
-/// The orgs of a subtree in path order (parents before children).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OrgTree {
-    pub orgs: Vec<OrgRecord>,
-    /// More orgs lie in the subtree than were returned.
-    pub truncated: bool,
-}
-
-/// Largest tree answered in one request.
-pub const MAX_TREE_ORGS: u32 = 5_000;
-
-impl App {
-    /// Creates a sub-org and, if asked, invites its first Admin in the same
-    /// request through the ordinary invite use case. If the invitation is
-    /// refused, the new (still empty) org is removed again and the refusal
-    /// returned: the request changes nothing.
-    pub async fn create_suborg_with_admin(
-        &self,
-        caller: &Caller,
-        parent: OrgId,
-        org: &NewOrg,
-        admin: Option<(&str, &str)>,
-        links: &Links,
-        policy: &AccountPolicy,
-    ) -> Result<(OrgRecord, Option<Invited>), AppError> {
-        let Some((email, name)) = admin else {
-            return Ok((self.create_suborg(caller, parent, org).await?, None));
-        };
-        // Found before anything is written, so that only the invitation
-        // itself can fail after the org exists. A missing parent answers
-        // 404, as create_suborg would (and as a hidden one does).
-        let admin_role = {
-            let mut tx = self.store.read().await?;
-            let path = tx.org_path(parent).await?;
-            let roles = tx.roles(path.root_id()).await?;
-            tx.finish().await?;
-            roles
-                .into_iter()
-                .find(Role::is_admin)
-                .map(|r| r.id)
-                .ok_or_else(|| AppError::internal("the hierarchy has no Admin role"))?
-        };
-        let created = self.create_suborg(caller, parent, org).await?;
-        let invite = Invite {
-            email: email.to_owned(),
-            name: name.to_owned(),
-            org: created.id,
-            role: admin_role,
-        };
-        match self.invite(caller, &invite, links, policy).await {
-            Ok(invited) => Ok((created, Some(invited))),
-            Err(error) => {
-                self.retrying(|| self.undo_create_suborg(caller, &created.path, &error))
-                    .await?;
-                Err(error)
-            }
-        }
-    }
-
-    async fn undo_create_suborg(
-        &self,
-        caller: &Caller,
-        path: &OrgPath,
-        error: &AppError,
-    ) -> Result<(), AppError> {
-        let by = bootstrap();
-        let mut tx = self.store.write().await?;
-        tx.lock_org(path.id()).await?;
-        tx.delete_org(&by, path, None).await?;
-        let event = AuditEvent::new(
-            caller.client,
-            "org.create.undo",
-            format!("org:{}", path.id()),
-        )
-        .target_org(path.id())
-        .detail("actor", caller.user)
-        .detail("reason", error.to_string());
-        tx.commit(event).await?;
-        Ok(())
     }
 
     /// Updates an org's settings (`organizations.settings` on it).
@@ -375,19 +318,11 @@ impl App {
         org: OrgId,
         edit: &OrgEdit,
     ) -> Result<OrgRecord, AppError> {
-        self.retrying(|| async {
-            let mut tx = self.store.write().await?;
-            let event =
-                AuditEvent::new(caller.client, "org.update", format!("org:{org}")).target_org(org);
-            tx.lock_org(org).await?;
-            let actor = actor_or_deny!(tx, caller, event);
-            let record = tx.org(org).await?;
-            let by = allow_or_deny!(
-                tx,
-                event,
-                actor.decide_org(Permission::OrganizationsSettings, &record.path),
-                "organization"
-            );
+        let event = org_event(caller, "org.update", org);
+        self.write(caller, event, async |step| {
+            let record = step.locked_org(org).await?;
+            let verdict = step.actor.update_org(&record.path);
+            let by = step.allow(verdict, "organization")?;
             let pick = |new: &Option<String>, old: &str| new.clone().unwrap_or_else(|| old.into());
             let settings = OrgSettings {
                 name: pick(&edit.name, &record.name),
@@ -396,20 +331,16 @@ impl App {
                 unit_system: pick(&edit.unit_system, &record.unit_system),
                 contact: pick(&edit.contact, &record.contact),
             };
-            if let Err(e) = tx.update_org(&by, org, &settings).await {
-                return Err(match e {
-                    arbor_store::StoreError::Invalid { .. } => {
-                        refuse(tx, event.by(&by), e.into()).await
-                    }
-                    other => other.into(),
-                });
+            match step.tx.update_org(&legacy(&by), org, &settings).await {
+                Ok(()) => {}
+                Err(e @ arbor_store::StoreError::Invalid { .. }) => {
+                    return Err(step.fail(e.into()));
+                }
+                Err(e) => return Err(e.into()),
             }
-            let event = event
-                .by(&by)
-                .detail("name", &settings.name)
-                .detail("timezone", &settings.timezone)
-                .detail("unit_system", &settings.unit_system);
-            tx.commit(event).await?;
+            step.note("name", &settings.name);
+            step.note("timezone", &settings.timezone);
+            step.note("unit_system", &settings.unit_system);
             Ok(OrgRecord {
                 name: settings.name.trim().to_owned(),
                 description: settings.description,
@@ -422,111 +353,106 @@ impl App {
         .await
     }
 
-    /// Deletes a sub-org. Needs `organizations.create_suborgs` on its parent
-    /// (so no one deletes their own home org). Refused (409, with counts)
-    /// while it holds sub-orgs, users or devices, unless
-    /// `move_contents_to_parent`: then they move to the parent first, and the
-    /// actor must hold every permission the moved members' roles have in the
-    /// parent (rule 6: moving members up grants them the parent's sets).
+    /// Deletes a sub-org (`organizations.create_suborgs` on it and on its
+    /// parent). Refused (409, with counts) while it holds sub-orgs, users or
+    /// devices, unless `move_contents_to_parent`: then they move to the
+    /// parent first, each moved member with the role `role_map` names for
+    /// its old role or else the hierarchy's least-privileged role (moving
+    /// never widens a member's scope), and the answer lists every moved
+    /// membership with its old and new role.
     pub async fn delete_org(
         &self,
         caller: &Caller,
         org: OrgId,
         move_contents_to_parent: bool,
+        role_map: &BTreeMap<RoleId, RoleId>,
     ) -> Result<OrgDeleted, AppError> {
-        self.retrying(|| self.delete_org_once(caller, org, move_contents_to_parent))
-            .await
-    }
-
-    async fn delete_org_once(
-        &self,
-        caller: &Caller,
-        org: OrgId,
-        move_contents_to_parent: bool,
-    ) -> Result<OrgDeleted, AppError> {
-        let mut tx = self.store.write().await?;
-        let event = AuditEvent::new(caller.client, "org.delete", format!("org:{org}"))
-            .target_org(org)
+        let event = org_event(caller, "org.delete", org)
             .detail("move_contents_to_parent", move_contents_to_parent);
-        let path = tx.org_path(org).await?;
-        tx.lock_hierarchy(path.root_id()).await?;
-        let path = tx.org_path(org).await?;
-        // New members, devices or sub-orgs of the org, and role changes in the
-        // parent its members move to, queue behind the deletion.
-        if let Some(parent) = path.parent_id() {
-            tx.lock_org(parent).await?;
-        }
-        tx.lock_subtree(&path).await?;
-        let actor = actor_or_deny!(tx, caller, event);
-        // The org itself must be visible; then the parent decides.
-        allow_or_deny!(
-            tx,
-            event,
-            actor.decide_org(Permission::OrganizationsCreateSuborgs, &path),
-            "organization"
-        );
-        let parent = match path.parent_id() {
-            Some(parent) => tx.org_path(parent).await?,
-            None => path.clone(),
-        };
-        let by = allow_or_deny!(
-            tx,
-            event,
-            actor.decide_org(Permission::OrganizationsCreateSuborgs, &parent),
-            "organization"
-        );
-        let contents = tx.org_contents(org).await?;
-        let event = event.detail("contents", contents);
-        let plan = match check_delete_org(&path, contents, move_contents_to_parent) {
-            Ok(plan) => plan,
-            Err(e) => {
-                let error = match e {
-                    DomainError::Conflict { what } => AppError::ConflictWith {
-                        what,
-                        details: serde_json::json!({ "contents": contents }),
-                    },
-                    other => other.into(),
-                };
-                return Err(refuse(tx, event.by(&by).target_org(org), error).await);
-            }
-        };
-        let moved = match plan {
-            DeletePlan::Empty => tx.delete_org(&by, &path, None).await?,
-            DeletePlan::MoveContentsTo(_) => {
-                let mut granted = arbor_core::PermissionSet::EMPTY;
-                for role in tx.member_roles_of(org).await? {
-                    granted = granted.union(tx.role_permissions(parent.id(), role).await?);
+        self.write(caller, event, async |step| {
+            let seen = step.tx.org(org).await.found(step, "organization")?;
+            let decision = step.actor.view_org(&seen.path);
+            step.require(decision, "organization")?;
+            step.tx.lock_hierarchy(seen.path.root_id()).await?;
+            let record = step.tx.org(org).await.found(step, "organization")?;
+            let path = record.path.clone();
+            // New members, devices or sub-orgs of the org, and role changes in
+            // the parent its members move to, queue behind the deletion.
+            let parent = match path.parent_id() {
+                Some(parent) => {
+                    step.tx.lock_org(parent).await?;
+                    Some(step.tx.org_path(parent).await?)
                 }
-                let by = allow_or_deny!(
-                    tx,
-                    event,
-                    actor.decide_assign_role(
-                        Permission::OrganizationsCreateSuborgs,
-                        &parent,
-                        granted
-                    ),
-                    "organization"
-                );
-                tx.delete_org(&by, &path, Some(&parent)).await?
+                None => None,
+            };
+            step.tx.lock_subtree(&path).await?;
+            let contents = step.tx.org_contents(org).await?;
+            step.note("org_name", &record.name);
+            step.note("contents", contents);
+            let roles: Vec<Role> = step.tx.roles(path.root_id()).await?;
+            let mut parent_roles = Vec::with_capacity(roles.len());
+            if let Some(parent) = &parent {
+                for role in roles {
+                    let set = step.tx.role_permissions(parent.id(), role.id).await?;
+                    parent_roles.push((role, set));
+                }
             }
-        };
-        let moved_to = matches!(plan, DeletePlan::MoveContentsTo(_)).then_some(parent.id());
-        // The decision that allowed it was on the parent; the row names the
-        // deleted org as its target.
-        let event = event
-            .by(&by)
-            .target_org(org)
-            .detail("moved_to", moved_to)
-            .detail("moved", moved);
-        tx.commit(event).await?;
-        Ok(OrgDeleted {
-            org,
-            moved_to,
-            moved,
+            let mut members = Vec::new();
+            if let Some(parent) = &parent {
+                for (user, role) in step.tx.org_members(org).await? {
+                    let in_parent = step.tx.member_role(user, parent.id()).await?.is_some();
+                    members.push(MovedMember {
+                        user,
+                        role,
+                        in_parent,
+                    });
+                }
+            }
+            let facts = DeleteOrgFacts {
+                org: &path,
+                parent: parent.as_ref(),
+                contents,
+                parent_roles: &parent_roles,
+                members: &members,
+            };
+            let verdict = step
+                .actor
+                .delete_org(&facts, move_contents_to_parent, role_map);
+            let by = match step.allow(verdict, "organization") {
+                Ok(by) => by,
+                Err(Stop::Failed { decision, error }) => {
+                    return Err(Stop::Failed {
+                        decision,
+                        error: with_contents(error, contents),
+                    });
+                }
+                Err(stop) => return Err(stop),
+            };
+            let plan = by.target();
+            let moved = if plan.move_contents {
+                step.tx
+                    .delete_org(&legacy(&by), &path, Some((&plan.parent, &plan.moves)))
+                    .await?
+            } else {
+                step.tx.delete_org(&legacy(&by), &path, None).await?
+            };
+            let moved_to = plan.move_contents.then_some(plan.parent.id());
+            step.note("moved_to", moved_to);
+            step.note("moved", moved);
+            step.note("members", &plan.moves);
+            // Decided on the parent; the row names the deleted org.
+            step.event.target_org = Some(org);
+            Ok(OrgDeleted {
+                org,
+                moved_to,
+                moved,
+                members: plan.moves.clone(),
+            })
         })
+        .await
     }
 
-    /// Orgs in the caller's scope whose name contains `name`, by id.
+    /// Orgs in the caller's list scope (rule 9) whose name contains `name`, by id.
     pub async fn search_orgs(
         &self,
         caller: &Caller,
@@ -546,23 +472,23 @@ impl App {
                 .and_then(|n| n.parse::<i64>().ok())
                 .ok_or_else(|| AppError::invalid("cursor", "not a cursor of this list"))?,
         };
-        let mut tx = self.store.read().await?;
-        let actor = crate::resolve_actor(&mut tx, caller)
-            .await?
-            .map_err(|d| AppError::denied(&d, "organization"))?;
-        let mut items = tx.search_orgs(actor.scope(), name, after, size + 1).await?;
-        tx.finish().await?;
-        let next = if items.len() > size as usize {
-            items.truncate(size as usize);
-            items.last().map(|o| format!("s{}", o.id))
-        } else {
-            None
-        };
-        Ok(OrgSearchPage { items, next })
+        let event = AuditEvent::new(caller.client, "org.search", "org:*");
+        self.read(caller, event, async |step: &mut ReadStep| {
+            let scope = step.actor.list_scope();
+            let mut items = step.tx.search_orgs(&scope, name, after, size + 1).await?;
+            let next = if items.len() > size as usize {
+                items.truncate(size as usize);
+                items.last().map(|o| format!("s{}", o.id))
+            } else {
+                None
+            };
+            Ok(OrgSearchPage { items, next })
+        })
+        .await
     }
 
-    /// The subtree at `root` (default: the caller's home org) as far as it
-    /// lies in the caller's scope, parents before children.
+    /// The subtree at `root` (default: the context org) as far as it lies
+    /// in the caller's scope, parents before children.
     pub async fn org_tree(
         &self,
         caller: &Caller,
@@ -576,27 +502,55 @@ impl App {
                 format!("between 1 and {MAX_TREE_ORGS}"),
             ));
         }
-        let mut tx = self.store.read().await?;
-        let actor = crate::resolve_actor(&mut tx, caller)
-            .await?
-            .map_err(|d| AppError::denied(&d, "organization"))?;
-        let path = match root {
-            Some(org) => tx.org_path(org).await?,
-            None => actor.home().clone(),
-        };
-        if !(actor.home().same_hierarchy(&path) && actor.scope().contains(&path)) {
-            return Err(AppError::NotFound {
-                what: "organization",
-            });
-        }
-        let mut orgs = if actor.scope().descendants {
-            tx.subtree_orgs(&path, None, limit + 1).await?
-        } else {
-            vec![tx.org(path.id()).await?]
-        };
-        tx.finish().await?;
-        let truncated = orgs.len() > limit as usize;
-        orgs.truncate(limit as usize);
-        Ok(OrgTree { orgs, truncated })
+        let target = root.map_or_else(|| "org:context".to_owned(), |o| format!("org:{o}"));
+        let event = AuditEvent::new(caller.client, "org.tree", target);
+        self.read(caller, event, async |step: &mut ReadStep| {
+            let path = match root {
+                Some(org) => step.tx.org_path(org).await.found(step, "organization")?,
+                None => step.actor.context_path().clone(),
+            };
+            let decision = step.actor.view_in_list(&path);
+            step.require(decision, "organization")?;
+            let mut orgs = if step.actor.list_scope().descendants {
+                step.tx.subtree_orgs(&path, None, limit + 1).await?
+            } else {
+                vec![step.tx.org(path.id()).await?]
+            };
+            let truncated = orgs.len() > limit as usize;
+            orgs.truncate(limit as usize);
+            Ok(OrgTree { orgs, truncated })
+        })
+        .await
     }
+}
+
+/// A refused deletion of a non-empty org answers with the counts.
+fn with_contents(error: AppError, contents: OrgContents) -> AppError {
+    match error {
+        AppError::Conflict { what } => AppError::ConflictWith {
+            what,
+            details: serde_json::json!({ "contents": contents }),
+        },
+        other => other,
+    }
+}
+
+async fn create_suborg_in(step: &mut Step, parent: OrgId, org: &NewOrg) -> Result<OrgRecord, Stop> {
+    let record = step.locked_org(parent).await?;
+    let settings = step.tx.hierarchy_settings(record.path.root_id()).await?;
+    let verdict = step
+        .actor
+        .create_suborg(&record.facts(), org.org_type, settings.depth_limit);
+    let by = step.allow(verdict, "organization")?;
+    let by = legacy(&by);
+    let created = match step.tx.insert_org(&by, Some(&record.path), org).await {
+        Ok(created) => created,
+        Err(e @ arbor_store::StoreError::Invalid { .. }) => return Err(step.fail(e.into())),
+        Err(e) => return Err(e.into()),
+    };
+    step.tx
+        .copy_role_permissions(&by, record.id, created.id)
+        .await?;
+    step.note("created", created.id);
+    Ok(created)
 }

@@ -1,62 +1,14 @@
 //! Roles (hierarchy-wide names), per-org permission sets and permission
 //! templates.
 
-use crate::{App, AppError, Caller, actor_or_deny, allow_or_deny, refuse};
+use crate::run::{Decides, Found, ReadStep, Step, Stop};
+use crate::{App, AppError, Caller, legacy};
 use arbor_core::permission::Closure;
-use arbor_core::role::{
-    RoleDeletion, TemplatePush, check_create_role, check_role_name, plan_role_deletion,
-};
+use arbor_core::role::{RoleDeletion, TemplatePush};
 use arbor_core::{
-    Actor, OrgId, OrgPath, Permission, PermissionMatrix, PermissionSet, PermissionTemplate, Role,
-    RoleId,
+    OrgId, OrgPath, PermissionMatrix, PermissionSet, Role, RoleId,
 };
-use arbor_store::{Allowed, AuditEvent, StoreError, StoredTemplate, Tx, Write};
-
-impl App {
-    /// Replaces `perms(org, role)` by `requested` closed over its dependencies;
-    /// returns the closure (what was added is reported back). Needs
-    /// `roles.edit`, and the caller must hold every permission of the old and
-    /// the new set (rule 6).
-    pub async fn set_role_permissions(
-        &self,
-        caller: &Caller,
-        org: OrgId,
-        role: RoleId,
-        requested: PermissionSet,
-    ) -> Result<Closure, AppError> {
-        self.retrying(|| async {
-            let mut tx = self.store.write().await?;
-            let event = AuditEvent::new(
-                caller.client,
-                "role.permissions.set",
-                format!("role:{role}"),
-            )
-            .target_org(org);
-            tx.lock_org(org).await?;
-            let actor = actor_or_deny!(tx, caller, event);
-            let path = tx.org_path(org).await?;
-            if !tx.roles(path.root_id()).await?.iter().any(|r| r.id == role) {
-                return Err(AppError::NotFound { what: "role" });
-            }
-            let old = tx.role_permissions(org, role).await?;
-            let closure = requested.close_over_dependencies();
-            let by = allow_or_deny!(
-                tx,
-                event,
-                actor.decide_set_permissions(&path, old, closure.set),
-                "organization"
-            );
-            tx.set_role_permissions(&by, org, role, closure.set).await?;
-            let event = event
-                .by(&by)
-                .detail("permissions", closure.set.ids())
-                .detail("added", closure.added.ids());
-            tx.commit(event).await?;
-            Ok(closure)
-        })
-        .await
-    }
-}
+use arbor_store::{AuditEvent, StoreError, StoredTemplate};
 
 /// An org's permission table, with the hierarchy's roles in display order.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -73,142 +25,170 @@ pub struct TemplateApplied {
     pub changed: bool,
 }
 
-/// Role names are hierarchy-wide, so changing the list is decided on the
-/// hierarchy's root org: only its members (with the permission) may.
-async fn hierarchy_root(tx: &mut Tx<Write>, actor: &Actor) -> Result<OrgPath, AppError> {
-    Ok(tx.org_path(actor.hierarchy()).await?)
-}
-
-/// Changes to the role list are decided in the hierarchy's root org: resolves
-/// the caller, locks the hierarchy and decides `permission` on the root.
-/// Yields the actor, the root, the event aimed at it and the proof; a denial is
-/// committed with its audit row and returned.
-macro_rules! decide_on_root {
-    ($tx:ident, $caller:expr, $event:expr, $permission:expr) => {{
-        let actor = actor_or_deny!($tx, $caller, $event);
-        $tx.lock_hierarchy(actor.hierarchy()).await?;
-        let root = hierarchy_root(&mut $tx, &actor).await?;
-        let event = $event.target_org(root.id());
-        let by = allow_or_deny!(
-            $tx,
-            event,
-            actor.decide_org($permission, &root),
-            "organization"
-        );
-        (actor, root, event, by)
-    }};
-}
-
-/// The role, if it belongs to the actor's hierarchy (else NotFound).
-fn find_role(roles: &[Role], role: RoleId) -> Result<&Role, AppError> {
-    roles
-        .iter()
-        .find(|r| r.id == role)
-        .ok_or(AppError::NotFound { what: "role" })
+impl Step {
+    /// The actor's hierarchy root, locked: role-list changes are decided on
+    /// it and serialised per hierarchy.
+    async fn locked_root(&mut self) -> Result<(OrgPath, Vec<Role>), Stop> {
+        let hierarchy = self.actor.hierarchy();
+        self.tx.lock_hierarchy(hierarchy).await?;
+        let root = self.tx.org_path(hierarchy).await?;
+        self.event.target_org = Some(root.id());
+        let roles = self.tx.roles(hierarchy).await?;
+        Ok((root, roles))
+    }
 }
 
 impl App {
+    /// Replaces `perms(org, role)` by `requested` closed over its dependencies;
+    /// returns the closure (what was added is reported back). Needs
+    /// `roles.edit`, and the caller must hold every permission of the old and
+    /// the new set (rule 6). The root org's Admin set stays the whole catalog.
+    pub async fn set_role_permissions(
+        &self,
+        caller: &Caller,
+        org: OrgId,
+        role: RoleId,
+        requested: PermissionSet,
+    ) -> Result<Closure, AppError> {
+        let event = AuditEvent::new(
+            caller.client,
+            "role.permissions.set",
+            format!("role:{role}"),
+        )
+        .target_org(org);
+        self.write(caller, event, async |step| {
+            let record = step.locked_org(org).await?;
+            let roles = step.tx.roles(record.path.root_id()).await?;
+            let Some(found) = roles.iter().find(|r| r.id == role) else {
+                return Err(step.absent("role"));
+            };
+            step.note("role_name", &found.name);
+            let old = step.tx.role_permissions(org, role).await?;
+            let verdict = step
+                .actor
+                .set_role_permissions(&record.path, found, old, requested);
+            let by = step.allow(verdict, "organization")?;
+            let closure = by.target().closure;
+            step.tx
+                .set_role_permissions(&legacy(&by), org, role, closure.set)
+                .await?;
+            step.note("permissions", closure.set.ids());
+            step.note("added", closure.added.ids());
+            Ok(closure)
+        })
+        .await
+    }
+
     /// The hierarchy's roles (`roles.view` in the context org).
     pub async fn list_roles(&self, caller: &Caller) -> Result<Vec<Role>, AppError> {
-        let mut tx = self.store.read().await?;
-        let actor = crate::resolve_actor(&mut tx, caller)
-            .await?
-            .map_err(|d| AppError::denied(&d, "organization"))?;
-        let context = tx.org_path(actor.context()).await?;
-        let decision = actor.decide_org(Permission::RolesView, &context);
-        if !decision.is_allowed() {
-            return Err(AppError::denied(&decision, "organization"));
-        }
-        let roles = tx.roles(actor.hierarchy()).await?;
-        tx.finish().await?;
-        Ok(roles)
+        let event = AuditEvent::new(caller.client, "role.list", "role:*");
+        self.read(caller, event, async |step: &mut ReadStep| {
+            let decision = step.actor.list_roles();
+            step.require(decision, "organization")?;
+            Ok(step.tx.roles(step.actor.hierarchy()).await?)
+        })
+        .await
     }
 
     /// Adds a role (`roles.create` in the root org; at most nine). Its set is
     /// empty in every org until edited.
     pub async fn create_role(&self, caller: &Caller, name: &str) -> Result<Role, AppError> {
-        self.retrying(|| async {
-            let mut tx = self.store.write().await?;
-            let event =
-                AuditEvent::new(caller.client, "role.create", "role:new").detail("name", name);
-            let (_, root, event, by) = decide_on_root!(tx, caller, event, Permission::RolesCreate);
-            let roles = tx.roles(root.id()).await?;
-            let name = match check_create_role(&roles, name) {
-                Ok(name) => name,
-                Err(e) => return Err(refuse(tx, event.by(&by), e.into()).await),
-            };
-            let position = tx.next_role_position(root.id()).await?;
-            let role = tx
-                .insert_role(&by, root.id(), &name, None, position)
+        let event = AuditEvent::new(caller.client, "role.create", "role:new").detail("name", name);
+        self.write(caller, event, async |step| {
+            let (root, roles) = step.locked_root().await?;
+            let verdict = step.actor.create_role(&root, &roles, name);
+            let by = step.allow(verdict, "organization")?;
+            let (hierarchy, name) = by.target().clone();
+            let position = step.tx.next_role_position(hierarchy).await?;
+            let role = step
+                .tx
+                .insert_role(&legacy(&by), hierarchy, &name, None, position)
                 .await?;
-            tx.commit(event.by(&by).detail("role", role.id)).await?;
+            step.note("role", role.id);
             Ok(role)
         })
         .await
     }
 
-    /// Renames a role (`roles.edit` in the root org).
+    /// Renames a role (`roles.edit` in the root org, and every permission
+    /// the role holds in any org).
     pub async fn rename_role(
         &self,
         caller: &Caller,
         role: RoleId,
         name: &str,
     ) -> Result<Role, AppError> {
-        self.retrying(|| async {
-            let mut tx = self.store.write().await?;
-            let event = AuditEvent::new(caller.client, "role.rename", format!("role:{role}"))
-                .detail("name", name);
-            let (_, root, event, by) = decide_on_root!(tx, caller, event, Permission::RolesEdit);
-            let roles = tx.roles(root.id()).await?;
-            let old = find_role(&roles, role)?.clone();
-            let name = match check_role_name(&roles, name, Some(role)) {
-                Ok(name) => name,
-                Err(e) => return Err(refuse(tx, event.by(&by), e.into()).await),
+        let event = AuditEvent::new(caller.client, "role.rename", format!("role:{role}"))
+            .detail("name", name);
+        self.write(caller, event, async |step| {
+            let (root, roles) = step.locked_root().await?;
+            let role_sets = match roles.iter().find(|r| r.id == role) {
+                Some(_) => step.tx.role_permissions_everywhere(role).await?,
+                None => PermissionSet::EMPTY,
             };
-            tx.rename_role(&by, role, &name).await?;
-            tx.commit(event.by(&by).detail("old_name", &old.name))
-                .await?;
+            let verdict = step.actor.rename_role(&root, &roles, role, role_sets, name);
+            let by = step.allow(verdict, "role")?;
+            let (_, name) = by.target().clone();
+            let old = roles
+                .iter()
+                .find(|r| r.id == role)
+                .cloned()
+                .ok_or_else(|| AppError::internal("the renamed role vanished"))?;
+            step.tx.rename_role(&legacy(&by), role, &name).await?;
+            step.note("old_name", &old.name);
             Ok(Role { name, ..old })
         })
         .await
     }
 
-    /// Deletes a role (`roles.delete` in the root org); its memberships move
-    /// to `replacement`, which must grant nothing the actor lacks in any org
-    /// (rule 6). Admin cannot be deleted.
+    /// Deletes a role (`roles.delete` in the root org, and every permission
+    /// the role holds anywhere); its memberships move to `replacement`,
+    /// which must grant nothing the actor lacks in any org (rule 6). Admin
+    /// cannot be deleted.
     pub async fn delete_role(
         &self,
         caller: &Caller,
         role: RoleId,
         replacement: RoleId,
     ) -> Result<RoleDeletion, AppError> {
-        self.retrying(|| async {
-            let mut tx = self.store.write().await?;
-            let event = AuditEvent::new(caller.client, "role.delete", format!("role:{role}"))
-                .detail("replacement", replacement);
-            let (actor, root, event, by) =
-                decide_on_root!(tx, caller, event, Permission::RolesDelete);
-            let roles = tx.roles(root.id()).await?;
-            find_role(&roles, role)?;
-            let holders = tx.role_holders(role).await?;
-            let plan = match plan_role_deletion(&roles, role, replacement, &holders) {
-                Ok(plan) => plan,
-                Err(e) => return Err(refuse(tx, event.by(&by), e.into()).await),
-            };
-            let by = if plan.moved.is_empty() {
-                by
+        let event = AuditEvent::new(caller.client, "role.delete", format!("role:{role}"))
+            .detail("replacement", replacement);
+        self.write(caller, event, async |step| {
+            let (root, roles) = step.locked_root().await?;
+            let known = |r: RoleId| roles.iter().any(|x| x.id == r);
+            let role_sets = if known(role) {
+                step.tx.role_permissions_everywhere(role).await?
             } else {
-                let granted = tx.role_permissions_everywhere(replacement).await?;
-                allow_or_deny!(
-                    tx,
-                    event,
-                    actor.decide_assign_role(Permission::RolesDelete, &root, granted),
-                    "organization"
-                )
+                PermissionSet::EMPTY
             };
-            tx.delete_role(&by, role, replacement).await?;
-            let event = event.by(&by).detail("moved", plan.moved.len());
-            tx.commit(event).await?;
+            let replacement_sets = if known(replacement) {
+                step.tx.role_permissions_everywhere(replacement).await?
+            } else {
+                PermissionSet::EMPTY
+            };
+            let holders = if known(role) {
+                step.tx.role_holders(role).await?
+            } else {
+                Vec::new()
+            };
+            if let Some(r) = roles.iter().find(|r| r.id == role) {
+                step.note("role_name", &r.name);
+            }
+            let verdict = step.actor.delete_role(
+                &root,
+                &roles,
+                role,
+                role_sets,
+                replacement,
+                replacement_sets,
+                &holders,
+            );
+            let by = step.allow(verdict, "role")?;
+            step.tx
+                .delete_role(&legacy(&by), role, replacement)
+                .await?;
+            let plan = by.target().clone();
+            step.note("moved", plan.moved.len());
             Ok(plan)
         })
         .await
@@ -220,19 +200,16 @@ impl App {
         caller: &Caller,
         org: OrgId,
     ) -> Result<MatrixView, AppError> {
-        let mut tx = self.store.read().await?;
-        let actor = crate::resolve_actor(&mut tx, caller)
-            .await?
-            .map_err(|d| AppError::denied(&d, "organization"))?;
-        let path = tx.org_path(org).await?;
-        let decision = actor.decide_org(Permission::RolesView, &path);
-        if !decision.is_allowed() {
-            return Err(AppError::denied(&decision, "organization"));
-        }
-        let roles = tx.roles(path.root_id()).await?;
-        let matrix = tx.permission_matrix(org).await?;
-        tx.finish().await?;
-        Ok(MatrixView { org, roles, matrix })
+        let event = AuditEvent::new(caller.client, "role.matrix.view", format!("org:{org}"));
+        self.read(caller, event, async |step: &mut ReadStep| {
+            let path = step.tx.org_path(org).await.found(step, "organization")?;
+            let decision = step.actor.view_matrix(&path);
+            step.require(decision, "organization")?;
+            let roles = step.tx.roles(path.root_id()).await?;
+            let matrix = step.tx.permission_matrix(org).await?;
+            Ok(MatrixView { org, roles, matrix })
+        })
+        .await
     }
 
     /// Saves an org's current table as a named template (`roles.edit` on the org).
@@ -242,53 +219,47 @@ impl App {
         from_org: OrgId,
         name: &str,
     ) -> Result<StoredTemplate, AppError> {
-        self.retrying(|| async {
-            let mut tx = self.store.write().await?;
-            let event =
-                AuditEvent::new(caller.client, "permission_template.create", "template:new")
-                    .target_org(from_org)
-                    .detail("name", name);
-            let actor = actor_or_deny!(tx, caller, event);
-            let path = tx.org_path(from_org).await?;
-            let by = allow_or_deny!(
-                tx,
-                event,
-                actor.decide_org(Permission::RolesEdit, &path),
-                "organization"
-            );
-            let matrix = tx.permission_matrix(from_org).await?;
-            let template = PermissionTemplate::from_matrix(name.trim(), &matrix);
+        let event = AuditEvent::new(caller.client, "permission_template.create", "template:new")
+            .target_org(from_org)
+            .detail("name", name);
+        self.write(caller, event, async |step| {
+            let record = step.locked_org(from_org).await?;
+            let verdict = step.actor.create_permission_template(&record.path);
+            let by = step.allow(verdict, "organization")?;
+            let matrix = step.tx.permission_matrix(from_org).await?;
+            let template = arbor_core::PermissionTemplate::from_matrix(name.trim(), &matrix);
+            let hierarchy = record.path.root_id();
             // Checked before the insert: on PostgreSQL a violated constraint
-            // aborts the transaction, and the refusal must still be audited.
-            let taken = tx
-                .permission_templates(path.root_id())
+            // aborts the transaction.
+            let taken = step
+                .tx
+                .permission_templates(hierarchy)
                 .await?
                 .iter()
                 .any(|t| t.template.name == template.name);
             if taken {
-                let error = AppError::conflict(format!(
+                return Err(step.fail(AppError::conflict(format!(
                     "a permission template named {:?} already exists",
                     template.name
-                ));
-                return Err(refuse(tx, event.by(&by), error).await);
+                ))));
             }
-            let id = match tx
-                .insert_permission_template(&by, path.root_id(), &template)
+            let id = match step
+                .tx
+                .insert_permission_template(&legacy(&by), hierarchy, &template)
                 .await
             {
                 Ok(id) => id,
                 Err(e @ (StoreError::Invalid { .. } | StoreError::Conflict { .. })) => {
-                    return Err(refuse(tx, event.by(&by), e.into()).await);
+                    return Err(step.fail(e.into()));
                 }
                 Err(e) => return Err(e.into()),
             };
-            let now = tx.now();
-            tx.commit(event.by(&by).detail("template", id)).await?;
+            step.note("template", id);
             Ok(StoredTemplate {
                 id,
-                hierarchy: path.root_id(),
+                hierarchy,
                 template,
-                created_at: now,
+                created_at: step.tx.now(),
             })
         })
         .await
@@ -299,157 +270,126 @@ impl App {
         &self,
         caller: &Caller,
     ) -> Result<Vec<StoredTemplate>, AppError> {
-        let mut tx = self.store.read().await?;
-        let actor = crate::resolve_actor(&mut tx, caller)
-            .await?
-            .map_err(|d| AppError::denied(&d, "organization"))?;
-        let context = tx.org_path(actor.context()).await?;
-        let decision = actor.decide_org(Permission::RolesView, &context);
-        if !decision.is_allowed() {
-            return Err(AppError::denied(&decision, "organization"));
-        }
-        let templates = tx.permission_templates(actor.hierarchy()).await?;
-        tx.finish().await?;
-        Ok(templates)
+        let event = AuditEvent::new(caller.client, "permission_template.list", "template:*");
+        self.read(caller, event, async |step: &mut ReadStep| {
+            let decision = step.actor.list_permission_templates();
+            step.require(decision, "organization")?;
+            Ok(step.tx.permission_templates(step.actor.hierarchy()).await?)
+        })
+        .await
     }
 
     /// Applies a template to one org: every role it names gets the template's
-    /// set (closed over dependencies). Needs `roles.edit` on the org and every
-    /// permission of the sets replaced and written (rule 6).
+    /// set (closed over dependencies), except the root org's Admin. Needs
+    /// `roles.edit` on the org and every permission of the sets replaced and
+    /// written (rule 6).
     pub async fn apply_permission_template(
         &self,
         caller: &Caller,
         template: i64,
         org: OrgId,
     ) -> Result<TemplateApplied, AppError> {
-        self.retrying(|| async {
-            let mut tx = self.store.write().await?;
-            let event = AuditEvent::new(
-                caller.client,
-                "permission_template.apply",
-                format!("template:{template}"),
-            )
-            .target_org(org);
-            tx.lock_org(org).await?;
-            let actor = actor_or_deny!(tx, caller, event);
-            let path = tx.org_path(org).await?;
-            let stored = tx.permission_template(template).await?;
-            if stored.hierarchy != path.root_id() {
-                return Err(AppError::NotFound {
-                    what: "permission template",
-                });
-            }
-            let mut matrix = tx.permission_matrix(org).await?;
-            let by = allow_or_deny!(
-                tx,
-                event,
-                decide_template(&actor, &path, &stored.template, &matrix),
-                "organization"
-            );
-            let changed = stored.template.apply_to(&mut matrix);
-            if changed {
-                write_template_sets(&mut tx, &by, org, &stored.template, &matrix).await?;
-            }
-            tx.commit(event.by(&by).detail("changed", changed)).await?;
-            Ok(TemplateApplied { org, changed })
+        let event = AuditEvent::new(
+            caller.client,
+            "permission_template.apply",
+            format!("template:{template}"),
+        )
+        .target_org(org);
+        self.write(caller, event, async |step| {
+            let record = step.locked_org(org).await?;
+            let matrix = step.tx.permission_matrix(org).await?;
+            let orgs = [(record.path.clone(), matrix)];
+            let plan = apply_template(step, template, &orgs).await?;
+            Ok(TemplateApplied {
+                org,
+                changed: !plan.orgs_changed.is_empty(),
+            })
         })
         .await
     }
 
     /// Pushes a template to every org of the subtree at `org`, in one
     /// transaction: refused as a whole if any org of it is not the actor's to
-    /// change. Reports how many orgs it covered and which changed.
+    /// change; the root org's Admin set is skipped. Reports how many orgs it
+    /// covered and which changed.
     pub async fn push_permission_template(
         &self,
         caller: &Caller,
         template: i64,
         org: OrgId,
     ) -> Result<TemplatePush, AppError> {
-        self.retrying(|| async {
-            let mut tx = self.store.write().await?;
-            let event = AuditEvent::new(
-                caller.client,
-                "permission_template.push",
-                format!("template:{template}"),
-            )
-            .target_org(org);
-            let path = tx.org_path(org).await?;
+        let event = AuditEvent::new(
+            caller.client,
+            "permission_template.push",
+            format!("template:{template}"),
+        )
+        .target_org(org);
+        self.write(caller, event, async |step| {
+            let seen = step.tx.org_path(org).await.found(step, "organization")?;
+            let decision = step.actor.view_org(&seen);
+            step.require(decision, "organization")?;
             // Serialised with re-parenting, which rewrites subtrees, and with
             // every writer of one org of the subtree (a sub-org created
             // meanwhile copies either the old sets and is pushed, or the new).
-            tx.lock_hierarchy(path.root_id()).await?;
-            let path = tx.org_path(org).await?;
-            tx.lock_subtree(&path).await?;
-            let actor = actor_or_deny!(tx, caller, event);
-            let stored = tx.permission_template(template).await?;
-            if stored.hierarchy != path.root_id() {
-                return Err(AppError::NotFound {
-                    what: "permission template",
-                });
-            }
-            let mut subtree = tx.subtree_matrices(&path).await?;
-            let mut proof = None;
-            for (org_path, matrix) in &subtree {
-                let by = allow_or_deny!(
-                    tx,
-                    event,
-                    decide_template(&actor, org_path, &stored.template, matrix),
-                    "organization"
-                );
-                if org_path.id() == path.id() {
-                    proof = Some(by);
-                }
-            }
-            let by = proof.ok_or(AppError::NotFound {
-                what: "organization",
-            })?;
-            let push = stored
-                .template
-                .push(subtree.iter_mut().map(|(p, m)| (p.id(), m)));
-            for (org_path, matrix) in &subtree {
-                if push.changed.contains(&org_path.id()) {
-                    write_template_sets(&mut tx, &by, org_path.id(), &stored.template, matrix)
-                        .await?;
-                }
-            }
-            let event = event
-                .by(&by)
-                .detail("orgs", push.orgs)
-                .detail("changed", push.changed.len());
-            tx.commit(event).await?;
-            Ok(push)
+            step.tx.lock_hierarchy(seen.root_id()).await?;
+            let path = step.tx.org_path(org).await.found(step, "organization")?;
+            step.tx.lock_subtree(&path).await?;
+            let orgs = step.tx.subtree_matrices(&path).await?;
+            let plan = apply_template(step, template, &orgs).await?;
+            Ok(TemplatePush {
+                orgs: plan.orgs,
+                changed: plan.orgs_changed,
+            })
         })
         .await
     }
 }
 
-/// Rule 6 for a template on one org: the actor needs `roles.edit` there and
-/// every permission of the sets the template replaces and writes.
-fn decide_template(
-    actor: &Actor,
-    org: &OrgPath,
-    template: &PermissionTemplate,
-    matrix: &PermissionMatrix,
-) -> arbor_core::Decision {
-    let old = template
-        .sets
-        .keys()
-        .fold(PermissionSet::EMPTY, |acc, role| {
-            acc.union(matrix.get(*role))
-        });
-    actor.decide_set_permissions(org, old, template.closed().all_permissions())
+struct Applied {
+    orgs: usize,
+    orgs_changed: Vec<OrgId>,
 }
 
-async fn write_template_sets(
-    tx: &mut Tx<Write>,
-    by: &Allowed,
-    org: OrgId,
-    template: &PermissionTemplate,
-    matrix: &PermissionMatrix,
-) -> Result<(), AppError> {
-    for role in template.sets.keys() {
-        tx.set_role_permissions(by, org, *role, matrix.get(*role))
-            .await?;
+/// Decides and writes a template over `orgs` (the target first).
+async fn apply_template(
+    step: &mut Step,
+    template: i64,
+    orgs: &[(OrgPath, PermissionMatrix)],
+) -> Result<Applied, Stop> {
+    let stored = step
+        .tx
+        .permission_template(template)
+        .await
+        .found(step, "permission template")?;
+    let hierarchy = orgs
+        .first()
+        .map(|(p, _)| p.root_id())
+        .unwrap_or(stored.hierarchy);
+    let roles = step.tx.roles(hierarchy).await?;
+    let admin = roles
+        .iter()
+        .find(|r| r.is_admin())
+        .map(|r| r.id)
+        .unwrap_or(RoleId(0));
+    let verdict =
+        step.actor
+            .apply_permission_template(stored.hierarchy, &stored.template, admin, orgs);
+    let by = step.allow(verdict, "permission template")?;
+    let plan = by.target().clone();
+    let proof = legacy(&by);
+    for write in &plan.writes {
+        for (role, set) in &write.sets {
+            step.tx
+                .set_role_permissions(&proof, write.org, *role, *set)
+                .await?;
+        }
     }
-    Ok(())
+    let changed = plan.changed();
+    step.note("orgs", plan.orgs);
+    step.note("changed", changed.len());
+    step.note("root_admin_skipped", plan.root_admin_skipped);
+    Ok(Applied {
+        orgs: plan.orgs,
+        orgs_changed: changed,
+    })
 }

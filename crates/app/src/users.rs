@@ -2,19 +2,21 @@
 //! resend/revoke invitations, edit, reset password by link, force logout,
 //! suspend, delete, transfer, and the actions log.
 //!
-//! Every operation decides with arbor-core on the target's membership that lies
-//! in the actor's scope (rule 4 and the subset rule 6), re-read inside the
-//! transaction.
+//! Every action on a member is one of arbor-core's named decisions on the
+//! member's memberships (the one acted on lies in the actor's scope; user-wide
+//! actions also need the home membership), re-read inside the transaction
+//! after the member's rows are locked.
 
 use crate::accounts::AccountPolicy;
-use crate::{App, AppError, Caller, actor_or_deny, allow_or_deny, new_token, refuse};
+use crate::run::{Decides, Found, ReadStep, Step, Stop};
+use crate::{App, AppError, Caller, legacy, new_token};
+use arbor_core::policy::{
+    DeleteUser, EditUser, ForceLogout, MemberAct, ResendInvitation, ResetPassword,
+    RevokeInvitation, SetSuspended, TargetMember, TargetMembership,
+};
 use arbor_core::role::check_org_keeps_admin;
-use arbor_core::{
-    Actor, MemberFacts, OrgId, Permission, RoleId, UserId, UserStatus, membership_acted_on,
-};
-use arbor_store::{
-    AuditEntry, AuditEvent, AuditScope, MembershipRecord, NewUser, Tx, UserRecord, Write,
-};
+use arbor_core::{Allowed, OrgId, PermissionSet, RoleId, UserId, UserStatus};
+use arbor_store::{AuditEntry, AuditEvent, AuditScope, MembershipRecord, NewUser, UserRecord};
 
 /// An invitation to send.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -80,71 +82,160 @@ impl Links {
     }
 }
 
-/// Loads the target user and the membership acted on, with its permission set.
-async fn load_target(
-    tx: &mut Tx<Write>,
-    actor: &Actor,
-    user: UserId,
-) -> Result<(UserRecord, MembershipRecord, arbor_core::PermissionSet), AppError> {
+/// A member as loaded for a decision: the account and every membership
+/// (home first, then by org id) with its role's set there.
+pub(crate) struct Member {
+    pub record: UserRecord,
+    pub memberships: Vec<(MembershipRecord, PermissionSet)>,
+}
+
+impl Member {
+    pub fn targets(&self) -> Vec<TargetMembership<'_>> {
+        self.memberships
+            .iter()
+            .map(|(m, permissions)| TargetMembership {
+                org: &m.path,
+                role: m.role,
+                permissions: *permissions,
+                home: m.home,
+            })
+            .collect()
+    }
+
+    pub fn membership(&self, target: &TargetMember) -> Option<&MembershipRecord> {
+        self.memberships
+            .iter()
+            .map(|(m, _)| m)
+            .find(|m| m.org == target.org_id())
+    }
+}
+
+async fn load_member(tx: &mut arbor_store::WriteTx, user: UserId) -> Result<Member, Stop> {
     let record = tx.user(user).await?;
-    let memberships = tx.memberships(user).await?;
-    let membership = membership_acted_on(actor, &memberships, |m| &m.path)
-        .cloned()
-        .ok_or(AppError::NotFound { what: "user" })?;
-    let permissions = tx.role_permissions(membership.org, membership.role).await?;
-    Ok((record, membership, permissions))
+    let mut memberships = Vec::new();
+    for m in tx.memberships(user).await? {
+        let set = tx.role_permissions(m.org, m.role).await?;
+        memberships.push((m, set));
+    }
+    Ok(Member {
+        record,
+        memberships,
+    })
 }
 
-/// What [`decide_on_member!`] yields: the actor, the target user, the
-/// membership acted on and the proof the action was allowed.
-struct MemberAction {
-    actor: Actor,
-    record: UserRecord,
-    membership: MembershipRecord,
-    by: arbor_store::Allowed,
-}
-
-/// Locks the target user, resolves the caller (rules 1, 2, 8), loads the
-/// membership acted on, locks its org and decides `permission` on it (rules 4
-/// and 6). A denial is committed with its audit row and returned.
-macro_rules! decide_on_member {
-    ($tx:ident, $caller:expr, $event:expr, $user:expr, $permission:expr) => {{
-        $tx.lock_user($user).await?;
-        let actor = actor_or_deny!($tx, $caller, $event);
-        let (record, membership, permissions) = load_target(&mut $tx, &actor, $user).await?;
-        $tx.lock_org(membership.org).await?;
-        let facts = MemberFacts {
-            user: $user,
-            org: &membership.path,
-            permissions,
+impl Step {
+    /// Loads the member `user`, who must be visible to the actor; then locks
+    /// the user's row and the orgs of its memberships (whose Admin counts a
+    /// change may depend on) and loads the member again.
+    pub(crate) async fn locked_member(&mut self, user: UserId) -> Result<Member, Stop> {
+        let seen = match load_member(&mut self.tx, user).await {
+            Err(Stop::Error(AppError::NotFound { .. })) => return Err(self.absent("user")),
+            other => other?,
         };
-        let by = allow_or_deny!($tx, $event, actor.decide_user($permission, &facts), "user");
-        MemberAction {
-            actor,
-            record,
-            membership,
-            by,
+        let decision = self.actor.view_user(user, &seen.targets());
+        self.require(decision, "user")?;
+        self.tx.lock_user(user).await?;
+        for (m, _) in &seen.memberships {
+            self.tx.lock_org(m.org).await?;
         }
-    }};
+        let member = load_member(&mut self.tx, user).await?;
+        self.note("email", &member.record.email);
+        self.note("name", &member.record.name);
+        Ok(member)
+    }
+
+    /// The member `user` and the proof for the member action `A` on it.
+    async fn member_action<A: MemberAct>(
+        &mut self,
+        user: UserId,
+    ) -> Result<(Member, Allowed<A>), Stop> {
+        let member = self.locked_member(user).await?;
+        let verdict = self.actor.manage_member::<A>(user, &member.targets());
+        let by = self.allow(verdict, "user")?;
+        Ok((member, by))
+    }
 }
 
 /// Refuses when removing `user`'s Admin standing from `org` would leave it
-/// without an active Admin.
-async fn keeps_admin(
-    tx: &mut Tx<Write>,
-    org: OrgId,
-    user: UserId,
-) -> Result<Result<(), AppError>, AppError> {
-    let admins = tx.admins(org).await?;
+/// without an active Admin (the org's row is locked by the caller).
+async fn keeps_admin(step: &mut Step, org: OrgId, user: UserId) -> Result<(), Stop> {
+    let admins = step.tx.admins(org).await?;
     if !admins.contains(&user) {
-        return Ok(Ok(()));
+        return Ok(());
     }
     let before = admins.len() as u64;
-    Ok(check_org_keeps_admin(before, before - 1).map_err(AppError::from))
+    check_org_keeps_admin(before, before - 1).map_err(|e| step.fail(e.into()))
 }
 
 fn event(caller: &Caller, action: &'static str, user: UserId) -> AuditEvent {
     AuditEvent::new(caller.client, action, format!("user:{user}"))
+}
+
+/// Invites a new person within a running use case (the invitation of a new
+/// org's first Admin shares the org's transaction).
+pub(crate) async fn invite_in(
+    step: &mut Step,
+    invite: &Invite,
+    links: &Links,
+    policy: &AccountPolicy,
+) -> Result<Invited, Stop> {
+    let org = step.locked_org(invite.org).await?;
+    let roles = step.tx.roles(org.path.root_id()).await?;
+    if !roles.iter().any(|r| r.id == invite.role) {
+        return Err(AppError::invalid("role", "no such role in this hierarchy").into());
+    }
+    let role_set = step.tx.role_permissions(org.id, invite.role).await?;
+    let verdict = step.actor.invite(&org.path, invite.role, role_set);
+    let by = step.allow(verdict, "organization")?;
+    let by = legacy(&by);
+    if step.tx.user_by_email(&invite.email).await?.is_some() {
+        return Err(step.fail(AppError::conflict("a user with this email already exists")));
+    }
+    let mut user = NewUser::active(invite.email.trim(), invite.name.trim());
+    user.status = UserStatus::Pending;
+    let id = match step.tx.insert_user(&by, &user).await {
+        Ok(id) => id,
+        Err(e @ arbor_store::StoreError::Invalid { .. }) => return Err(step.fail(e.into())),
+        Err(e) => return Err(e.into()),
+    };
+    step.tx
+        .insert_membership(&by, id, org.id, invite.role, true)
+        .await?;
+    let (token, hash) = new_token();
+    let expires_at = step.tx.now() + policy.invitation_ms;
+    let inviter = step.actor.user();
+    step.tx
+        .insert_invitation(
+            &by,
+            &hash,
+            invite.email.trim(),
+            id,
+            org.id,
+            invite.role,
+            Some(inviter),
+            expires_at,
+        )
+        .await?;
+    let body = format!(
+        "Hello {name},\n\nyou have been invited to {org} on Arbor.\n\
+         Set your password and activate your account here (valid for 30 days, once):\n\n{link}\n",
+        name = invite.name.trim(),
+        org = org.name,
+        link = links.invitation(&token),
+    );
+    step.tx
+        .enqueue_mail(
+            &by,
+            invite.email.trim(),
+            &format!("Your invitation to {}", org.name),
+            &body,
+        )
+        .await?;
+    step.note("user", id);
+    Ok(Invited {
+        user: id,
+        expires_at,
+    })
 }
 
 impl App {
@@ -158,18 +249,6 @@ impl App {
         links: &Links,
         policy: &AccountPolicy,
     ) -> Result<Invited, AppError> {
-        self.retrying(|| self.invite_once(caller, invite, links, policy))
-            .await
-    }
-
-    async fn invite_once(
-        &self,
-        caller: &Caller,
-        invite: &Invite,
-        links: &Links,
-        policy: &AccountPolicy,
-    ) -> Result<Invited, AppError> {
-        let mut tx = self.store.write().await?;
         let event = AuditEvent::new(
             caller.client,
             "user.invite",
@@ -177,82 +256,16 @@ impl App {
         )
         .target_org(invite.org)
         .detail("role", invite.role);
-        tx.lock_org(invite.org).await?;
-        let actor = actor_or_deny!(tx, caller, event);
-        let org = match tx.org(invite.org).await {
-            Ok(org) => org,
-            Err(arbor_store::StoreError::NotFound { .. }) => {
-                return Err(AppError::NotFound {
-                    what: "organization",
-                });
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let scope_check = actor.decide_org(Permission::UsersInvite, &org.path);
-        if !scope_check.is_allowed() {
-            return Err(crate::deny(tx, event, &scope_check, "organization").await);
-        }
-        let roles = tx.roles(org.path.root_id()).await?;
-        if !roles.iter().any(|r| r.id == invite.role) {
-            return Err(AppError::invalid("role", "no such role in this hierarchy"));
-        }
-        let role_permissions = tx.role_permissions(org.id, invite.role).await?;
-        let by = allow_or_deny!(
-            tx,
-            event,
-            actor.decide_assign_role(Permission::UsersInvite, &org.path, role_permissions),
-            "organization"
-        );
-        if tx.user_by_email(&invite.email).await?.is_some() {
-            return Err(refuse(
-                tx,
-                event.by(&by),
-                AppError::conflict("a user with this email already exists"),
-            )
-            .await);
-        }
-        let mut user = NewUser::active(invite.email.trim(), invite.name.trim());
-        user.status = UserStatus::Pending;
-        let id = tx.insert_user(&by, &user).await?;
-        tx.insert_membership(&by, id, org.id, invite.role, true)
-            .await?;
-        let (token, hash) = new_token();
-        let expires_at = tx.now() + policy.invitation_ms;
-        tx.insert_invitation(
-            &by,
-            &hash,
-            invite.email.trim(),
-            id,
-            org.id,
-            invite.role,
-            Some(actor.user()),
-            expires_at,
-        )
-        .await?;
-        let body = format!(
-            "Hello {name},\n\nyou have been invited to {org} on Arbor.\n\
-             Set your password and activate your account here (valid for 30 days, once):\n\n{link}\n",
-            name = invite.name.trim(),
-            org = org.name,
-            link = links.invitation(&token),
-        );
-        tx.enqueue_mail(
-            &by,
-            invite.email.trim(),
-            &format!("Your invitation to {}", org.name),
-            &body,
-        )
-        .await?;
-        tx.commit(event.by(&by).detail("user", id)).await?;
-        Ok(Invited {
-            user: id,
-            expires_at,
+        self.write(caller, event, async |step| {
+            invite_in(step, invite, links, policy).await
         })
+        .await
     }
 
     /// Invites every row of a CSV (`email,name,role,org`; role by name, org by
     /// id). Each row is all-or-nothing on its own; the report says what became
-    /// of each.
+    /// of each. A row about an org outside the caller's scope fails exactly
+    /// like one about an org that does not exist, whatever its role.
     pub async fn invite_csv(
         &self,
         caller: &Caller,
@@ -294,15 +307,7 @@ impl App {
             let field = |n: usize| record.get(n).unwrap_or("").to_owned();
             let email = field(0);
             let outcome = self
-                .invite_row(
-                    caller,
-                    &email,
-                    &field(1),
-                    &field(2),
-                    &field(3),
-                    links,
-                    policy,
-                )
+                .invite_row(caller, &email, &field(1), &field(2), &field(3), links, policy)
                 .await;
             report.push(match outcome {
                 Ok(user) => BulkRow {
@@ -327,6 +332,7 @@ impl App {
         Ok(report)
     }
 
+    /// One CSV row: the org is decided on first, the role looked up second.
     #[allow(clippy::too_many_arguments)]
     async fn invite_row(
         &self,
@@ -342,26 +348,30 @@ impl App {
             .parse::<i64>()
             .map(OrgId)
             .map_err(|_| AppError::invalid("org", "an organization id"))?;
-        let mut tx = self.store.read().await?;
-        let path = tx.org_path(org).await.map_err(|_| AppError::NotFound {
-            what: "organization",
-        })?;
-        let roles = tx.roles(path.root_id()).await?;
-        tx.finish().await?;
-        let role = roles
-            .iter()
-            .find(|r| r.name.eq_ignore_ascii_case(role))
-            .ok_or_else(|| AppError::invalid("role", format!("no role named {role:?}")))?
-            .id;
-        let invite = Invite {
-            email: email.to_owned(),
-            name: name.to_owned(),
-            org,
-            role,
-        };
-        self.invite(caller, &invite, links, policy)
-            .await
-            .map(|i| i.user)
+        let event = AuditEvent::new(caller.client, "user.invite", format!("email:{}", email.trim()))
+            .target_org(org)
+            .detail("role_name", role);
+        self.write(caller, event, async |step| {
+            let path = step.tx.org_path(org).await.found(step, "organization")?;
+            let decision = step.actor.view_org(&path);
+            step.require(decision, "organization")?;
+            let roles = step.tx.roles(path.root_id()).await?;
+            let role = roles
+                .iter()
+                .find(|r| r.name.eq_ignore_ascii_case(role.trim()))
+                .ok_or_else(|| AppError::invalid("role", format!("no role named {role:?}")))?
+                .id;
+            let invite = Invite {
+                email: email.to_owned(),
+                name: name.to_owned(),
+                org,
+                role,
+            };
+            invite_in(step, &invite, links, policy)
+                .await
+                .map(|i| i.user)
+        })
+        .await
     }
 
     /// Sends a fresh invitation link to a pending user; the old link stops working.
@@ -372,52 +382,47 @@ impl App {
         links: &Links,
         policy: &AccountPolicy,
     ) -> Result<Invited, AppError> {
-        self.retrying(|| async {
-            let mut tx = self.store.write().await?;
-            let event = event(caller, "user.resend_invitation", user);
-            let MemberAction {
-                actor,
-                record,
-                membership,
-                by,
-            } = decide_on_member!(tx, caller, event, user, Permission::UsersInvite);
-            if record.status != UserStatus::Pending {
-                return Err(refuse(
-                    tx,
-                    event.by(&by),
-                    AppError::conflict("the user has already accepted"),
-                )
-                .await);
+        self.write(caller, event(caller, "user.resend_invitation", user), async |step| {
+            let (member, by) = step.member_action::<ResendInvitation>(user).await?;
+            if member.record.status != UserStatus::Pending {
+                return Err(step.fail(AppError::conflict("the user has already accepted")));
             }
-            tx.withdraw_invitations(user).await?;
+            let membership = member
+                .membership(by.target())
+                .cloned()
+                .ok_or_else(|| AppError::internal("the membership acted on vanished"))?;
+            let by = legacy(&by);
+            step.tx.withdraw_invitations(user).await?;
             let (token, hash) = new_token();
-            let expires_at = tx.now() + policy.invitation_ms;
-            tx.insert_invitation(
-                &by,
-                &hash,
-                &record.email,
-                user,
-                membership.org,
-                membership.role,
-                Some(actor.user()),
-                expires_at,
-            )
-            .await?;
+            let expires_at = step.tx.now() + policy.invitation_ms;
+            let inviter = step.actor.user();
+            step.tx
+                .insert_invitation(
+                    &by,
+                    &hash,
+                    &member.record.email,
+                    user,
+                    membership.org,
+                    membership.role,
+                    Some(inviter),
+                    expires_at,
+                )
+                .await?;
             let body = format!(
                 "Hello {},\n\nhere is a new link to activate your Arbor account in {} \
                  (valid for 30 days, once):\n\n{}\n",
-                record.name,
+                member.record.name,
                 membership.org_name,
                 links.invitation(&token)
             );
-            tx.enqueue_mail(
-                &by,
-                &record.email,
-                &format!("Your invitation to {}", membership.org_name),
-                &body,
-            )
-            .await?;
-            tx.commit(event.by(&by)).await?;
+            step.tx
+                .enqueue_mail(
+                    &by,
+                    &member.record.email,
+                    &format!("Your invitation to {}", membership.org_name),
+                    &body,
+                )
+                .await?;
             Ok(Invited { user, expires_at })
         })
         .await
@@ -425,70 +430,83 @@ impl App {
 
     /// Withdraws the invitation of a pending user, who is removed.
     pub async fn revoke_invitation(&self, caller: &Caller, user: UserId) -> Result<(), AppError> {
-        self.retrying(|| async {
-            let mut tx = self.store.write().await?;
-            let event = event(caller, "user.revoke_invitation", user);
-            let MemberAction { record, by, .. } =
-                decide_on_member!(tx, caller, event, user, Permission::UsersInvite);
-            if record.status != UserStatus::Pending {
-                return Err(refuse(
-                    tx,
-                    event.by(&by),
-                    AppError::conflict("the user has already accepted"),
-                )
-                .await);
+        self.write(caller, event(caller, "user.revoke_invitation", user), async |step| {
+            let (member, by) = step.member_action::<RevokeInvitation>(user).await?;
+            if member.record.status != UserStatus::Pending {
+                return Err(step.fail(AppError::conflict("the user has already accepted")));
             }
-            tx.delete_user(&by, user).await?;
-            tx.commit(event.by(&by).detail("email", &record.email))
-                .await?;
+            step.tx.delete_user(&legacy(&by), user).await?;
             Ok(())
         })
         .await
     }
 
-    /// Edits a member's name, locale and role in the org acted on.
+    /// Edits a member's name and locale (user-wide) and role (in the org
+    /// acted on).
     pub async fn edit_user(
         &self,
         caller: &Caller,
         user: UserId,
         edit: &UserEdit,
     ) -> Result<(), AppError> {
-        self.retrying(|| async {
-            let mut tx = self.store.write().await?;
-            let event = event(caller, "user.edit", user);
-            let MemberAction {
-                actor,
-                membership,
-                mut by,
-                ..
-            } = decide_on_member!(tx, caller, event, user, Permission::UsersEdit);
-            if let Some(role) = edit.role.filter(|r| *r != membership.role) {
-                let roles = tx.roles(membership.path.root_id()).await?;
-                if !roles.iter().any(|r| r.id == role) {
-                    return Err(AppError::invalid("role", "no such role in this hierarchy"));
+        self.write(caller, event(caller, "user.edit", user), async |step| {
+            let member = step.locked_member(user).await?;
+            let targets = member.targets();
+            if let Some(role) = edit.role {
+                let (_, index) = step
+                    .actor
+                    .decide_member(
+                        arbor_core::Permission::UsersEdit,
+                        false,
+                        user,
+                        &targets,
+                    )
+                    .map_err(|decision| Stop::Denied {
+                        decision,
+                        what: "user",
+                    })?;
+                let membership = &member.memberships[index].0;
+                if role != membership.role {
+                    let roles = step.tx.roles(membership.path.root_id()).await?;
+                    if !roles.iter().any(|r| r.id == role) {
+                        return Err(AppError::invalid("role", "no such role in this hierarchy").into());
+                    }
+                    let granted = step.tx.role_permissions(membership.org, role).await?;
+                    let verdict =
+                        step.actor
+                            .change_member_role(user, &targets[index], role, granted);
+                    let by = step.allow(verdict, "user")?;
+                    if !step.tx.is_role_admin(role).await? {
+                        keeps_admin(step, membership.org, user).await?;
+                    }
+                    step.tx
+                        .set_member_role(&legacy(&by), user, membership.org, role)
+                        .await?;
+                    step.note("old_role", membership.role);
                 }
-                let granted = tx.role_permissions(membership.org, role).await?;
-                by = allow_or_deny!(
-                    tx,
-                    event,
-                    actor.decide_assign_role(Permission::UsersEdit, &membership.path, granted),
-                    "user"
-                );
-                if !tx.is_role_admin(role).await?
-                    && let Err(e) = keeps_admin(&mut tx, membership.org, user).await?
-                {
-                    return Err(refuse(tx, event.by(&by), e).await);
-                }
-                tx.set_member_role(&by, user, membership.org, role).await?;
             }
-            tx.update_profile(&by, user, edit.name.as_deref(), edit.locale.as_deref())
-                .await?;
-            let event = event
-                .by(&by)
-                .detail("name", &edit.name)
-                .detail("locale", &edit.locale)
-                .detail("role", edit.role);
-            tx.commit(event).await?;
+            if edit.name.is_some() || edit.locale.is_some() {
+                let verdict = step.actor.manage_member::<EditUser>(user, &targets);
+                let by = step.allow(verdict, "user")?;
+                match step
+                    .tx
+                    .update_profile(&legacy(&by), user, edit.name.as_deref(), edit.locale.as_deref())
+                    .await
+                {
+                    Ok(()) => {}
+                    Err(e @ arbor_store::StoreError::Invalid { .. }) => {
+                        return Err(step.fail(e.into()));
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if edit.role.is_none() && edit.name.is_none() && edit.locale.is_none() {
+                let verdict = step.actor.manage_member::<EditUser>(user, &targets);
+                step.allow(verdict, "user")?;
+            }
+            step.note("new_name", &edit.name);
+            step.note("locale", &edit.locale);
+            step.note("role", edit.role);
             Ok(())
         })
         .await
@@ -503,32 +521,29 @@ impl App {
         links: &Links,
         policy: &AccountPolicy,
     ) -> Result<(), AppError> {
-        self.retrying(|| async {
-            let mut tx = self.store.write().await?;
-            let event = event(caller, "user.request_password_reset", user);
-            let MemberAction { record, by, .. } =
-                decide_on_member!(tx, caller, event, user, Permission::UsersChangePassword);
-            if record.status != UserStatus::Active {
-                return Err(refuse(
-                    tx,
-                    event.by(&by),
-                    AppError::conflict("only an active account can reset its password"),
-                )
-                .await);
+        let event = event(caller, "user.request_password_reset", user);
+        self.write(caller, event, async |step| {
+            let (member, by) = step.member_action::<ResetPassword>(user).await?;
+            if member.record.status != UserStatus::Active {
+                return Err(step.fail(AppError::conflict(
+                    "only an active account can reset its password",
+                )));
             }
+            let by = legacy(&by);
             let (token, hash) = new_token();
-            let expires_at = tx.now() + policy.password_reset_ms;
-            tx.insert_password_reset(&by, &hash, user, expires_at)
+            let expires_at = step.tx.now() + policy.password_reset_ms;
+            step.tx
+                .insert_password_reset(&by, &hash, user, expires_at)
                 .await?;
             let body = format!(
                 "Hello {},\n\nan administrator asked for your Arbor password to be reset.\n\
                  Choose a new password here (valid for 24 hours, once):\n\n{}\n",
-                record.name,
+                member.record.name,
                 links.password_reset(&token)
             );
-            tx.enqueue_mail(&by, &record.email, "Reset your Arbor password", &body)
+            step.tx
+                .enqueue_mail(&by, &member.record.email, "Reset your Arbor password", &body)
                 .await?;
-            tx.commit(event.by(&by)).await?;
             Ok(())
         })
         .await
@@ -536,14 +551,10 @@ impl App {
 
     /// Ends every session of a user at once.
     pub async fn force_logout(&self, caller: &Caller, user: UserId) -> Result<u64, AppError> {
-        self.retrying(|| async {
-            let mut tx = self.store.write().await?;
-            let event = event(caller, "user.force_logout", user);
-            let MemberAction { by, .. } =
-                decide_on_member!(tx, caller, event, user, Permission::UsersForceLogout);
-            let revoked = tx.revoke_sessions(&by, user).await?;
-            tx.commit(event.by(&by).detail("sessions_revoked", revoked))
-                .await?;
+        self.write(caller, event(caller, "user.force_logout", user), async |step| {
+            let (_, by) = step.member_action::<ForceLogout>(user).await?;
+            let revoked = step.tx.revoke_sessions(&legacy(&by), user).await?;
+            step.note("sessions_revoked", revoked);
             Ok(revoked)
         })
         .await
@@ -556,47 +567,39 @@ impl App {
         user: UserId,
         suspended: bool,
     ) -> Result<(), AppError> {
-        self.retrying(|| async {
-            let action = if suspended {
-                "user.suspend"
-            } else {
-                "user.unsuspend"
-            };
-            let mut tx = self.store.write().await?;
-            let event = event(caller, action, user);
-            let MemberAction { record, by, .. } =
-                decide_on_member!(tx, caller, event, user, Permission::UsersSuspend);
+        let action = if suspended {
+            "user.suspend"
+        } else {
+            "user.unsuspend"
+        };
+        self.write(caller, event(caller, action, user), async |step| {
+            let (member, by) = step.member_action::<SetSuspended>(user).await?;
             let (from, to) = if suspended {
                 (UserStatus::Active, UserStatus::Suspended)
             } else {
                 (UserStatus::Suspended, UserStatus::Active)
             };
-            if record.status != from {
+            if member.record.status != from {
                 let what = format!(
                     "the user is {}, not {}",
-                    record.status.as_str(),
+                    member.record.status.as_str(),
                     from.as_str()
                 );
-                return Err(refuse(tx, event.by(&by), AppError::conflict(what)).await);
+                return Err(step.fail(AppError::conflict(what)));
             }
             if suspended {
-                for m in tx.memberships(user).await? {
-                    // Lock every org whose Admins the check counts, so two
-                    // concurrent suspensions cannot both pass it.
-                    tx.lock_org(m.org).await?;
-                    if let Err(e) = keeps_admin(&mut tx, m.org, user).await? {
-                        return Err(refuse(tx, event.by(&by), e).await);
-                    }
+                for (m, _) in &member.memberships {
+                    keeps_admin(step, m.org, user).await?;
                 }
             }
-            tx.set_user_status(&by, user, to).await?;
+            let by = legacy(&by);
+            step.tx.set_user_status(&by, user, to).await?;
             let revoked = if suspended {
-                tx.revoke_sessions(&by, user).await?
+                step.tx.revoke_sessions(&by, user).await?
             } else {
                 0
             };
-            tx.commit(event.by(&by).detail("sessions_revoked", revoked))
-                .await?;
+            step.note("sessions_revoked", revoked);
             Ok(())
         })
         .await
@@ -610,29 +613,19 @@ impl App {
         user: UserId,
         heir: Option<UserId>,
     ) -> Result<(), AppError> {
-        self.retrying(|| async {
-            let mut tx = self.store.write().await?;
-            let event = event(caller, "user.delete", user);
-            let MemberAction {
-                actor, record, by, ..
-            } = decide_on_member!(tx, caller, event, user, Permission::UsersDelete);
-            if user == actor.user() {
-                return Err(refuse(
-                    tx,
-                    event.by(&by),
-                    AppError::conflict("you cannot delete your own account"),
-                )
-                .await);
+        self.write(caller, event(caller, "user.delete", user), async |step| {
+            let (member, by) = step.member_action::<DeleteUser>(user).await?;
+            if user == step.actor.user() {
+                return Err(step.fail(AppError::conflict("you cannot delete your own account")));
             }
-            for m in tx.memberships(user).await? {
-                tx.lock_org(m.org).await?;
-                if let Err(e) = keeps_admin(&mut tx, m.org, user).await? {
-                    return Err(refuse(tx, event.by(&by), e).await);
-                }
+            for (m, _) in &member.memberships {
+                keeps_admin(step, m.org, user).await?;
             }
+            let by = legacy(&by);
             let mut handed = Vec::new();
-            for (device, org) in tx.owned_devices(user).await? {
-                let admins: Vec<UserId> = tx
+            for (device, org) in step.tx.owned_devices(user).await? {
+                let admins: Vec<UserId> = step
+                    .tx
                     .admins(org)
                     .await?
                     .into_iter()
@@ -641,15 +634,10 @@ impl App {
                 let new_owner = match heir {
                     Some(heir) if admins.contains(&heir) => heir,
                     Some(_) => {
-                        return Err(refuse(
-                            tx,
-                            event.by(&by),
-                            AppError::invalid(
-                                "heir",
-                                "must be an active Admin of every org where the user owns devices",
-                            ),
-                        )
-                        .await);
+                        return Err(step.fail(AppError::invalid(
+                            "heir",
+                            "must be an active Admin of every org where the user owns devices",
+                        )));
                     }
                     None => match admins.first() {
                         Some(first) => *first,
@@ -657,22 +645,16 @@ impl App {
                             let what = format!(
                                 "device {device} has no Admin in its organization to take it over"
                             );
-                            return Err(refuse(tx, event.by(&by), AppError::conflict(what)).await);
+                            return Err(step.fail(AppError::conflict(what)));
                         }
                     },
                 };
-                tx.set_device_owner(&by, device, Some(new_owner)).await?;
+                step.tx.set_device_owner(&by, device, Some(new_owner)).await?;
                 handed.push((device, new_owner));
             }
-            tx.revoke_sessions(&by, user).await?;
-            tx.delete_user(&by, user).await?;
-            tx.commit(
-                event
-                    .by(&by)
-                    .detail("email", &record.email)
-                    .detail("devices_handed_on", &handed),
-            )
-            .await?;
+            step.tx.revoke_sessions(&by, user).await?;
+            step.tx.delete_user(&by, user).await?;
+            step.note("devices_handed_on", &handed);
             Ok(())
         })
         .await
@@ -689,150 +671,150 @@ impl App {
         role: RoleId,
         with_devices: bool,
     ) -> Result<(), AppError> {
-        self.retrying(|| async {
-            let mut tx = self.store.write().await?;
-            let event = event(caller, "user.transfer", user).target_org(to).detail("role", role);
-            let MemberAction { actor, membership, .. } =
-                decide_on_member!(tx, caller, event, user, Permission::UsersTransfer);
-            let target = match tx.org(to).await {
-                Ok(org) => org,
-                Err(arbor_store::StoreError::NotFound { .. }) => return Err(AppError::NotFound { what: "organization" }),
-                Err(e) => return Err(e.into()),
-            };
-            let roles = tx.roles(target.path.root_id()).await?;
+        let event = event(caller, "user.transfer", user)
+            .target_org(to)
+            .detail("role", role);
+        self.write(caller, event, async |step| {
+            let member = step.locked_member(user).await?;
+            let target = step.tx.org(to).await.found(step, "organization")?;
+            let decision = step.actor.view_org(&target.path);
+            step.require(decision, "organization")?;
+            step.tx.lock_org(to).await?;
+            let roles = step.tx.roles(target.path.root_id()).await?;
             if !roles.iter().any(|r| r.id == role) {
-                return Err(AppError::invalid("role", "no such role in this hierarchy"));
+                return Err(AppError::invalid("role", "no such role in this hierarchy").into());
             }
-            let granted = tx.role_permissions(target.id, role).await?;
-            let by = allow_or_deny!(
-                tx,
-                event,
-                actor.decide_assign_role(Permission::UsersTransfer, &target.path, granted),
-                "organization"
-            );
-            if target.id == membership.org {
-                return Err(refuse(tx, event.by(&by), AppError::invalid("org", "the user is already in this organization")).await);
+            let granted = step.tx.role_permissions(target.id, role).await?;
+            let verdict =
+                step.actor
+                    .transfer_user(user, &member.targets(), &target.path, role, granted);
+            let by = step.allow(verdict, "user")?;
+            let from = by.target().0.org_id();
+            let by = legacy(&by);
+            if target.id == from {
+                return Err(step.fail(AppError::invalid(
+                    "org",
+                    "the user is already in this organization",
+                )));
             }
-            if tx.member_role(user, target.id).await?.is_some() {
-                return Err(refuse(tx, event.by(&by), AppError::conflict("the user is already a member of that organization")).await);
+            if step.tx.member_role(user, target.id).await?.is_some() {
+                return Err(step.fail(AppError::conflict(
+                    "the user is already a member of that organization",
+                )));
             }
-            if let Err(e) = keeps_admin(&mut tx, membership.org, user).await? {
-                return Err(refuse(tx, event.by(&by), e).await);
-            }
+            keeps_admin(step, from, user).await?;
             // The new membership first, so moved devices always have their
             // owner as a member of their org; then the old one goes.
-            tx.insert_membership(&by, user, target.id, role, false).await?;
-            let devices: Vec<_> = tx
+            step.tx
+                .insert_membership(&by, user, target.id, role, false)
+                .await?;
+            let devices: Vec<_> = step
+                .tx
                 .owned_devices(user)
                 .await?
                 .into_iter()
-                .filter(|(_, org)| *org == membership.org)
+                .filter(|(_, org)| *org == from)
                 .collect();
             for (device, _) in &devices {
                 if with_devices {
-                    let record = tx.device(*device).await?;
-                    if !tx.template_enabled(target.id, record.template).await? {
-                        let what = format!("the template of device {device} is not enabled for the target organization");
-                        return Err(refuse(tx, event.by(&by), AppError::conflict(what)).await);
+                    let record = step.tx.device(*device).await?;
+                    if !step.tx.template_enabled(target.id, record.template).await? {
+                        let what = format!(
+                            "the template of device {device} is not enabled for the target organization"
+                        );
+                        return Err(step.fail(AppError::conflict(what)));
                     }
-                    tx.move_device(&by, *device, target.id, Some(user)).await?;
+                    step.tx.move_device(&by, *device, target.id, Some(user)).await?;
                 } else {
-                    let heir = tx.admins(membership.org).await?.into_iter().find(|a| *a != user);
+                    let heir = step
+                        .tx
+                        .admins(from)
+                        .await?
+                        .into_iter()
+                        .find(|a| *a != user);
                     let Some(heir) = heir else {
                         let what = format!(
                             "device {device} has no other Admin in its organization to take it over; \
                              move it along with with_devices"
                         );
-                        return Err(refuse(tx, event.by(&by), AppError::conflict(what)).await);
+                        return Err(step.fail(AppError::conflict(what)));
                     };
-                    tx.set_device_owner(&by, *device, Some(heir)).await?;
+                    step.tx.set_device_owner(&by, *device, Some(heir)).await?;
                 }
             }
-            if tx.remove_membership(&by, user, membership.org).await? {
-                tx.set_home_membership(&by, user, target.id).await?;
+            if step.tx.remove_membership(&by, user, from).await? {
+                step.tx.set_home_membership(&by, user, target.id).await?;
             }
-            let event = event
-                .by(&by)
-                .detail("from", membership.org)
-                .detail("devices", devices.iter().map(|(d, _)| *d).collect::<Vec<_>>())
-                .detail("with_devices", with_devices);
-            tx.commit(event).await?;
+            step.note("from", from);
+            step.note(
+                "devices",
+                devices.iter().map(|(d, _)| *d).collect::<Vec<_>>(),
+            );
+            step.note("with_devices", with_devices);
             Ok(())
         })
         .await
     }
 
-    /// Users the caller may view (`users.view` in its scope), narrowed by
-    /// status, membership of one org (which must be in scope) and a search
-    /// text over email and name; keyset-paginated by id.
+    /// Users the caller may view (rule 9's list scope; everyone with
+    /// `users.view`, else only itself), narrowed by status, membership of
+    /// one visible org and a search text over email and name;
+    /// keyset-paginated by id.
     pub async fn search_users(
         &self,
         caller: &Caller,
         query: &UserQuery,
         page: &arbor_store::PageRequest,
     ) -> Result<arbor_store::Page<UserRecord>, AppError> {
-        let mut tx = self.store.read().await?;
-        let actor = crate::resolve_actor(&mut tx, caller)
-            .await?
-            .map_err(|d| AppError::denied(&d, "organization"))?;
-        if let Some(org) = query.org {
-            let path = tx.org_path(org).await.map_err(|_| AppError::NotFound {
-                what: "organization",
-            })?;
-            let decision = actor.decide_org(Permission::UsersView, &path);
-            if !decision.is_allowed() {
-                return Err(AppError::denied(&decision, "organization"));
+        let event = AuditEvent::new(caller.client, "user.list", "user:*");
+        self.read(caller, event, async |step: &mut ReadStep| {
+            if let Some(org) = query.org {
+                let path = step.tx.org_path(org).await.found(step, "organization")?;
+                let decision = step.actor.list_members_of(&path);
+                step.require(decision, "organization")?;
             }
-        }
-        let filter = arbor_store::UserFilter {
-            scope: actor.org_filter(Permission::UsersView),
-            status: query.status,
-            org: query.org,
-            search: query.search.clone(),
-        };
-        let result = tx.list_users(&filter, page).await?;
-        tx.finish().await?;
-        Ok(result)
+            let filter = arbor_store::UserFilter {
+                list: step.actor.user_list(),
+                status: query.status,
+                org: query.org,
+                search: query.search.clone(),
+            };
+            Ok(step.tx.list_users(&filter, page).await?)
+        })
+        .await
     }
 
     /// Every user the caller may list, for the CSV download
-    /// (`users.download_list` and `users.view`).
+    /// (`users.download_list`).
     pub async fn export_users(&self, caller: &Caller) -> Result<Vec<UserRecord>, AppError> {
-        let mut tx = self.store.read().await?;
-        let actor = crate::resolve_actor(&mut tx, caller)
-            .await?
-            .map_err(|d| AppError::denied(&d, "organization"))?;
-        let home = actor.home().clone();
-        let decision = actor.decide_org(Permission::UsersDownloadList, &home);
-        if !decision.is_allowed() {
-            return Err(AppError::denied(&decision, "organization"));
-        }
-        let filter = arbor_store::UserFilter {
-            scope: actor.org_filter(Permission::UsersView),
-            ..Default::default()
-        };
-        let mut users = Vec::new();
-        let mut page = arbor_store::PageRequest::first(arbor_store::MAX_PAGE_SIZE);
-        loop {
-            let result = tx.list_users(&filter, &page).await?;
-            users.extend(result.items);
-            match result.next {
-                Some(next) => {
-                    page = arbor_store::PageRequest::after(
-                        Some(next),
-                        Some(arbor_store::MAX_PAGE_SIZE),
-                    )
+        let event = AuditEvent::new(caller.client, "user.export", "user:*");
+        self.read(caller, event, async |step: &mut ReadStep| {
+            let decision = step.actor.export_users();
+            step.require(decision, "organization")?;
+            let filter = arbor_store::UserFilter::new(step.actor.user_list());
+            let mut users = Vec::new();
+            let mut page = arbor_store::PageRequest::first(arbor_store::MAX_PAGE_SIZE);
+            loop {
+                let result = step.tx.list_users(&filter, &page).await?;
+                users.extend(result.items);
+                match result.next {
+                    Some(next) => {
+                        page = arbor_store::PageRequest::after(
+                            Some(next),
+                            Some(arbor_store::MAX_PAGE_SIZE),
+                        )
+                    }
+                    None => break,
                 }
-                None => break,
             }
-        }
-        tx.finish().await?;
-        Ok(users)
+            Ok(users)
+        })
+        .await
     }
 
     /// The audit log the caller may read (`users.view_actions_log`): events
-    /// whose target org is in its scope, optionally of one user's actions,
-    /// newest first.
+    /// whose target org is in its scope, optionally of one visible user's
+    /// actions, newest first.
     pub async fn actions_log(
         &self,
         caller: &Caller,
@@ -840,31 +822,28 @@ impl App {
         before: Option<i64>,
         limit: i64,
     ) -> Result<Vec<AuditEntry>, AppError> {
-        let mut tx = self.store.read().await?;
-        let actor = crate::resolve_actor(&mut tx, caller)
-            .await?
-            .map_err(|d| AppError::denied(&d, "organization"))?;
-        let home = actor.home().clone();
-        let decision = actor.decide_org(Permission::UsersViewActionsLog, &home);
-        if !decision.is_allowed() {
-            return Err(AppError::denied(&decision, "organization"));
-        }
-        if let Some(user) = user {
-            let memberships = tx.memberships(user).await?;
-            let visible = memberships.iter().any(|m| actor.scope().contains(&m.path));
-            if !visible && user != actor.user() {
-                return Err(AppError::NotFound { what: "user" });
+        let target = user.map_or_else(|| "user:*".to_owned(), |u| format!("user:{u}"));
+        let event = AuditEvent::new(caller.client, "user.actions_log", target);
+        self.read(caller, event, async |step: &mut ReadStep| {
+            let decision = step.actor.read_actions_log();
+            step.require(decision, "organization")?;
+            if let Some(user) = user {
+                let principal = step.tx.principal(user).await.found(step, "user")?;
+                if !step.actor.sees_user(&principal) {
+                    return Err(step.absent("user"));
+                }
             }
-        }
-        let scope = if actor.scope().descendants {
-            AuditScope::Subtree(&home)
-        } else {
-            AuditScope::Org(home.id())
-        };
-        let entries = tx
-            .audit_entries(scope, user, None, before, limit.clamp(1, 500))
-            .await?;
-        tx.finish().await?;
-        Ok(entries)
+            let scope = step.actor.list_scope();
+            let scope = if scope.descendants {
+                AuditScope::Subtree(&scope.home)
+            } else {
+                AuditScope::Org(scope.home.id())
+            };
+            Ok(step
+                .tx
+                .audit_entries(scope, user, None, before, limit.clamp(1, 500))
+                .await?)
+        })
+        .await
     }
 }

@@ -77,6 +77,11 @@ enum Command {
     Migrate,
     /// Print the effective configuration (secrets redacted) and check it.
     Configtest,
+    /// Operator tasks with local access to the database.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
     /// List queued mail (invitations, reset links): unsent by default.
     Outbox {
         /// Include delivered mail.
@@ -85,6 +90,21 @@ enum Command {
         /// How many, newest first.
         #[arg(long, default_value_t = 20)]
         limit: i64,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// The way out of a lockout: restore the root org's Admin role to the
+    /// whole permission catalog and make the named user an active Admin of
+    /// the root org (re-activating a suspended account).
+    Recover {
+        /// Email of a member of the root org.
+        #[arg(long)]
+        admin_email: String,
+        /// The hierarchy's root org id, if the user belongs to several.
+        #[arg(long)]
+        hierarchy: Option<i64>,
     },
 }
 
@@ -298,6 +318,32 @@ async fn run(cli: Cli) -> Result<()> {
             println!("configuration ok");
             Ok(())
         }
+        Command::Admin {
+            command:
+                AdminCommand::Recover {
+                    admin_email,
+                    hierarchy,
+                },
+        } => {
+            let config = Config::load(file.as_deref(), cli.global).map_err(anyhow::Error::msg)?;
+            init_logging(config.log_format);
+            let app = App::new(connect(&config, true).await?);
+            let done = app
+                .recover(&admin_email, hierarchy.map(arbor_core::OrgId))
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "Recovered hierarchy {:?} (root org {}): {} is an active Admin of the root org.",
+                done.root_name, done.hierarchy, admin_email
+            );
+            println!(
+                "  Admin set restored: {}; account re-activated: {}; role set to Admin: {}",
+                yes_no(done.admin_set_restored),
+                yes_no(done.reactivated),
+                yes_no(done.promoted)
+            );
+            Ok(())
+        }
         Command::Outbox { all, limit } => {
             let config = Config::load(file.as_deref(), cli.global).map_err(anyhow::Error::msg)?;
             let store = connect(&config, true).await?;
@@ -323,6 +369,10 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn yes_no(value: bool) -> &'static str {
+    if value { "yes" } else { "no (already so)" }
 }
 
 #[tokio::main]

@@ -206,6 +206,9 @@ impl From<arbor_app::AppError> for ApiError {
         match e {
             AppError::NotFound { what } => Self::not_found(what),
             AppError::Forbidden { reason } => Self::new(ProblemKind::Forbidden, reason),
+            AppError::ForbiddenWith { reason, details } => {
+                Self::new(ProblemKind::Forbidden, reason).with_extra(details)
+            }
             AppError::Conflict { what } => Self::conflict(what),
             AppError::ConflictWith { what, details } => Self::conflict(what).with_extra(details),
             AppError::Invalid { field, reason } => Self::invalid(field, reason),

@@ -23,6 +23,17 @@ impl Actor {
         }
     }
 
+    /// Listing from `org` (a tree's root): it must lie in the list scope of
+    /// rule 9 — with a context org `C`, in `C`'s subtree.
+    pub fn view_in_list(&self, org: &OrgPath) -> Decision {
+        let list = self.list_scope();
+        if self.home().same_hierarchy(org) && list.contains(org) {
+            self.decision(Outcome::Allowed, Rule::InScope, org, None)
+        } else {
+            self.decision(Outcome::Hidden, Rule::OutsideScope, org, None)
+        }
+    }
+
     /// The decision for a target that does not exist: hidden, exactly like
     /// one outside the scope, and recorded against the actor's home org.
     pub fn absent(&self) -> Decision {

@@ -245,8 +245,12 @@ pub struct WhoCanParams {
 #[derive(Serialize, ToSchema)]
 pub struct GrantView {
     pub user_id: i64,
-    pub email: String,
-    pub name: String,
+    /// Only for callers holding `users.view`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Only for callers holding `users.view`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// The membership that grants it: its org and role.
     pub via_org_id: i64,
     pub via_role_id: i64,
@@ -277,7 +281,8 @@ pub struct WhoCanResponse {
 
 /// Which users may do P on org O, action A on device D, or `users.*`
 /// permission P on member U, each with the membership that grants it. Only
-/// memberships in the caller's scope are listed.
+/// memberships in the caller's scope are listed, and names and emails only
+/// to callers holding `users.view` (ids otherwise).
 #[utoipa::path(get, path = "/api/v1/access/who-can", tag = "access", params(WhoCanParams),
     security(("bearer" = []), ("cookie" = [])),
     responses((status = 200, body = WhoCanResponse), (status = 400, body = crate::error::Problem),

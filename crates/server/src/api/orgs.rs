@@ -9,7 +9,8 @@ use crate::auth::session::CurrentUser;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Json;
 use arbor_app::{OrgDeleted, OrgEdit};
-use arbor_core::{OrgId, OrgType};
+use arbor_core::{OrgId, OrgType, RoleId};
+use std::collections::BTreeMap;
 use arbor_store::{NewOrg, OrgRecord, PageRequest};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -332,6 +333,34 @@ pub struct DeleteOrgParams {
     /// it, deleting an org that holds any answers 409 with the counts.
     #[serde(default)]
     pub move_contents_to_parent: bool,
+    /// The role each moved member gets in the parent, by old role:
+    /// `OLD:NEW,OLD:NEW` (role ids). Members of unmapped roles get the
+    /// hierarchy's least-privileged role there, so moving never widens
+    /// anyone's scope.
+    pub role_map: Option<String>,
+}
+
+/// Parses `OLD:NEW,OLD:NEW`.
+fn parse_role_map(text: Option<&str>) -> Result<BTreeMap<RoleId, RoleId>, ApiError> {
+    let mut map = BTreeMap::new();
+    let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) else {
+        return Ok(map);
+    };
+    for pair in text.split(',') {
+        let parsed = pair.split_once(':').and_then(|(old, new)| {
+            Some((old.trim().parse::<i64>().ok()?, new.trim().parse::<i64>().ok()?))
+        });
+        let Some((old, new)) = parsed else {
+            return Err(ApiError::invalid(
+                "role_map",
+                "expected OLD:NEW pairs of role ids separated by commas",
+            ));
+        };
+        if map.insert(RoleId(old), RoleId(new)).is_some() {
+            return Err(ApiError::invalid("role_map", format!("role {old} is mapped twice")));
+        }
+    }
+    Ok(map)
 }
 
 #[derive(Serialize, ToSchema)]
@@ -342,11 +371,22 @@ pub struct OrgContentsView {
 }
 
 #[derive(Serialize, ToSchema)]
+pub struct MovedMemberView {
+    pub user_id: i64,
+    pub old_role_id: i64,
+    /// The role in the parent; absent when the user kept an existing
+    /// membership of the parent instead.
+    pub new_role_id: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
 pub struct OrgDeletedView {
     pub id: i64,
     /// Where the contents went (the parent), if anything was inside.
     pub moved_to: Option<i64>,
     pub moved: OrgContentsView,
+    /// Every moved membership with its old and new role.
+    pub members: Vec<MovedMemberView>,
 }
 
 impl From<OrgDeleted> for OrgDeletedView {
@@ -359,12 +399,24 @@ impl From<OrgDeleted> for OrgDeletedView {
                 users: d.moved.users,
                 devices: d.moved.devices,
             },
+            members: d
+                .members
+                .into_iter()
+                .map(|m| MovedMemberView {
+                    user_id: m.user.0,
+                    old_role_id: m.old_role.0,
+                    new_role_id: m.new_role.map(|r| r.0),
+                })
+                .collect(),
         }
     }
 }
 
-/// Deletes a sub-org (`organizations.create_suborgs` on its parent). A 409
-/// carries `extra.contents` (sub-orgs, users, devices) while it is not empty.
+/// Deletes a sub-org (`organizations.create_suborgs` on it and on its
+/// parent). A 409 carries `extra.contents` (sub-orgs, users, devices) while
+/// it is not empty. With `move_contents_to_parent`, moved members get the
+/// role `role_map` names (else the least-privileged role) and the answer
+/// lists each with its old and new role.
 #[utoipa::path(delete, path = "/api/v1/orgs/{id}", tag = "organizations",
     security(("bearer" = []), ("cookie" = [])), params(("id" = i64, Path), DeleteOrgParams),
     responses((status = 200, body = OrgDeletedView), (status = 403, body = crate::error::Problem),
@@ -375,9 +427,15 @@ async fn delete_org(
     Path(id): Path<i64>,
     Query(params): Query<DeleteOrgParams>,
 ) -> ApiResult<axum::Json<OrgDeletedView>> {
+    let role_map = parse_role_map(params.role_map.as_deref())?;
     let deleted = state
         .app
-        .delete_org(&user.caller, OrgId(id), params.move_contents_to_parent)
+        .delete_org(
+            &user.caller,
+            OrgId(id),
+            params.move_contents_to_parent,
+            &role_map,
+        )
         .await?;
     Ok(axum::Json(deleted.into()))
 }

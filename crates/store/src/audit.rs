@@ -109,7 +109,7 @@ impl AuditEvent {
     }
 
     /// Fills actor and orgs from the proof a mutation was allowed with.
-    pub fn by(self, allowed: &crate::Allowed) -> Self {
+    pub fn by(self, allowed: &crate::allowed::Allowed) -> Self {
         match allowed.decision() {
             Some(decision) => self.decided(decision),
             None => self,

@@ -2,7 +2,9 @@
 //! in-process decision cache (arbor-app `cache`).
 //!
 //! Every committing write transaction bumps `authz_version` and stamps the
-//! change rows its triggers recorded (`migrations/*/0002_authz_changes.sql`).
+//! change rows its triggers recorded (`migrations/*/0002_authz_changes.sql`);
+//! the statement lives next to the commit, in [`crate::tx`]; this module only
+//! reads the feed.
 //! Each read here returns the version its facts belong to, taken in the same
 //! statement (or the same read transaction), so a cache can tell whether a
 //! fact it loaded is exactly as of the version it holds.
@@ -11,19 +13,14 @@
 //! until the transaction commits, so versions commit in order. A reader that
 //! sees version C therefore also sees every change row of versions <= C.
 
-use crate::access::{PRINCIPAL_COLUMNS, PRINCIPAL_JOINS, principals_from_rows};
 use crate::accounts::SessionRecord;
 use crate::error::StoreError;
 use crate::rows::SessionId;
 use crate::store::Store;
 use crate::tx::Tx;
+use crate::users::{PRINCIPAL_COLUMNS, PRINCIPAL_JOINS, principals_from_rows};
 use arbor_core::{DeviceId, OrgId, OrgPath, Principal, UserId};
 use sqlx::{AssertSqlSafe, Row};
-
-/// Run by [`crate::WriteTx::commit`] just before the commit: one round trip.
-pub(crate) const STAMP_CHANGES: &str = "UPDATE authz_version SET value = value + 1 WHERE id = 1; \
-     UPDATE authz_changes SET version = (SELECT value FROM authz_version WHERE id = 1) \
-     WHERE version IS NULL";
 
 /// A version of the authorization facts: it grows with every committed write.
 pub type AuthzVersion = i64;

@@ -6,11 +6,12 @@
 //! so they are inlined into the SQL text: bulk statements then need no bind
 //! round-trips and are not kept in the prepared-statement cache.
 
+use crate::allowed::Allowed;
 use crate::audit::{AuditEvent, ClientKind};
 use crate::error::StoreError;
+use crate::roles::format_permissions;
 use crate::rows::{HierarchySettings, NewOrg};
 use crate::store::Store;
-use crate::tx::{Allowed, format_permissions};
 use arbor_core::{BuiltinRole, OrgId, OrgType, Permission, PermissionSet, UserId};
 use sqlx::{AnyConnection, AssertSqlSafe, Executor};
 use std::time::{Duration, Instant};

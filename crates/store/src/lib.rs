@@ -12,35 +12,43 @@
 //! - Lists turn arbor-core's scope filters into SQL in one place ([`list`]), with
 //!   keyset pagination.
 
-mod access;
 mod accounts;
+mod allowed;
 mod audit;
+mod audit_log;
 mod authz;
 mod clock;
 mod config;
+mod devices;
 mod dialect;
 mod error;
 pub mod generate;
 pub mod list;
+mod mail;
+mod orgs;
+mod roles;
 mod rows;
 mod store;
 mod tx;
+mod users;
 
-pub use access::{OrgSettings, StoredTemplate};
-pub use accounts::{
-    AuditEntry, AuditScope, InvitationRecord, MailRecord, MembershipRecord, PasswordResetRecord,
-    SessionRecord,
-};
+pub use accounts::{InvitationRecord, PasswordResetRecord, SessionRecord};
+pub use allowed::Allowed;
 pub use audit::{AuditEvent, AuditOutcome, ClientKind};
+pub use audit_log::{AuditEntry, AuditRecord, AuditScope};
 pub use authz::{AuthzChange, AuthzChanges, AuthzVersion, DeviceAccess};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::StoreConfig;
 pub use dialect::{Dialect, Engine};
 pub use error::StoreError;
 pub use list::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, PageRequest, UserFilter};
+pub use mail::MailRecord;
+pub use orgs::OrgSettings;
+pub use roles::StoredTemplate;
 pub use rows::{
     DeviceRecord, DeviceTemplateId, HierarchySettings, NewDatastream, NewDevice, NewOrg, NewUser,
     OrgRecord, SessionId, SignupMode, UserRecord,
 };
 pub use store::Store;
-pub use tx::{Allowed, AuditRecord, Read, ReadTx, Table, Tx, Write, WriteTx};
+pub use tx::{Read, ReadTx, Table, Tx, Write, WriteTx};
+pub use users::MembershipRecord;

@@ -6,11 +6,12 @@
 //! would allow: devices use [`DeviceFilter`] (the in-memory twin of
 //! `decide_device`), orgs and users an `Option<Scope>` from `Actor::org_filter`.
 
+use crate::devices::{DEVICE_COLUMNS, device_from_row};
 use crate::error::StoreError;
+use crate::orgs::{ORG_COLUMNS, org_from_row};
 use crate::rows::{DeviceRecord, OrgRecord, UserRecord};
-use crate::tx::{
-    DEVICE_COLUMNS, ORG_COLUMNS, Tx, USER_COLUMNS, device_from_row, org_from_row, user_from_row,
-};
+use crate::tx::Tx;
+use crate::users::{USER_COLUMNS, user_from_row};
 use arbor_core::{DeviceFilter, OrgId, Scope, UserStatus};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

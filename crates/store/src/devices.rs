@@ -1,0 +1,244 @@
+//! Devices, device templates (with their datastreams and the orgs they are
+//! enabled for) and device metafields.
+
+use crate::allowed::Allowed;
+use crate::error::{StoreError, found};
+use crate::rows::{DeviceRecord, DeviceTemplateId, NewDatastream, NewDevice};
+use crate::tx::{Tx, Write, placeholders};
+use arbor_core::{DeviceId, OrgId, OrgPath, UserId};
+use sqlx::any::AnyRow;
+use sqlx::{AssertSqlSafe, Row};
+
+pub(crate) const DEVICE_COLUMNS: &str =
+    "d.id, o.path, d.template_id, d.owner_id, d.name, d.created_at";
+
+pub(crate) fn device_from_row(row: &AnyRow) -> Result<DeviceRecord, StoreError> {
+    let path: String = row.try_get(1)?;
+    Ok(DeviceRecord {
+        id: DeviceId(row.try_get(0)?),
+        org: OrgPath::decode(&path)?,
+        template: DeviceTemplateId(row.try_get(2)?),
+        owner: row.try_get::<Option<i64>, _>(3)?.map(UserId),
+        name: row.try_get(4)?,
+        created_at: row.try_get(5)?,
+    })
+}
+
+impl<M> Tx<M> {
+    pub async fn device(&mut self, id: DeviceId) -> Result<DeviceRecord, StoreError> {
+        let sql = format!(
+            "SELECT {DEVICE_COLUMNS} FROM devices d JOIN organizations o ON o.id = d.org_id \
+             WHERE d.id = $1"
+        );
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(id.0)
+            .fetch_optional(self.conn())
+            .await?
+            .ok_or(StoreError::NotFound { what: "device" })?;
+        device_from_row(&row)
+    }
+
+    /// The devices of `ids` that exist, in one query.
+    pub async fn devices(&mut self, ids: &[DeviceId]) -> Result<Vec<DeviceRecord>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT {DEVICE_COLUMNS} FROM devices d JOIN organizations o ON o.id = d.org_id \
+             WHERE d.id IN ({})",
+            placeholders(0, ids.len())
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for id in ids {
+            query = query.bind(id.0);
+        }
+        let rows = query.fetch_all(self.conn()).await?;
+        rows.iter().map(device_from_row).collect()
+    }
+
+    /// Every device, for tests and the reference model (small worlds only).
+    pub async fn all_devices(&mut self) -> Result<Vec<DeviceRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {DEVICE_COLUMNS} FROM devices d JOIN organizations o ON o.id = d.org_id \
+             ORDER BY d.id"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .fetch_all(self.conn())
+            .await?;
+        rows.iter().map(device_from_row).collect()
+    }
+
+    /// The devices a user owns.
+    pub async fn owned_devices(
+        &mut self,
+        user: UserId,
+    ) -> Result<Vec<(DeviceId, OrgId)>, StoreError> {
+        let rows = sqlx::query("SELECT id, org_id FROM devices WHERE owner_id = $1 ORDER BY id")
+            .bind(user.0)
+            .fetch_all(self.conn())
+            .await?;
+        rows.iter()
+            .map(|row| Ok((DeviceId(row.try_get(0)?), OrgId(row.try_get(1)?))))
+            .collect()
+    }
+
+    pub async fn device_metafields(
+        &mut self,
+        device: DeviceId,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT name, value FROM device_metafields WHERE device_id = $1 ORDER BY name",
+        )
+        .bind(device.0)
+        .fetch_all(self.conn())
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
+    pub async fn template_enabled(
+        &mut self,
+        org: OrgId,
+        template: DeviceTemplateId,
+    ) -> Result<bool, StoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM org_templates WHERE org_id = $1 AND template_id = $2",
+        )
+        .bind(org.0)
+        .bind(template.0)
+        .fetch_one(self.conn())
+        .await?;
+        Ok(n > 0)
+    }
+}
+
+impl Tx<Write> {
+    /// Locks a device's row: transfers and edits of that device queue on it.
+    pub async fn lock_device(&mut self, device: DeviceId) -> Result<(), StoreError> {
+        self.lock("SELECT id FROM devices WHERE id = $1", device.0, "device")
+            .await
+    }
+
+    /// Inserts a device template with its datastreams.
+    pub async fn insert_device_template(
+        &mut self,
+        _by: &Allowed,
+        hierarchy: OrgId,
+        name: &str,
+        datastreams: &[NewDatastream],
+    ) -> Result<DeviceTemplateId, StoreError> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO device_templates (hierarchy_id, name, created_at) VALUES ($1, $2, $3) \
+             RETURNING id",
+        )
+        .bind(hierarchy.0)
+        .bind(name.to_owned())
+        .bind(self.now())
+        .fetch_one(self.conn())
+        .await?;
+        for ds in datastreams {
+            sqlx::query(
+                "INSERT INTO template_datastreams (template_id, pin, name, value_type, min_value, \
+                 max_value, units) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(id)
+            .bind(i64::from(ds.pin))
+            .bind(ds.name.clone())
+            .bind(ds.value_type.clone())
+            .bind(ds.min)
+            .bind(ds.max)
+            .bind(ds.units.clone())
+            .execute(self.conn())
+            .await?;
+        }
+        Ok(DeviceTemplateId(id))
+    }
+
+    pub async fn enable_template(
+        &mut self,
+        _by: &Allowed,
+        org: OrgId,
+        template: DeviceTemplateId,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO org_templates (org_id, template_id) VALUES ($1, $2) \
+             ON CONFLICT (org_id, template_id) DO NOTHING",
+        )
+        .bind(org.0)
+        .bind(template.0)
+        .execute(self.conn())
+        .await?;
+        Ok(())
+    }
+
+    /// Inserts a device with its metafields into `org`.
+    pub async fn insert_device(
+        &mut self,
+        _by: &Allowed,
+        org: &OrgPath,
+        device: &NewDevice,
+    ) -> Result<DeviceId, StoreError> {
+        let name = device.name.trim();
+        if name.is_empty() || name.chars().count() > 128 {
+            return Err(StoreError::invalid("name", "1 to 128 characters"));
+        }
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO devices (hierarchy_id, org_id, template_id, owner_id, name, \
+             auth_token_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        )
+        .bind(org.root_id().0)
+        .bind(org.id().0)
+        .bind(device.template.0)
+        .bind(device.owner.map(|u| u.0))
+        .bind(name.to_owned())
+        .bind(device.auth_token_hash.clone())
+        .bind(self.now())
+        .fetch_one(self.conn())
+        .await?;
+        for (key, value) in &device.metafields {
+            sqlx::query(
+                "INSERT INTO device_metafields (device_id, name, value) VALUES ($1, $2, $3)",
+            )
+            .bind(id)
+            .bind(key.clone())
+            .bind(value.clone())
+            .execute(self.conn())
+            .await?;
+        }
+        Ok(DeviceId(id))
+    }
+
+    /// Moves a device to `org` with `owner`. History stays with the device.
+    pub async fn move_device(
+        &mut self,
+        _by: &Allowed,
+        device: DeviceId,
+        org: OrgId,
+        owner: Option<UserId>,
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query("UPDATE devices SET org_id = $1, owner_id = $2 WHERE id = $3")
+            .bind(org.0)
+            .bind(owner.map(|u| u.0))
+            .bind(device.0)
+            .execute(self.conn())
+            .await?;
+        found(&done, "device")?;
+        Ok(())
+    }
+
+    /// Gives a device a new owner within its org.
+    pub async fn set_device_owner(
+        &mut self,
+        _by: &Allowed,
+        device: DeviceId,
+        owner: Option<UserId>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE devices SET owner_id = $1 WHERE id = $2")
+            .bind(owner.map(|u| u.0))
+            .bind(device.0)
+            .execute(self.conn())
+            .await?;
+        Ok(())
+    }
+}

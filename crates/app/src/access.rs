@@ -10,7 +10,7 @@
 //! memberships in the caller's scope: a child never sees upward.
 
 use crate::cache::AuthzCache;
-use crate::run::{ReadStep, Stop};
+use crate::run::{Stop, read_case};
 use crate::{App, AppError, Caller};
 use arbor_core::policy::Visibility;
 use arbor_core::{
@@ -372,7 +372,7 @@ impl App {
             }
         }
         let event = insight_event(caller, "access.check", "access:check".into());
-        self.read(caller, event, async |step: &mut ReadStep| {
+        read_case!(self, caller, event, |step| {
             let actor = step.actor.clone();
             let mut facts = facts(&mut step.tx);
             if questions.len() > 1 {
@@ -387,7 +387,6 @@ impl App {
             }
             Ok((answers, Some(actor.via().org)))
         })
-        .await
     }
 
     /// One question, answered with the full decision (for explain).
@@ -397,7 +396,7 @@ impl App {
         question: &Question,
     ) -> Result<Decision, AppError> {
         let event = insight_event(caller, "access.explain", target_name(&question.target));
-        self.read(caller, event, async |step: &mut ReadStep| {
+        read_case!(self, caller, event, |step| {
             let actor = step.actor.clone();
             let mut facts = facts(&mut step.tx);
             match answer(&actor, &mut facts, question).await? {
@@ -405,14 +404,13 @@ impl App {
                 Err(kind) => Err(kind.into_stop(&actor, target_what(&question.target))),
             }
         })
-        .await
     }
 
     /// Who may do `target`, each with the membership that grants it; names
     /// and emails only for callers holding `users.view`.
     pub async fn who_can(&self, caller: &Caller, target: Target) -> Result<Vec<WhoCan>, AppError> {
         let event = insight_event(caller, "access.who_can", target_name(&target));
-        self.read(caller, event, async |step: &mut ReadStep| {
+        read_case!(self, caller, event, |step| {
             let actor = step.actor.clone();
             let mut facts = facts(&mut step.tx);
             let what = target_what(&target);
@@ -490,7 +488,6 @@ impl App {
                 })
                 .collect())
         })
-        .await
     }
 
     /// The permissions `user` acts with in `org` (rules 1, 2, 8 applied).
@@ -500,9 +497,13 @@ impl App {
         user: UserId,
         org: OrgId,
     ) -> Result<Effective, AppError> {
-        let event = insight_event(caller, "access.effective_permissions", format!("user:{user}"))
-            .detail("org", org);
-        self.read(caller, event, async |step: &mut ReadStep| {
+        let event = insight_event(
+            caller,
+            "access.effective_permissions",
+            format!("user:{user}"),
+        )
+        .detail("org", org);
+        read_case!(self, caller, event, |step| {
             let actor = step.actor.clone();
             let mut facts = facts(&mut step.tx);
             let what = "organization";
@@ -534,7 +535,6 @@ impl App {
                 },
             })
         })
-        .await
     }
 }
 

@@ -2,8 +2,8 @@
 //! accepting an invitation, password changes and resets.
 
 use crate::password;
+use crate::run::{Decides, write_case};
 use crate::{App, AppError, Caller, hash_token, legacy, new_token};
-use crate::run::Decides;
 use arbor_core::policy as rules;
 use arbor_core::{OrgType, UserId, UserStatus};
 use arbor_store::{
@@ -341,7 +341,7 @@ impl App {
             "user.change_password",
             format!("user:{}", auth.user),
         );
-        self.write(&caller, event, async |step: &mut crate::run::Step| {
+        write_case!(self, &caller, event, |step| {
             let verdict = step.actor.edit_own_account();
             let by = step.allow(verdict, "user")?;
             let by = legacy(&by);
@@ -356,7 +356,6 @@ impl App {
             step.note("reset_links_withdrawn", withdrawn);
             Ok(())
         })
-        .await
     }
 
     /// The caller's own account and memberships (with role names).
@@ -390,7 +389,7 @@ impl App {
     ) -> Result<(), AppError> {
         let caller = auth.caller(client, None);
         let event = AuditEvent::new(client, "user.update_profile", format!("user:{}", auth.user));
-        self.write(&caller, event, async |step: &mut crate::run::Step| {
+        write_case!(self, &caller, event, |step| {
             let verdict = step.actor.edit_own_account();
             let by = step.allow(verdict, "user")?;
             match step
@@ -403,7 +402,6 @@ impl App {
                 Err(e) => Err(e.into()),
             }
         })
-        .await
     }
 
     /// Completes an admin-initiated reset: sets the password chosen by the user

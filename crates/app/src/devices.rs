@@ -1,6 +1,6 @@
 //! Devices: creation and transfer (SPEC.md section 5).
 
-use crate::run::{Decides, Found, Step};
+use crate::run::{Decides, Found, write_case};
 use crate::{App, AppError, Caller, legacy};
 use arbor_core::{DeviceId, OrgId, UserId};
 use arbor_store::{AuditEvent, DeviceRecord, NewDevice};
@@ -17,7 +17,7 @@ impl App {
         let event = AuditEvent::new(caller.client, "device.create", format!("org:{org}"))
             .target_org(org)
             .detail("name", &device.name);
-        self.write(caller, event, async |step: &mut Step| {
+        write_case!(self, caller, event, |step| {
             let record = step.locked_org(org).await?;
             let verdict = step.actor.create_device(&record.path, device.owner);
             let by = step.allow(verdict, "organization")?;
@@ -33,12 +33,14 @@ impl App {
                     "the device owner must be a member of the device's organization",
                 )));
             }
-            let id = step.tx.insert_device(&legacy(&by), &record.path, device).await?;
+            let id = step
+                .tx
+                .insert_device(&legacy(&by), &record.path, device)
+                .await?;
             step.event.target = format!("device:{id}");
             step.note("owner", device.owner);
             Ok(id)
         })
-        .await
     }
 
     /// Transfers a device to user `to`: an active member within the caller's
@@ -52,7 +54,7 @@ impl App {
     ) -> Result<DeviceRecord, AppError> {
         let event = AuditEvent::new(caller.client, "device.transfer", format!("device:{device}"))
             .detail("to_user", to);
-        self.write(caller, event, async |step: &mut Step| {
+        write_case!(self, caller, event, |step| {
             let seen = step.tx.device(device).await.found(step, "device")?;
             let decision = step.actor.view_device(&seen.facts());
             step.require(decision, "device")?;
@@ -87,6 +89,5 @@ impl App {
                 ..record
             })
         })
-        .await
     }
 }

@@ -1,13 +1,11 @@
 //! Reads: single gets and lists, both decided by the same actor so that a list
 //! never disagrees with a get.
 
-use crate::run::{Decides, Found, ReadStep};
+use crate::run::{Decides, Found, read_case};
 use crate::users::Member;
 use crate::{App, AppError, Caller};
 use arbor_core::{DeviceAction, DeviceId, OrgId, UserId};
-use arbor_store::{
-    AuditEvent, DeviceRecord, OrgRecord, Page, PageRequest, UserFilter, UserRecord,
-};
+use arbor_store::{AuditEvent, DeviceRecord, OrgRecord, Page, PageRequest, UserFilter, UserRecord};
 
 impl App {
     /// Devices the caller may view.
@@ -17,11 +15,10 @@ impl App {
         page: &PageRequest,
     ) -> Result<Page<DeviceRecord>, AppError> {
         let event = AuditEvent::new(caller.client, "device.list", "device:*");
-        self.read(caller, event, async |step: &mut ReadStep| {
+        read_case!(self, caller, event, |step| {
             let filter = step.actor.device_filter(DeviceAction::View);
             Ok(step.tx.list_devices(&filter, page).await?)
         })
-        .await
     }
 
     /// One device, if the caller may view it (else NotFound: existence does not leak).
@@ -31,13 +28,12 @@ impl App {
         device: DeviceId,
     ) -> Result<DeviceRecord, AppError> {
         let event = AuditEvent::new(caller.client, "device.view", format!("device:{device}"));
-        self.read(caller, event, async |step: &mut ReadStep| {
+        read_case!(self, caller, event, |step| {
             let record = step.tx.device(device).await.found(step, "device")?;
             let decision = step.actor.view_device(&record.facts());
             step.require(decision, "device")?;
             Ok(record)
         })
-        .await
     }
 
     /// Organizations in the caller's list scope (rule 9).
@@ -47,23 +43,21 @@ impl App {
         page: &PageRequest,
     ) -> Result<Page<OrgRecord>, AppError> {
         let event = AuditEvent::new(caller.client, "org.list", "org:*");
-        self.read(caller, event, async |step: &mut ReadStep| {
+        read_case!(self, caller, event, |step| {
             let scope = step.actor.list_scope();
             Ok(step.tx.list_orgs(Some(&scope), page).await?)
         })
-        .await
     }
 
     /// One organization, if in the caller's scope.
     pub async fn get_org(&self, caller: &Caller, org: OrgId) -> Result<OrgRecord, AppError> {
         let event = AuditEvent::new(caller.client, "org.view", format!("org:{org}"));
-        self.read(caller, event, async |step: &mut ReadStep| {
+        read_case!(self, caller, event, |step| {
             let record = step.tx.org(org).await.found(step, "organization")?;
             let decision = step.actor.view_org(&record.path);
             step.require(decision, "organization")?;
             Ok(record)
         })
-        .await
     }
 
     /// Users the caller may view: the same users `get_user` shows.
@@ -73,17 +67,16 @@ impl App {
         page: &PageRequest,
     ) -> Result<Page<UserRecord>, AppError> {
         let event = AuditEvent::new(caller.client, "user.list", "user:*");
-        self.read(caller, event, async |step: &mut ReadStep| {
+        read_case!(self, caller, event, |step| {
             let filter = UserFilter::new(step.actor.user_list());
             Ok(step.tx.list_users(&filter, page).await?)
         })
-        .await
     }
 
     /// One user, if some membership of theirs is viewable by the caller.
     pub async fn get_user(&self, caller: &Caller, user: UserId) -> Result<UserRecord, AppError> {
         let event = AuditEvent::new(caller.client, "user.view", format!("user:{user}"));
-        self.read(caller, event, async |step: &mut ReadStep| {
+        read_case!(self, caller, event, |step| {
             let record = step.tx.user(user).await.found(step, "user")?;
             let mut memberships = Vec::new();
             for m in step.tx.memberships(user).await? {
@@ -98,6 +91,5 @@ impl App {
             step.require(decision, "user")?;
             Ok(member.record)
         })
-        .await
     }
 }

@@ -1,6 +1,6 @@
 //! Members: adding users to orgs and changing their roles.
 
-use crate::run::{Decides, Found, Step, Stop};
+use crate::run::{Decides, Found, Step, Stop, write_case};
 use crate::{App, AppError, Caller, legacy};
 use arbor_core::policy::TargetMembership;
 use arbor_core::role::check_org_keeps_admin;
@@ -37,7 +37,7 @@ impl App {
         let event = AuditEvent::new(caller.client, "member.add", format!("org:{org}"))
             .target_org(org)
             .detail("role", member.role.0);
-        self.write(caller, event, async |step| {
+        write_case!(self, caller, event, |step| {
             let record = step.locked_org(org).await?;
             role_in_hierarchy(step, record.path.root_id(), member.role).await?;
             let role_set = step.tx.role_permissions(org, member.role).await?;
@@ -68,7 +68,6 @@ impl App {
             step.note("user", user);
             Ok(user)
         })
-        .await
     }
 
     /// Gives `user` the role `role` in `org` (`users.edit` on a member no more
@@ -84,15 +83,11 @@ impl App {
         let event = AuditEvent::new(caller.client, "member.role.change", format!("user:{user}"))
             .target_org(org)
             .detail("role", role.0);
-        self.write(caller, event, async |step| {
+        write_case!(self, caller, event, |step| {
             // Every membership change of an org queues on the org's row, so two
             // admins demoting each other see each other's result.
             let record = step.locked_org(org).await?;
-            let (old_role, old_set) = step
-                .tx
-                .member_role(user, org)
-                .await
-                .found(step, "member")?;
+            let (old_role, old_set) = step.tx.member_role(user, org).await.found(step, "member")?;
             role_in_hierarchy(step, record.path.root_id(), role).await?;
             let new_set = step.tx.role_permissions(org, role).await?;
             let membership = TargetMembership {
@@ -128,6 +123,5 @@ impl App {
             step.note("old_role", old_role.0);
             Ok(())
         })
-        .await
     }
 }

@@ -1,7 +1,7 @@
 //! Hierarchies and organizations.
 
 use crate::accounts::AccountPolicy;
-use crate::run::{Decides, Found, ReadStep, Step, Stop};
+use crate::run::{Decides, Found, Step, Stop, read_case, write_case};
 use crate::users::{Invite, Invited, Links, invite_in};
 use crate::{App, AppError, Caller, legacy};
 use arbor_core::org::{MovedSubtree, OrgContents};
@@ -176,8 +176,9 @@ impl App {
         org: &NewOrg,
     ) -> Result<OrgRecord, AppError> {
         let event = org_event(caller, "org.create", parent).detail("name", &org.name);
-        self.write(caller, event, async |step| create_suborg_in(step, parent, org).await)
-            .await
+        write_case!(self, caller, event, |step| {
+            create_suborg_in(step, parent, org).await
+        })
     }
 
     /// Creates a sub-org and, if asked, invites its first Admin — in one
@@ -192,7 +193,7 @@ impl App {
         policy: &AccountPolicy,
     ) -> Result<(OrgRecord, Option<Invited>), AppError> {
         let event = org_event(caller, "org.create", parent).detail("name", &org.name);
-        self.write(caller, event, async |step| {
+        write_case!(self, caller, event, |step| {
             let created = create_suborg_in(step, parent, org).await?;
             let Some((email, name)) = admin else {
                 return Ok((created, None));
@@ -213,7 +214,6 @@ impl App {
             step.note("admin_invited", invited.user);
             Ok((created, Some(invited)))
         })
-        .await
     }
 
     /// Moves `org` with its whole subtree under `new_parent` (same hierarchy).
@@ -226,7 +226,7 @@ impl App {
         confirmed: bool,
     ) -> Result<OrgRecord, AppError> {
         let event = org_event(caller, "org.move", org).detail("new_parent", new_parent);
-        self.write(caller, event, async |step| {
+        write_case!(self, caller, event, |step| {
             let seen = step.tx.org(org).await.found(step, "organization")?;
             let decision = step.actor.view_org(&seen.path);
             step.require(decision, "organization")?;
@@ -258,7 +258,6 @@ impl App {
                 ..moved
             })
         })
-        .await
     }
 
     /// Creates a device template in the hierarchy's root org (enabled there).
@@ -270,7 +269,7 @@ impl App {
         datastreams: &[NewDatastream],
     ) -> Result<DeviceTemplateId, AppError> {
         let event = org_event(caller, "template.create", root).detail("name", name);
-        self.write(caller, event, async |step| {
+        write_case!(self, caller, event, |step| {
             let org = step.tx.org(root).await.found(step, "organization")?;
             let verdict = step.actor.create_device_template(&org.path);
             let by = step.allow(verdict, "organization")?;
@@ -283,7 +282,6 @@ impl App {
             step.note("template", id.0);
             Ok(id)
         })
-        .await
     }
 
     /// Enables a device template for an org, so devices of it may live
@@ -296,7 +294,7 @@ impl App {
         template: DeviceTemplateId,
     ) -> Result<(), AppError> {
         let event = org_event(caller, "template.enable", org).detail("template", template.0);
-        self.write(caller, event, async |step| {
+        write_case!(self, caller, event, |step| {
             let record = step.locked_org(org).await?;
             let hierarchy = step
                 .tx
@@ -308,7 +306,6 @@ impl App {
             step.tx.enable_template(&legacy(&by), org, template).await?;
             Ok(())
         })
-        .await
     }
 
     /// Updates an org's settings (`organizations.settings` on it).
@@ -319,7 +316,7 @@ impl App {
         edit: &OrgEdit,
     ) -> Result<OrgRecord, AppError> {
         let event = org_event(caller, "org.update", org);
-        self.write(caller, event, async |step| {
+        write_case!(self, caller, event, |step| {
             let record = step.locked_org(org).await?;
             let verdict = step.actor.update_org(&record.path);
             let by = step.allow(verdict, "organization")?;
@@ -350,7 +347,6 @@ impl App {
                 ..record
             })
         })
-        .await
     }
 
     /// Deletes a sub-org (`organizations.create_suborgs` on it and on its
@@ -369,7 +365,7 @@ impl App {
     ) -> Result<OrgDeleted, AppError> {
         let event = org_event(caller, "org.delete", org)
             .detail("move_contents_to_parent", move_contents_to_parent);
-        self.write(caller, event, async |step| {
+        write_case!(self, caller, event, |step| {
             let seen = step.tx.org(org).await.found(step, "organization")?;
             let decision = step.actor.view_org(&seen.path);
             step.require(decision, "organization")?;
@@ -449,7 +445,6 @@ impl App {
                 members: plan.moves.clone(),
             })
         })
-        .await
     }
 
     /// Orgs in the caller's list scope (rule 9) whose name contains `name`, by id.
@@ -473,7 +468,7 @@ impl App {
                 .ok_or_else(|| AppError::invalid("cursor", "not a cursor of this list"))?,
         };
         let event = AuditEvent::new(caller.client, "org.search", "org:*");
-        self.read(caller, event, async |step: &mut ReadStep| {
+        read_case!(self, caller, event, |step| {
             let scope = step.actor.list_scope();
             let mut items = step.tx.search_orgs(&scope, name, after, size + 1).await?;
             let next = if items.len() > size as usize {
@@ -484,7 +479,6 @@ impl App {
             };
             Ok(OrgSearchPage { items, next })
         })
-        .await
     }
 
     /// The subtree at `root` (default: the context org) as far as it lies
@@ -504,7 +498,7 @@ impl App {
         }
         let target = root.map_or_else(|| "org:context".to_owned(), |o| format!("org:{o}"));
         let event = AuditEvent::new(caller.client, "org.tree", target);
-        self.read(caller, event, async |step: &mut ReadStep| {
+        read_case!(self, caller, event, |step| {
             let path = match root {
                 Some(org) => step.tx.org_path(org).await.found(step, "organization")?,
                 None => step.actor.context_path().clone(),
@@ -520,7 +514,6 @@ impl App {
             orgs.truncate(limit as usize);
             Ok(OrgTree { orgs, truncated })
         })
-        .await
     }
 }
 

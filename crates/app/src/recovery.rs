@@ -93,7 +93,10 @@ impl App {
         .target_org(root.org)
         .detail("email", &user.email)
         .detail("admin_set_restored", admin_set_restored)
-        .detail("restored_permissions", PermissionSet::all().difference(old_set).ids())
+        .detail(
+            "restored_permissions",
+            PermissionSet::all().difference(old_set).ids(),
+        )
         .detail("reactivated", reactivated)
         .detail("previous_status", user.status.as_str())
         .detail("promoted", promoted);

@@ -1,13 +1,11 @@
 //! Roles (hierarchy-wide names), per-org permission sets and permission
 //! templates.
 
-use crate::run::{Decides, Found, ReadStep, Step, Stop};
+use crate::run::{Decides, Found, Step, Stop, read_case, write_case};
 use crate::{App, AppError, Caller, legacy};
 use arbor_core::permission::Closure;
 use arbor_core::role::{RoleDeletion, TemplatePush};
-use arbor_core::{
-    OrgId, OrgPath, PermissionMatrix, PermissionSet, Role, RoleId,
-};
+use arbor_core::{OrgId, OrgPath, PermissionMatrix, PermissionSet, Role, RoleId};
 use arbor_store::{AuditEvent, StoreError, StoredTemplate};
 
 /// An org's permission table, with the hierarchy's roles in display order.
@@ -56,7 +54,7 @@ impl App {
             format!("role:{role}"),
         )
         .target_org(org);
-        self.write(caller, event, async |step| {
+        write_case!(self, caller, event, |step| {
             let record = step.locked_org(org).await?;
             let roles = step.tx.roles(record.path.root_id()).await?;
             let Some(found) = roles.iter().find(|r| r.id == role) else {
@@ -76,25 +74,23 @@ impl App {
             step.note("added", closure.added.ids());
             Ok(closure)
         })
-        .await
     }
 
     /// The hierarchy's roles (`roles.view` in the context org).
     pub async fn list_roles(&self, caller: &Caller) -> Result<Vec<Role>, AppError> {
         let event = AuditEvent::new(caller.client, "role.list", "role:*");
-        self.read(caller, event, async |step: &mut ReadStep| {
+        read_case!(self, caller, event, |step| {
             let decision = step.actor.list_roles();
             step.require(decision, "organization")?;
             Ok(step.tx.roles(step.actor.hierarchy()).await?)
         })
-        .await
     }
 
     /// Adds a role (`roles.create` in the root org; at most nine). Its set is
     /// empty in every org until edited.
     pub async fn create_role(&self, caller: &Caller, name: &str) -> Result<Role, AppError> {
         let event = AuditEvent::new(caller.client, "role.create", "role:new").detail("name", name);
-        self.write(caller, event, async |step| {
+        write_case!(self, caller, event, |step| {
             let (root, roles) = step.locked_root().await?;
             let verdict = step.actor.create_role(&root, &roles, name);
             let by = step.allow(verdict, "organization")?;
@@ -107,7 +103,6 @@ impl App {
             step.note("role", role.id);
             Ok(role)
         })
-        .await
     }
 
     /// Renames a role (`roles.edit` in the root org, and every permission
@@ -120,7 +115,7 @@ impl App {
     ) -> Result<Role, AppError> {
         let event = AuditEvent::new(caller.client, "role.rename", format!("role:{role}"))
             .detail("name", name);
-        self.write(caller, event, async |step| {
+        write_case!(self, caller, event, |step| {
             let (root, roles) = step.locked_root().await?;
             let role_sets = match roles.iter().find(|r| r.id == role) {
                 Some(_) => step.tx.role_permissions_everywhere(role).await?,
@@ -138,7 +133,6 @@ impl App {
             step.note("old_name", &old.name);
             Ok(Role { name, ..old })
         })
-        .await
     }
 
     /// Deletes a role (`roles.delete` in the root org, and every permission
@@ -153,7 +147,7 @@ impl App {
     ) -> Result<RoleDeletion, AppError> {
         let event = AuditEvent::new(caller.client, "role.delete", format!("role:{role}"))
             .detail("replacement", replacement);
-        self.write(caller, event, async |step| {
+        write_case!(self, caller, event, |step| {
             let (root, roles) = step.locked_root().await?;
             let known = |r: RoleId| roles.iter().any(|x| x.id == r);
             let role_sets = if known(role) {
@@ -184,14 +178,11 @@ impl App {
                 &holders,
             );
             let by = step.allow(verdict, "role")?;
-            step.tx
-                .delete_role(&legacy(&by), role, replacement)
-                .await?;
+            step.tx.delete_role(&legacy(&by), role, replacement).await?;
             let plan = by.target().clone();
             step.note("moved", plan.moved.len());
             Ok(plan)
         })
-        .await
     }
 
     /// An org's permission table (`roles.view` on the org).
@@ -201,7 +192,7 @@ impl App {
         org: OrgId,
     ) -> Result<MatrixView, AppError> {
         let event = AuditEvent::new(caller.client, "role.matrix.view", format!("org:{org}"));
-        self.read(caller, event, async |step: &mut ReadStep| {
+        read_case!(self, caller, event, |step| {
             let path = step.tx.org_path(org).await.found(step, "organization")?;
             let decision = step.actor.view_matrix(&path);
             step.require(decision, "organization")?;
@@ -209,7 +200,6 @@ impl App {
             let matrix = step.tx.permission_matrix(org).await?;
             Ok(MatrixView { org, roles, matrix })
         })
-        .await
     }
 
     /// Saves an org's current table as a named template (`roles.edit` on the org).
@@ -222,7 +212,7 @@ impl App {
         let event = AuditEvent::new(caller.client, "permission_template.create", "template:new")
             .target_org(from_org)
             .detail("name", name);
-        self.write(caller, event, async |step| {
+        write_case!(self, caller, event, |step| {
             let record = step.locked_org(from_org).await?;
             let verdict = step.actor.create_permission_template(&record.path);
             let by = step.allow(verdict, "organization")?;
@@ -262,7 +252,6 @@ impl App {
                 created_at: step.tx.now(),
             })
         })
-        .await
     }
 
     /// The hierarchy's permission templates (`roles.view` in the context org).
@@ -271,12 +260,11 @@ impl App {
         caller: &Caller,
     ) -> Result<Vec<StoredTemplate>, AppError> {
         let event = AuditEvent::new(caller.client, "permission_template.list", "template:*");
-        self.read(caller, event, async |step: &mut ReadStep| {
+        read_case!(self, caller, event, |step| {
             let decision = step.actor.list_permission_templates();
             step.require(decision, "organization")?;
             Ok(step.tx.permission_templates(step.actor.hierarchy()).await?)
         })
-        .await
     }
 
     /// Applies a template to one org: every role it names gets the template's
@@ -295,7 +283,7 @@ impl App {
             format!("template:{template}"),
         )
         .target_org(org);
-        self.write(caller, event, async |step| {
+        write_case!(self, caller, event, |step| {
             let record = step.locked_org(org).await?;
             let matrix = step.tx.permission_matrix(org).await?;
             let orgs = [(record.path.clone(), matrix)];
@@ -305,7 +293,6 @@ impl App {
                 changed: !plan.orgs_changed.is_empty(),
             })
         })
-        .await
     }
 
     /// Pushes a template to every org of the subtree at `org`, in one
@@ -324,7 +311,7 @@ impl App {
             format!("template:{template}"),
         )
         .target_org(org);
-        self.write(caller, event, async |step| {
+        write_case!(self, caller, event, |step| {
             let seen = step.tx.org_path(org).await.found(step, "organization")?;
             let decision = step.actor.view_org(&seen);
             step.require(decision, "organization")?;
@@ -341,7 +328,6 @@ impl App {
                 changed: plan.orgs_changed,
             })
         })
-        .await
     }
 }
 

@@ -20,6 +20,9 @@
 //! the same way in a read transaction and write an audit row only when
 //! refused. Transient contention reruns the whole transaction.
 
+// A stop carries its decision for the audit row; use cases stop once.
+#![allow(clippy::result_large_err)]
+
 use crate::{App, AppError, Caller};
 use arbor_core::policy::Action;
 use arbor_core::{Actor, Allowed, Decision, OrgId, Outcome, Refusal, Verdict};
@@ -88,7 +91,11 @@ pub(crate) trait Decides {
     fn last_decision(&self) -> Option<Decision>;
 
     /// The proof, or the stop that audits and answers the refusal.
-    fn allow<A: Action>(&mut self, verdict: Verdict<A>, what: &'static str) -> Result<Allowed<A>, Stop> {
+    fn allow<A: Action>(
+        &mut self,
+        verdict: Verdict<A>,
+        what: &'static str,
+    ) -> Result<Allowed<A>, Stop> {
         match verdict {
             Ok(allowed) => {
                 if let Some(decision) = allowed.decision() {
@@ -192,7 +199,10 @@ struct Unresolved {
 }
 
 /// The caller as an [`Actor`] (rules 1, 2, 8), from facts read in `tx`.
-async fn resolve<M>(tx: &mut Tx<M>, caller: &Caller) -> Result<Result<Actor, Unresolved>, AppError> {
+async fn resolve<M>(
+    tx: &mut Tx<M>,
+    caller: &Caller,
+) -> Result<Result<Actor, Unresolved>, AppError> {
     let principal = match &caller.session_token_hash {
         Some(hash) => match tx.session_principal(hash).await? {
             Some((_, p)) if p.user == caller.user => Some(p),
@@ -248,71 +258,181 @@ fn failed_event(event: AuditEvent, decision: Option<&Decision>, error: &AppError
         .detail("reason", error.to_string())
 }
 
-enum Attempt<T> {
+/// How one attempt of a use case ended.
+pub(crate) enum Attempt<T> {
     Done(Result<T, AppError>),
     /// Transient contention: run the whole transaction again.
     Retry(AppError),
 }
 
+/// Runs a write use case (see the module docs): `write_case!(app, caller,
+/// event, |step| { … })`, where the block uses `step: &mut Step` and
+/// yields `Result<T, Stop>`. A macro rather than a function taking an async
+/// closure, so that the use case's future stays `Send` for the server.
+macro_rules! write_case {
+    ($app:expr, $caller:expr, $event:expr, |$step:ident| $body:block) => {{
+        let app: &$crate::App = $app;
+        let caller: &$crate::Caller = $caller;
+        let event: ::arbor_store::AuditEvent = $event;
+        let mut attempt = 0u32;
+        loop {
+            let outcome = match app.begin_write(caller, &event).await {
+                Ok(mut begun) => {
+                    let result: Result<_, $crate::run::Stop> = {
+                        let $step = &mut begun;
+                        async { $body }.await
+                    };
+                    app.end_write(begun, result).await
+                }
+                Err(early) => early,
+            };
+            if let Some(result) = $crate::run::settled(outcome, &mut attempt).await {
+                break result;
+            }
+        }
+    }};
+}
+pub(crate) use write_case;
+
+/// Runs a read use case: like [`write_case!`] with `step: &mut ReadStep`.
+macro_rules! read_case {
+    ($app:expr, $caller:expr, $event:expr, |$step:ident| $body:block) => {{
+        let app: &$crate::App = $app;
+        let caller: &$crate::Caller = $caller;
+        let event: ::arbor_store::AuditEvent = $event;
+        let mut attempt = 0u32;
+        loop {
+            let outcome = match app.begin_read(caller, &event).await {
+                Ok(mut begun) => {
+                    let result: Result<_, $crate::run::Stop> = {
+                        let $step = &mut begun;
+                        async { $body }.await
+                    };
+                    app.end_read(begun, &event, result).await
+                }
+                Err(early) => early,
+            };
+            if let Some(result) = $crate::run::settled(outcome, &mut attempt).await {
+                break result;
+            }
+        }
+    }};
+}
+pub(crate) use read_case;
+
+/// The result once an attempt is final; `None` after waiting to retry.
+pub(crate) async fn settled<T>(
+    outcome: Attempt<T>,
+    attempt: &mut u32,
+) -> Option<Result<T, AppError>> {
+    match outcome {
+        Attempt::Done(result) => Some(result),
+        Attempt::Retry(e) if *attempt + 1 >= ATTEMPTS => Some(Err(e)),
+        Attempt::Retry(_) => {
+            *attempt += 1;
+            // Jittered, so that the losers do not collide again.
+            let jitter = rand::random_range(0..(5u64 << (*attempt).min(6)));
+            tokio::time::sleep(Duration::from_millis(jitter)).await;
+            None
+        }
+    }
+}
+
+fn early<S, T>(result: Result<S, AppError>) -> Result<S, Attempt<T>> {
+    result.map_err(|e| {
+        if e.is_retryable() {
+            Attempt::Retry(e)
+        } else {
+            Attempt::Done(Err(e))
+        }
+    })
+}
+
 impl App {
-    /// Runs a write use case (see the module docs), again on contention.
-    pub(crate) async fn write<T>(
+    /// Opens the write transaction and resolves the caller; a caller that
+    /// cannot act is audited and answered here.
+    pub(crate) async fn begin_write<T>(
         &self,
         caller: &Caller,
-        event: AuditEvent,
-        case: impl AsyncFn(&mut Step) -> Result<T, Stop>,
-    ) -> Result<T, AppError> {
-        let mut attempt = 0;
-        loop {
-            match self.write_once(caller, &event, &case).await {
-                Attempt::Done(result) => return result,
-                Attempt::Retry(_) if attempt + 1 < ATTEMPTS => {
-                    attempt += 1;
-                    backoff(attempt).await;
-                }
-                Attempt::Retry(e) => return Err(e),
+        event: &AuditEvent,
+    ) -> Result<Step, Attempt<T>> {
+        let mut tx = early(self.store.write().await.map_err(AppError::from))?;
+        match early(resolve(&mut tx, caller).await)? {
+            Ok(actor) => Ok(Step {
+                tx,
+                actor,
+                event: event.clone(),
+                decision: None,
+            }),
+            Err(unresolved) => {
+                let _ = tx.rollback().await;
+                let row = refusal_event(event.clone(), &unresolved.decision, unresolved.home);
+                Err(self
+                    .audit(row, AppError::denied(&unresolved.decision, "organization"))
+                    .await)
             }
         }
     }
 
-    async fn write_once<T>(
-        &self,
-        caller: &Caller,
-        event: &AuditEvent,
-        case: &impl AsyncFn(&mut Step) -> Result<T, Stop>,
-    ) -> Attempt<T> {
-        let mut tx = match self.store.write().await {
-            Ok(tx) => tx,
-            Err(e) => return settle(Err(e.into())),
-        };
-        let actor = match resolve(&mut tx, caller).await {
-            Ok(Ok(actor)) => actor,
-            Ok(Err(unresolved)) => {
-                let _ = tx.rollback().await;
-                let row = refusal_event(event.clone(), &unresolved.decision, unresolved.home);
-                return self
-                    .audit(row, AppError::denied(&unresolved.decision, "organization"))
-                    .await;
-            }
-            Err(e) => return settle(Err(e)),
-        };
-        let mut step = Step {
-            tx,
-            actor,
-            event: event.clone(),
-            decision: None,
-        };
-        match case(&mut step).await {
+    /// Commits a finished write use case with its audit event, or rolls it
+    /// back and audits the refusal.
+    pub(crate) async fn end_write<T>(&self, step: Step, result: Result<T, Stop>) -> Attempt<T> {
+        match result {
             Ok(value) => {
-                let row = match &step.decision {
+                // The row names the use case's target org where it set one
+                // (a deletion is decided on the parent, but targets the org).
+                let target = step.event.target_org;
+                let mut row = match &step.decision {
                     Some(decision) => step.event.decided(decision),
                     None => step.event,
                 };
-                settle(step.tx.commit(row).await.map(|()| value).map_err(Into::into))
+                row.target_org = target.or(row.target_org);
+                settle(
+                    step.tx
+                        .commit(row)
+                        .await
+                        .map(|()| value)
+                        .map_err(Into::into),
+                )
             }
             Err(stop) => {
                 let _ = step.tx.rollback().await;
                 self.stopped(stop, step.event, &step.actor).await
+            }
+        }
+    }
+
+    /// Opens the read transaction and resolves the caller.
+    pub(crate) async fn begin_read<T>(
+        &self,
+        caller: &Caller,
+        event: &AuditEvent,
+    ) -> Result<ReadStep, Attempt<T>> {
+        let mut tx = early(self.store.read().await.map_err(AppError::from))?;
+        match early(resolve(&mut tx, caller).await)? {
+            Ok(actor) => Ok(ReadStep { tx, actor }),
+            Err(unresolved) => {
+                let _ = tx.finish().await;
+                let row = refusal_event(event.clone(), &unresolved.decision, unresolved.home);
+                Err(self
+                    .audit(row, AppError::denied(&unresolved.decision, "organization"))
+                    .await)
+            }
+        }
+    }
+
+    /// Ends a read use case; a refusal is audited.
+    pub(crate) async fn end_read<T>(
+        &self,
+        step: ReadStep,
+        event: &AuditEvent,
+        result: Result<T, Stop>,
+    ) -> Attempt<T> {
+        match result {
+            Ok(value) => settle(step.tx.finish().await.map(|()| value).map_err(Into::into)),
+            Err(stop) => {
+                let _ = step.tx.finish().await;
+                self.stopped(stop, event.clone(), &step.actor).await
             }
         }
     }
@@ -349,57 +469,6 @@ impl App {
             Err(e) => settle(Err(e.into())),
         }
     }
-
-    /// Runs a read use case; refusals are audited.
-    pub(crate) async fn read<T>(
-        &self,
-        caller: &Caller,
-        event: AuditEvent,
-        case: impl AsyncFn(&mut ReadStep) -> Result<T, Stop>,
-    ) -> Result<T, AppError> {
-        let mut attempt = 0;
-        loop {
-            match self.read_once(caller, &event, &case).await {
-                Attempt::Done(result) => return result,
-                Attempt::Retry(_) if attempt + 1 < ATTEMPTS => {
-                    attempt += 1;
-                    backoff(attempt).await;
-                }
-                Attempt::Retry(e) => return Err(e),
-            }
-        }
-    }
-
-    async fn read_once<T>(
-        &self,
-        caller: &Caller,
-        event: &AuditEvent,
-        case: &impl AsyncFn(&mut ReadStep) -> Result<T, Stop>,
-    ) -> Attempt<T> {
-        let mut tx = match self.store.read().await {
-            Ok(tx) => tx,
-            Err(e) => return settle(Err(e.into())),
-        };
-        let actor = match resolve(&mut tx, caller).await {
-            Ok(Ok(actor)) => actor,
-            Ok(Err(unresolved)) => {
-                let _ = tx.finish().await;
-                let row = refusal_event(event.clone(), &unresolved.decision, unresolved.home);
-                return self
-                    .audit(row, AppError::denied(&unresolved.decision, "organization"))
-                    .await;
-            }
-            Err(e) => return settle(Err(e)),
-        };
-        let mut step = ReadStep { tx, actor };
-        match case(&mut step).await {
-            Ok(value) => settle(step.tx.finish().await.map(|()| value).map_err(Into::into)),
-            Err(stop) => {
-                let _ = step.tx.finish().await;
-                self.stopped(stop, event.clone(), &step.actor).await
-            }
-        }
-    }
 }
 
 fn settle<T>(result: Result<T, AppError>) -> Attempt<T> {
@@ -407,10 +476,4 @@ fn settle<T>(result: Result<T, AppError>) -> Attempt<T> {
         Err(e) if e.is_retryable() => Attempt::Retry(e),
         other => Attempt::Done(other),
     }
-}
-
-async fn backoff(attempt: u32) {
-    // Jittered, so that the losers do not collide again.
-    let jitter = rand::random_range(0..(5u64 << attempt.min(6)));
-    tokio::time::sleep(Duration::from_millis(jitter)).await;
 }

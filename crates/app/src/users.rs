@@ -8,7 +8,7 @@
 //! after the member's rows are locked.
 
 use crate::accounts::AccountPolicy;
-use crate::run::{Decides, Found, ReadStep, Step, Stop};
+use crate::run::{Decides, Found, Step, Stop, read_case, write_case};
 use crate::{App, AppError, Caller, legacy, new_token};
 use arbor_core::policy::{
     DeleteUser, EditUser, ForceLogout, MemberAct, ResendInvitation, ResetPassword,
@@ -256,10 +256,9 @@ impl App {
         )
         .target_org(invite.org)
         .detail("role", invite.role);
-        self.write(caller, event, async |step| {
+        write_case!(self, caller, event, |step| {
             invite_in(step, invite, links, policy).await
         })
-        .await
     }
 
     /// Invites every row of a CSV (`email,name,role,org`; role by name, org by
@@ -307,7 +306,15 @@ impl App {
             let field = |n: usize| record.get(n).unwrap_or("").to_owned();
             let email = field(0);
             let outcome = self
-                .invite_row(caller, &email, &field(1), &field(2), &field(3), links, policy)
+                .invite_row(
+                    caller,
+                    &email,
+                    &field(1),
+                    &field(2),
+                    &field(3),
+                    links,
+                    policy,
+                )
                 .await;
             report.push(match outcome {
                 Ok(user) => BulkRow {
@@ -348,10 +355,14 @@ impl App {
             .parse::<i64>()
             .map(OrgId)
             .map_err(|_| AppError::invalid("org", "an organization id"))?;
-        let event = AuditEvent::new(caller.client, "user.invite", format!("email:{}", email.trim()))
-            .target_org(org)
-            .detail("role_name", role);
-        self.write(caller, event, async |step| {
+        let event = AuditEvent::new(
+            caller.client,
+            "user.invite",
+            format!("email:{}", email.trim()),
+        )
+        .target_org(org)
+        .detail("role_name", role);
+        write_case!(self, caller, event, |step| {
             let path = step.tx.org_path(org).await.found(step, "organization")?;
             let decision = step.actor.view_org(&path);
             step.require(decision, "organization")?;
@@ -371,7 +382,6 @@ impl App {
                 .await
                 .map(|i| i.user)
         })
-        .await
     }
 
     /// Sends a fresh invitation link to a pending user; the old link stops working.
@@ -382,63 +392,71 @@ impl App {
         links: &Links,
         policy: &AccountPolicy,
     ) -> Result<Invited, AppError> {
-        self.write(caller, event(caller, "user.resend_invitation", user), async |step| {
-            let (member, by) = step.member_action::<ResendInvitation>(user).await?;
-            if member.record.status != UserStatus::Pending {
-                return Err(step.fail(AppError::conflict("the user has already accepted")));
-            }
-            let membership = member
-                .membership(by.target())
-                .cloned()
-                .ok_or_else(|| AppError::internal("the membership acted on vanished"))?;
-            let by = legacy(&by);
-            step.tx.withdraw_invitations(user).await?;
-            let (token, hash) = new_token();
-            let expires_at = step.tx.now() + policy.invitation_ms;
-            let inviter = step.actor.user();
-            step.tx
-                .insert_invitation(
-                    &by,
-                    &hash,
-                    &member.record.email,
-                    user,
-                    membership.org,
-                    membership.role,
-                    Some(inviter),
-                    expires_at,
-                )
-                .await?;
-            let body = format!(
-                "Hello {},\n\nhere is a new link to activate your Arbor account in {} \
+        write_case!(
+            self,
+            caller,
+            event(caller, "user.resend_invitation", user),
+            |step| {
+                let (member, by) = step.member_action::<ResendInvitation>(user).await?;
+                if member.record.status != UserStatus::Pending {
+                    return Err(step.fail(AppError::conflict("the user has already accepted")));
+                }
+                let membership = member
+                    .membership(by.target())
+                    .cloned()
+                    .ok_or_else(|| AppError::internal("the membership acted on vanished"))?;
+                let by = legacy(&by);
+                step.tx.withdraw_invitations(user).await?;
+                let (token, hash) = new_token();
+                let expires_at = step.tx.now() + policy.invitation_ms;
+                let inviter = step.actor.user();
+                step.tx
+                    .insert_invitation(
+                        &by,
+                        &hash,
+                        &member.record.email,
+                        user,
+                        membership.org,
+                        membership.role,
+                        Some(inviter),
+                        expires_at,
+                    )
+                    .await?;
+                let body = format!(
+                    "Hello {},\n\nhere is a new link to activate your Arbor account in {} \
                  (valid for 30 days, once):\n\n{}\n",
-                member.record.name,
-                membership.org_name,
-                links.invitation(&token)
-            );
-            step.tx
-                .enqueue_mail(
-                    &by,
-                    &member.record.email,
-                    &format!("Your invitation to {}", membership.org_name),
-                    &body,
-                )
-                .await?;
-            Ok(Invited { user, expires_at })
-        })
-        .await
+                    member.record.name,
+                    membership.org_name,
+                    links.invitation(&token)
+                );
+                step.tx
+                    .enqueue_mail(
+                        &by,
+                        &member.record.email,
+                        &format!("Your invitation to {}", membership.org_name),
+                        &body,
+                    )
+                    .await?;
+                Ok(Invited { user, expires_at })
+            }
+        )
     }
 
     /// Withdraws the invitation of a pending user, who is removed.
     pub async fn revoke_invitation(&self, caller: &Caller, user: UserId) -> Result<(), AppError> {
-        self.write(caller, event(caller, "user.revoke_invitation", user), async |step| {
-            let (member, by) = step.member_action::<RevokeInvitation>(user).await?;
-            if member.record.status != UserStatus::Pending {
-                return Err(step.fail(AppError::conflict("the user has already accepted")));
+        write_case!(
+            self,
+            caller,
+            event(caller, "user.revoke_invitation", user),
+            |step| {
+                let (member, by) = step.member_action::<RevokeInvitation>(user).await?;
+                if member.record.status != UserStatus::Pending {
+                    return Err(step.fail(AppError::conflict("the user has already accepted")));
+                }
+                step.tx.delete_user(&legacy(&by), user).await?;
+                Ok(())
             }
-            step.tx.delete_user(&legacy(&by), user).await?;
-            Ok(())
-        })
-        .await
+        )
     }
 
     /// Edits a member's name and locale (user-wide) and role (in the org
@@ -449,18 +467,13 @@ impl App {
         user: UserId,
         edit: &UserEdit,
     ) -> Result<(), AppError> {
-        self.write(caller, event(caller, "user.edit", user), async |step| {
+        write_case!(self, caller, event(caller, "user.edit", user), |step| {
             let member = step.locked_member(user).await?;
             let targets = member.targets();
             if let Some(role) = edit.role {
                 let (_, index) = step
                     .actor
-                    .decide_member(
-                        arbor_core::Permission::UsersEdit,
-                        false,
-                        user,
-                        &targets,
-                    )
+                    .decide_member(arbor_core::Permission::UsersEdit, false, user, &targets)
                     .map_err(|decision| Stop::Denied {
                         decision,
                         what: "user",
@@ -469,7 +482,9 @@ impl App {
                 if role != membership.role {
                     let roles = step.tx.roles(membership.path.root_id()).await?;
                     if !roles.iter().any(|r| r.id == role) {
-                        return Err(AppError::invalid("role", "no such role in this hierarchy").into());
+                        return Err(
+                            AppError::invalid("role", "no such role in this hierarchy").into()
+                        );
                     }
                     let granted = step.tx.role_permissions(membership.org, role).await?;
                     let verdict =
@@ -490,7 +505,12 @@ impl App {
                 let by = step.allow(verdict, "user")?;
                 match step
                     .tx
-                    .update_profile(&legacy(&by), user, edit.name.as_deref(), edit.locale.as_deref())
+                    .update_profile(
+                        &legacy(&by),
+                        user,
+                        edit.name.as_deref(),
+                        edit.locale.as_deref(),
+                    )
                     .await
                 {
                     Ok(()) => {}
@@ -509,7 +529,6 @@ impl App {
             step.note("role", edit.role);
             Ok(())
         })
-        .await
     }
 
     /// Mails the user a one-time link to choose a new password; the
@@ -522,7 +541,7 @@ impl App {
         policy: &AccountPolicy,
     ) -> Result<(), AppError> {
         let event = event(caller, "user.request_password_reset", user);
-        self.write(caller, event, async |step| {
+        write_case!(self, caller, event, |step| {
             let (member, by) = step.member_action::<ResetPassword>(user).await?;
             if member.record.status != UserStatus::Active {
                 return Err(step.fail(AppError::conflict(
@@ -542,22 +561,30 @@ impl App {
                 links.password_reset(&token)
             );
             step.tx
-                .enqueue_mail(&by, &member.record.email, "Reset your Arbor password", &body)
+                .enqueue_mail(
+                    &by,
+                    &member.record.email,
+                    "Reset your Arbor password",
+                    &body,
+                )
                 .await?;
             Ok(())
         })
-        .await
     }
 
     /// Ends every session of a user at once.
     pub async fn force_logout(&self, caller: &Caller, user: UserId) -> Result<u64, AppError> {
-        self.write(caller, event(caller, "user.force_logout", user), async |step| {
-            let (_, by) = step.member_action::<ForceLogout>(user).await?;
-            let revoked = step.tx.revoke_sessions(&legacy(&by), user).await?;
-            step.note("sessions_revoked", revoked);
-            Ok(revoked)
-        })
-        .await
+        write_case!(
+            self,
+            caller,
+            event(caller, "user.force_logout", user),
+            |step| {
+                let (_, by) = step.member_action::<ForceLogout>(user).await?;
+                let revoked = step.tx.revoke_sessions(&legacy(&by), user).await?;
+                step.note("sessions_revoked", revoked);
+                Ok(revoked)
+            }
+        )
     }
 
     /// Suspends (and logs out) or reinstates a user.
@@ -572,7 +599,7 @@ impl App {
         } else {
             "user.unsuspend"
         };
-        self.write(caller, event(caller, action, user), async |step| {
+        write_case!(self, caller, event(caller, action, user), |step| {
             let (member, by) = step.member_action::<SetSuspended>(user).await?;
             let (from, to) = if suspended {
                 (UserStatus::Active, UserStatus::Suspended)
@@ -602,7 +629,6 @@ impl App {
             step.note("sessions_revoked", revoked);
             Ok(())
         })
-        .await
     }
 
     /// Deletes a user. Devices they own pass to `heir` (an Admin of the
@@ -613,7 +639,7 @@ impl App {
         user: UserId,
         heir: Option<UserId>,
     ) -> Result<(), AppError> {
-        self.write(caller, event(caller, "user.delete", user), async |step| {
+        write_case!(self, caller, event(caller, "user.delete", user), |step| {
             let (member, by) = step.member_action::<DeleteUser>(user).await?;
             if user == step.actor.user() {
                 return Err(step.fail(AppError::conflict("you cannot delete your own account")));
@@ -649,7 +675,9 @@ impl App {
                         }
                     },
                 };
-                step.tx.set_device_owner(&by, device, Some(new_owner)).await?;
+                step.tx
+                    .set_device_owner(&by, device, Some(new_owner))
+                    .await?;
                 handed.push((device, new_owner));
             }
             step.tx.revoke_sessions(&by, user).await?;
@@ -657,7 +685,6 @@ impl App {
             step.note("devices_handed_on", &handed);
             Ok(())
         })
-        .await
     }
 
     /// Moves a user to another org of the hierarchy with a role. Owned devices
@@ -674,7 +701,7 @@ impl App {
         let event = event(caller, "user.transfer", user)
             .target_org(to)
             .detail("role", role);
-        self.write(caller, event, async |step| {
+        write_case!(self, caller, event, |step| {
             let member = step.locked_member(user).await?;
             let target = step.tx.org(to).await.found(step, "organization")?;
             let decision = step.actor.view_org(&target.path);
@@ -724,14 +751,11 @@ impl App {
                         );
                         return Err(step.fail(AppError::conflict(what)));
                     }
-                    step.tx.move_device(&by, *device, target.id, Some(user)).await?;
+                    step.tx
+                        .move_device(&by, *device, target.id, Some(user))
+                        .await?;
                 } else {
-                    let heir = step
-                        .tx
-                        .admins(from)
-                        .await?
-                        .into_iter()
-                        .find(|a| *a != user);
+                    let heir = step.tx.admins(from).await?.into_iter().find(|a| *a != user);
                     let Some(heir) = heir else {
                         let what = format!(
                             "device {device} has no other Admin in its organization to take it over; \
@@ -753,7 +777,6 @@ impl App {
             step.note("with_devices", with_devices);
             Ok(())
         })
-        .await
     }
 
     /// Users the caller may view (rule 9's list scope; everyone with
@@ -767,7 +790,7 @@ impl App {
         page: &arbor_store::PageRequest,
     ) -> Result<arbor_store::Page<UserRecord>, AppError> {
         let event = AuditEvent::new(caller.client, "user.list", "user:*");
-        self.read(caller, event, async |step: &mut ReadStep| {
+        read_case!(self, caller, event, |step| {
             if let Some(org) = query.org {
                 let path = step.tx.org_path(org).await.found(step, "organization")?;
                 let decision = step.actor.list_members_of(&path);
@@ -781,14 +804,13 @@ impl App {
             };
             Ok(step.tx.list_users(&filter, page).await?)
         })
-        .await
     }
 
     /// Every user the caller may list, for the CSV download
     /// (`users.download_list`).
     pub async fn export_users(&self, caller: &Caller) -> Result<Vec<UserRecord>, AppError> {
         let event = AuditEvent::new(caller.client, "user.export", "user:*");
-        self.read(caller, event, async |step: &mut ReadStep| {
+        read_case!(self, caller, event, |step| {
             let decision = step.actor.export_users();
             step.require(decision, "organization")?;
             let filter = arbor_store::UserFilter::new(step.actor.user_list());
@@ -809,7 +831,6 @@ impl App {
             }
             Ok(users)
         })
-        .await
     }
 
     /// The audit log the caller may read (`users.view_actions_log`): events
@@ -824,7 +845,7 @@ impl App {
     ) -> Result<Vec<AuditEntry>, AppError> {
         let target = user.map_or_else(|| "user:*".to_owned(), |u| format!("user:{u}"));
         let event = AuditEvent::new(caller.client, "user.actions_log", target);
-        self.read(caller, event, async |step: &mut ReadStep| {
+        read_case!(self, caller, event, |step| {
             let decision = step.actor.read_actions_log();
             step.require(decision, "organization")?;
             if let Some(user) = user {
@@ -844,6 +865,5 @@ impl App {
                 .audit_entries(scope, user, None, before, limit.clamp(1, 500))
                 .await?)
         })
-        .await
     }
 }

@@ -330,6 +330,22 @@ impl Tx<Write> {
     }
 
     /// Marks a reset link used; single-use like invitations.
+    /// Ends every outstanding reset link of `user` (its password changed).
+    pub async fn use_password_resets_of(
+        &mut self,
+        _by: &Allowed,
+        user: UserId,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE password_resets SET used_at = $1 WHERE user_id = $2 AND used_at IS NULL",
+        )
+        .bind(self.now())
+        .bind(user.0)
+        .execute(self.conn())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     pub async fn use_password_reset(&mut self, reset: i64) -> Result<(), StoreError> {
         let done = sqlx::query(
             "UPDATE password_resets SET used_at = $1 WHERE id = $2 AND used_at IS NULL",

@@ -97,6 +97,21 @@ impl<M> Tx<M> {
             .collect()
     }
 
+    /// The hierarchy a device template belongs to.
+    pub async fn device_template_hierarchy(
+        &mut self,
+        template: DeviceTemplateId,
+    ) -> Result<OrgId, StoreError> {
+        let hierarchy: Option<i64> =
+            sqlx::query_scalar("SELECT hierarchy_id FROM device_templates WHERE id = $1")
+                .bind(template.0)
+                .fetch_optional(self.conn())
+                .await?;
+        hierarchy.map(OrgId).ok_or(StoreError::NotFound {
+            what: "device template",
+        })
+    }
+
     pub async fn template_enabled(
         &mut self,
         org: OrgId,

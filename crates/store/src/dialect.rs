@@ -85,6 +85,15 @@ impl Dialect {
         }
     }
 
+    /// The statement that serialises first-run setups, if the engine needs one.
+    pub(crate) fn first_run_lock(self) -> Option<&'static str> {
+        match self.engine {
+            Engine::Sqlite => None,
+            // An arbitrary key of Arbor's own, released at commit or rollback.
+            Engine::Postgres => Some("SELECT pg_advisory_xact_lock(727372657401)"),
+        }
+    }
+
     /// Statements run on every new connection.
     pub(crate) fn connection_setup(self, busy_timeout_ms: u128) -> Vec<String> {
         match self.engine {

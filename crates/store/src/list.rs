@@ -12,6 +12,7 @@ use crate::orgs::{ORG_COLUMNS, org_from_row};
 use crate::rows::{DeviceRecord, OrgRecord, UserRecord};
 use crate::tx::Tx;
 use crate::users::{USER_COLUMNS, user_from_row};
+use arbor_core::policy::UserList;
 use arbor_core::{DeviceFilter, OrgId, Scope, UserStatus};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -281,13 +282,15 @@ impl<M> Tx<M> {
     ) -> Result<Page<UserRecord>, StoreError> {
         let size = page.size()?;
         let after = decode_cursor("u", page.after.as_deref())?;
-        let Some(scope) = &filter.scope else {
-            return Ok(Page::empty());
-        };
+        let scope = &filter.list.scope;
         let mut binds = Binds::default();
         let limit = binds.int(i64::from(size) + 1);
         let after = binds.int(after);
-        let narrowing = filter.narrowing(&mut binds);
+        let mut narrowing = filter.narrowing(&mut binds);
+        if !filter.list.everyone {
+            let me = binds.int(filter.list.me.0);
+            narrowing.push_str(&format!(" AND u.id = {me}"));
+        }
         let sql = if is_wide(scope) {
             let in_scope = scope_predicate(scope, OrgRef::Joined("so"), &mut binds);
             format!(
@@ -325,10 +328,12 @@ impl<M> Tx<M> {
     }
 }
 
-/// Which users a list shows: members of orgs in `scope`, optionally narrowed.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// Which users a list shows: members of orgs in the list's scope,
+/// optionally narrowed.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UserFilter {
-    pub scope: Option<Scope>,
+    /// Which users the caller may list (arbor-core's [`UserList`]).
+    pub list: UserList,
     /// Only users with this status.
     pub status: Option<UserStatus>,
     /// Only members of this org (the caller checks it lies in `scope`).
@@ -338,6 +343,16 @@ pub struct UserFilter {
 }
 
 impl UserFilter {
+    /// Every user of `list`, not narrowed further.
+    pub fn new(list: UserList) -> Self {
+        Self {
+            list,
+            status: None,
+            org: None,
+            search: None,
+        }
+    }
+
     /// The narrowing conditions, each starting with ` AND `.
     fn narrowing(&self, binds: &mut Binds) -> String {
         let mut sql = String::new();

@@ -6,7 +6,8 @@ use crate::error::{StoreError, found};
 use crate::rows::{HierarchySettings, NewOrg, OrgRecord, SignupMode};
 use crate::tx::{Tx, Write, placeholders};
 use arbor_core::org::OrgContents;
-use arbor_core::{DepthLimit, OrgId, OrgPath, OrgType, Scope};
+use arbor_core::policy::MemberMove;
+use arbor_core::{DepthLimit, OrgId, OrgPath, OrgType, RoleId, Scope, UserId};
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 
@@ -147,6 +148,19 @@ impl<M> Tx<M> {
     }
 
     /// What an org still holds: direct sub-orgs, memberships, devices.
+    /// The memberships of `org`: user and role, by user.
+    pub async fn org_members(&mut self, org: OrgId) -> Result<Vec<(UserId, RoleId)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT user_id, role_id FROM memberships WHERE org_id = $1 ORDER BY user_id",
+        )
+        .bind(org.0)
+        .fetch_all(self.conn())
+        .await?;
+        rows.iter()
+            .map(|r| Ok((UserId(r.try_get(0)?), RoleId(r.try_get(1)?))))
+            .collect()
+    }
+
     pub async fn org_contents(&mut self, org: OrgId) -> Result<OrgContents, StoreError> {
         let row = sqlx::query(
             "SELECT (SELECT COUNT(*) FROM organizations WHERE parent_id = $1), \
@@ -233,6 +247,16 @@ impl<M> Tx<M> {
 impl Tx<Write> {
     /// Locks an organization's row: membership and role changes of that org
     /// queue on it (PostgreSQL; SQLite writers are serialised already).
+    /// Serialises first-run setups: two concurrent setups cannot both see
+    /// no hierarchy and create one each (SQLite writers are serialised
+    /// already; PostgreSQL takes a transaction-scoped advisory lock).
+    pub async fn lock_first_run(&mut self) -> Result<(), StoreError> {
+        if let Some(sql) = self.dialect().first_run_lock() {
+            sqlx::query(sql).execute(self.conn()).await?;
+        }
+        Ok(())
+    }
+
     pub async fn lock_org(&mut self, org: OrgId) -> Result<(), StoreError> {
         self.lock(
             "SELECT id FROM organizations WHERE id = $1",
@@ -415,11 +439,11 @@ impl Tx<Write> {
         &mut self,
         by: &Allowed,
         path: &OrgPath,
-        move_to: Option<&OrgPath>,
+        move_to: Option<(&OrgPath, &[MemberMove])>,
     ) -> Result<OrgContents, StoreError> {
         let org = path.id().0;
         let mut moved = OrgContents::default();
-        if let Some(parent_path) = move_to {
+        if let Some((parent_path, moves)) = move_to {
             let parent = parent_path.id().0;
             let children: Vec<String> =
                 sqlx::query_scalar("SELECT path FROM organizations WHERE parent_id = $1")
@@ -432,17 +456,24 @@ impl Tx<Write> {
                     .await?;
                 moved.suborgs += 1;
             }
-            moved.users = sqlx::query(
-                "INSERT INTO memberships (user_id, org_id, role_id, home, created_at) \
-                 SELECT user_id, $1, role_id, 0, created_at FROM memberships \
-                 WHERE org_id = $2 AND user_id NOT IN \
-                 (SELECT user_id FROM memberships WHERE org_id = $1)",
-            )
-            .bind(parent)
-            .bind(org)
-            .execute(self.conn())
-            .await?
-            .rows_affected();
+            // Each moved member gets the role its move names (never simply
+            // the old one: that could widen its scope); members already in
+            // the parent keep that membership.
+            for m in moves {
+                let Some(role) = m.new_role else { continue };
+                moved.users += sqlx::query(
+                    "INSERT INTO memberships (user_id, org_id, role_id, home, created_at) \
+                     SELECT user_id, $1, $2, 0, created_at FROM memberships \
+                     WHERE org_id = $3 AND user_id = $4",
+                )
+                .bind(parent)
+                .bind(role.0)
+                .bind(org)
+                .bind(m.user.0)
+                .execute(self.conn())
+                .await?
+                .rows_affected();
+            }
             sqlx::query(
                 "INSERT INTO org_templates (org_id, template_id) \
                  SELECT $1, template_id FROM org_templates WHERE org_id = $2 \

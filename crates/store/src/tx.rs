@@ -128,6 +128,15 @@ impl Tx<Read> {
     }
 }
 
+impl<M> Tx<M> {
+    /// Ends the transaction without keeping anything it did (a refused use
+    /// case: its audit row is committed on its own afterwards).
+    pub async fn rollback(self) -> Result<(), StoreError> {
+        self.tx.rollback().await?;
+        Ok(())
+    }
+}
+
 impl Tx<Write> {
     /// Writes the audit event and commits: the only way to make a write
     /// transaction's changes durable. A denied attempt commits its audit row

@@ -4,8 +4,7 @@
 use crate::support::*;
 use arbor_app::{App, AppError, Caller};
 use arbor_core::{
-    Actor, BuiltinRole, DeviceAction, MemberFacts, OrgId, Permission, PermissionSet, Principal,
-    UserId,
+    Actor, BuiltinRole, DeviceAction, OrgId, Permission, PermissionSet, Principal, UserId,
 };
 use arbor_store::{Page, PageRequest};
 use rand::rngs::StdRng;
@@ -114,6 +113,18 @@ where
     ids
 }
 
+fn targets(p: &Principal) -> Vec<arbor_core::policy::TargetMembership<'_>> {
+    p.memberships
+        .iter()
+        .map(|m| arbor_core::policy::TargetMembership {
+            org: &m.org,
+            role: m.role,
+            permissions: m.permissions,
+            home: m.home,
+        })
+        .collect()
+}
+
 async fn check_actor(
     app: &App,
     caller: &Caller,
@@ -131,24 +142,24 @@ async fn check_actor(
         })
         .map(|d| d.id.0)
         .collect();
+    // Rule 9: with a context org, lists show its subtree only; each listed
+    // org is also one a single get shows.
     let expected_orgs: Vec<i64> = orgs
         .iter()
-        .filter(|o| actor.home().same_hierarchy(&o.path) && actor.scope().contains(&o.path))
+        .filter(|o| actor.view_in_list(&o.path).is_allowed())
+        .inspect(|o| assert!(actor.view_org(&o.path).is_allowed()))
         .map(|o| o.id.0)
         .collect();
     let expected_users: Vec<i64> = principals
         .iter()
         .filter(|p| {
-            p.memberships.iter().any(|m| {
-                let facts = MemberFacts {
-                    user: p.user,
-                    org: &m.org,
-                    permissions: m.permissions,
-                };
-                actor
-                    .decide_user(Permission::UsersView, &facts)
-                    .is_allowed()
-            })
+            let orgs: Vec<&arbor_core::OrgPath> = p.memberships.iter().map(|m| &m.org).collect();
+            let listed = actor.user_list().matches(p.user, &orgs);
+            if listed {
+                // Everyone a list shows, a single get shows too.
+                assert!(actor.view_user(p.user, &targets(p)).is_allowed());
+            }
+            listed
         })
         .map(|p| p.user.0)
         .collect();
@@ -197,23 +208,24 @@ async fn check_actor(
             assert!(matches!(e, AppError::NotFound { .. }));
         }
     }
+    // Narrowing (rule 9) applies to lists only: a single get decides on
+    // the whole scope.
     for o in orgs {
         let got = app.get_org(caller, o.id).await;
         assert_eq!(
             got.is_ok(),
-            expected_orgs.contains(&o.id.0),
+            actor.view_org(&o.path).is_allowed(),
             "get org {}",
             o.id
         );
     }
     for p in principals {
         let got = app.get_user(caller, p.user).await;
-        assert_eq!(
-            got.is_ok(),
-            expected_users.contains(&p.user.0),
-            "get user {}",
-            p.user
-        );
+        let visible = actor.view_user(p.user, &targets(p)).is_allowed();
+        if caller.context.is_none() {
+            assert_eq!(visible, expected_users.contains(&p.user.0));
+        }
+        assert_eq!(got.is_ok(), visible, "get user {}", p.user);
     }
 }
 

@@ -102,6 +102,7 @@ impl Actor {
 
     /// Deleting `role` (sets together `role_sets`), its `holders` moving to
     /// `replacement` (sets together `replacement_sets`). Admin stays.
+    #[allow(clippy::too_many_arguments)]
     pub fn delete_role(
         &self,
         root: &OrgPath,

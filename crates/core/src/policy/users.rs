@@ -93,19 +93,20 @@ impl Actor {
         if !decision.is_allowed() {
             return Err(decision);
         }
-        if user_wide && let Some(home) = memberships.iter().find(|m| m.home) {
-            if !std::ptr::eq(home, acted) {
-                let at_home = self.decide_user(permission, &facts(user, home));
-                if !at_home.is_allowed() {
-                    // The member is visible through `acted`: a 403, not a 404.
-                    return Err(Decision {
-                        outcome: Outcome::Forbidden,
-                        rule: Rule::HomeOutsideScope,
-                        target_org: decision.target_org,
-                        missing: at_home.missing,
-                        ..at_home
-                    });
-                }
+        if user_wide
+            && let Some(home) = memberships.iter().find(|m| m.home)
+            && !std::ptr::eq(home, acted)
+        {
+            let at_home = self.decide_user(permission, &facts(user, home));
+            if !at_home.is_allowed() {
+                // The member is visible through `acted`: a 403, not a 404.
+                return Err(Decision {
+                    outcome: Outcome::Forbidden,
+                    rule: Rule::HomeOutsideScope,
+                    target_org: decision.target_org,
+                    missing: at_home.missing,
+                    ..at_home
+                });
             }
         }
         Ok((decision, index))
@@ -133,8 +134,16 @@ impl Actor {
     }
 
     /// Seeing a member: some membership of theirs is visible with
-    /// `users.view` (or it is the actor itself).
+    /// `users.view`; the actor always sees itself (where its membership lies
+    /// in its scope), with or without `users.view`.
     pub fn view_user(&self, user: UserId, memberships: &[TargetMembership<'_>]) -> Decision {
+        if user == self.user()
+            && let Some(own) = memberships
+                .iter()
+                .find(|m| self.view_org(m.org).is_allowed())
+        {
+            return self.decision(Outcome::Allowed, Rule::OwnAccount, own.org, None);
+        }
         let mut first = None;
         for m in memberships {
             let decision = self.decide_user(Permission::UsersView, &facts(user, m));

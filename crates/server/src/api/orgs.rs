@@ -10,11 +10,11 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::Json;
 use arbor_app::{OrgDeleted, OrgEdit};
 use arbor_core::{OrgId, OrgType, RoleId};
-use std::collections::BTreeMap;
 use arbor_store::{NewOrg, OrgRecord, PageRequest};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -348,7 +348,10 @@ fn parse_role_map(text: Option<&str>) -> Result<BTreeMap<RoleId, RoleId>, ApiErr
     };
     for pair in text.split(',') {
         let parsed = pair.split_once(':').and_then(|(old, new)| {
-            Some((old.trim().parse::<i64>().ok()?, new.trim().parse::<i64>().ok()?))
+            Some((
+                old.trim().parse::<i64>().ok()?,
+                new.trim().parse::<i64>().ok()?,
+            ))
         });
         let Some((old, new)) = parsed else {
             return Err(ApiError::invalid(
@@ -357,7 +360,10 @@ fn parse_role_map(text: Option<&str>) -> Result<BTreeMap<RoleId, RoleId>, ApiErr
             ));
         };
         if map.insert(RoleId(old), RoleId(new)).is_some() {
-            return Err(ApiError::invalid("role_map", format!("role {old} is mapped twice")));
+            return Err(ApiError::invalid(
+                "role_map",
+                format!("role {old} is mapped twice"),
+            ));
         }
     }
     Ok(map)

@@ -237,14 +237,14 @@ async fn staff_who_may_edit_users_cannot_touch_more_privileged_members(engine: E
         "{refused}"
     );
     // Promoting a colleague to Admin would grant what the Staff member lacks:
-    // a conflict with the no-escalation rule, naming what is missing.
+    // forbidden by the no-escalation rule, naming what is missing.
     let promote = staff
         .patch(
             &format!("/api/v1/users/{}", colleague.0),
             json!({"role_id": w.admin.0}),
         )
         .await;
-    let conflict = problem(promote, 409).await;
+    let conflict = problem(promote, 403).await;
     let missing = conflict["extra"]["missing_permissions"].as_array().unwrap();
     assert!(missing.contains(&json!("users.delete")), "{conflict}");
     let admin = Client::login(&app, "child-admin@root.test").await;

@@ -6,7 +6,7 @@
 //! `cargo run --release -p arbor-store --bin arbor-bench-lists -- --database-url sqlite://gen.db`
 
 use anyhow::Context;
-use arbor_core::{DeviceAction, Permission, UserId};
+use arbor_core::{DeviceAction, UserId};
 use arbor_store::generate::{generated_roots, sample_actors};
 use arbor_store::{Page, PageRequest, Store, StoreConfig, UserFilter};
 use clap::Parser;
@@ -54,10 +54,7 @@ async fn page(
             (p.items.len(), p.next)
         }
         List::Users => {
-            let filter = UserFilter {
-                scope: actor.org_filter(Permission::UsersView),
-                ..Default::default()
-            };
+            let filter = UserFilter::new(actor.user_list());
             let p: Page<_> = tx.list_users(&filter, request).await?;
             (p.items.len(), p.next)
         }

@@ -9,10 +9,10 @@
 use crate::AppState;
 use crate::auth::session::CurrentUser;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::Json;
+use crate::extract::{Json, Query};
 use arbor_app::access::{Answer, AppErrorKind, Question, Target, WhoCan};
 use arbor_core::{Decision, DeviceAction, DeviceId, OrgId, Permission, PermissionGroup, UserId};
-use axum::extract::{Query, State};
+use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;

@@ -7,11 +7,11 @@
 use crate::AppState;
 use crate::auth::session::CurrentUser;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::Json;
+use crate::extract::{Json, Path, Query};
 use arbor_app::{OrgDeleted, OrgEdit};
 use arbor_core::{OrgId, OrgType};
 use arbor_store::{NewOrg, OrgRecord, PageRequest};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};

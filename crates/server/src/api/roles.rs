@@ -9,12 +9,12 @@
 use crate::AppState;
 use crate::auth::session::CurrentUser;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::Json;
+use crate::extract::{Json, Path, Query};
 use arbor_app::roles::MatrixView;
 use arbor_core::role::{RoleDeletion, TemplatePush};
 use arbor_core::{OrgId, PermissionGroup, PermissionSet, Role, RoleId};
 use arbor_store::StoredTemplate;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

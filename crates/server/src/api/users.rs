@@ -2,13 +2,13 @@
 
 use crate::AppState;
 use crate::auth::session::CurrentUser;
-use crate::error::{ApiError, ApiResult, ProblemKind};
-use crate::extract::Json;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Csv, Json, Path, Query};
 use arbor_app::users::{Invite, UserEdit, UserQuery};
 use arbor_core::{OrgId, RoleId, UserId, UserStatus};
 use arbor_store::{AuditEntry, PageRequest, UserRecord};
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::State;
+use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -245,19 +245,8 @@ pub struct BulkReport {
 async fn invite_bulk(
     State(state): State<AppState>,
     user: CurrentUser,
-    headers: HeaderMap,
-    body: String,
+    Csv(body): Csv,
 ) -> ApiResult<axum::Json<BulkReport>> {
-    let csv = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/csv"));
-    if !csv {
-        return Err(ApiError::new(
-            ProblemKind::UnsupportedMediaType,
-            "send the rows as text/csv",
-        ));
-    }
     let rows = state
         .app
         .invite_csv(&user.caller, &body, &state.links, &state.policy)

@@ -7,6 +7,7 @@ mod contract;
 mod errors;
 mod mail;
 mod matrix;
+mod nul;
 mod openapi;
 mod support;
 mod users;

@@ -100,6 +100,7 @@ pub fn app(state: AppState) -> (Router, OpenApi) {
     let body_limit = state.config.body_limit_bytes;
     let (api_router, openapi) = api::router().split_for_parts();
     let docs = SwaggerUi::new("/api/docs").url("/api/openapi.json", openapi.clone());
+    let origins = Arc::new(auth::cross_site::Origins::new(&state.config.public_url));
     // Layers run from the last added to the first: the request id is known to
     // everything below it, and every answer below the problem-details layer
     // leaves as problem details.
@@ -111,6 +112,7 @@ pub fn app(state: AppState) -> (Router, OpenApi) {
         .with_state(state)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(from_fn_with_state(body_limit, edge::body_limit))
+        .layer(from_fn_with_state(origins, auth::cross_site::middleware))
         .layer(from_fn(edge::problem_details))
         .layer(TraceLayer::new_for_http())
         .layer(from_fn(request_id::middleware));

@@ -4,6 +4,7 @@
 
 mod accounts;
 mod contract;
+mod cross_site;
 mod errors;
 mod mail;
 mod matrix;

@@ -98,8 +98,12 @@ fn secs_to_ms(secs: u64) -> i64 {
 /// The whole HTTP application and its OpenAPI document.
 pub fn app(state: AppState) -> (Router, OpenApi) {
     let body_limit = state.config.body_limit_bytes;
-    let (api_router, openapi) = api::router().split_for_parts();
-    let docs = SwaggerUi::new("/api/docs").url("/api/openapi.json", openapi.clone());
+    let (api_router, openapi) = api::split();
+    // No remote validator: Swagger UI would otherwise send the document to
+    // validator.swagger.io and show its badge.
+    let docs = SwaggerUi::new("/api/docs")
+        .url("/api/openapi.json", openapi.clone())
+        .config(utoipa_swagger_ui::Config::default().validator_url("none"));
     let origins = Arc::new(auth::cross_site::Origins::new(&state.config.public_url));
     // Layers run from the last added to the first: the request id is known to
     // everything below it, and every answer below the problem-details layer

@@ -12,12 +12,13 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 /// The kinds of problem the API answers with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ProblemKind {
     InvalidRequest,
     Unauthorized,
     Forbidden,
     NotFound,
+    MethodNotAllowed,
     Conflict,
     PayloadTooLarge,
     UnsupportedMediaType,
@@ -33,6 +34,7 @@ impl ProblemKind {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -48,6 +50,7 @@ impl ProblemKind {
             Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",
             Self::NotFound => "not-found",
+            Self::MethodNotAllowed => "method-not-allowed",
             Self::Conflict => "conflict",
             Self::PayloadTooLarge => "payload-too-large",
             Self::UnsupportedMediaType => "unsupported-media-type",
@@ -57,12 +60,32 @@ impl ProblemKind {
         }
     }
 
+    pub const ALL: [ProblemKind; 11] = [
+        ProblemKind::InvalidRequest,
+        ProblemKind::Unauthorized,
+        ProblemKind::Forbidden,
+        ProblemKind::NotFound,
+        ProblemKind::MethodNotAllowed,
+        ProblemKind::Conflict,
+        ProblemKind::PayloadTooLarge,
+        ProblemKind::UnsupportedMediaType,
+        ProblemKind::TooManyRequests,
+        ProblemKind::ServiceUnavailable,
+        ProblemKind::Internal,
+    ];
+
+    /// The kind a status stands for, for the statuses the API answers with.
+    pub fn from_status(status: StatusCode) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.status() == status)
+    }
+
     pub fn title(self) -> &'static str {
         match self {
             Self::InvalidRequest => "The request is invalid",
             Self::Unauthorized => "Authentication is required",
             Self::Forbidden => "Not allowed",
             Self::NotFound => "Not found",
+            Self::MethodNotAllowed => "Method not allowed",
             Self::Conflict => "The request conflicts with the current state",
             Self::PayloadTooLarge => "The request body is too large",
             Self::UnsupportedMediaType => "Unsupported media type",
@@ -327,6 +350,16 @@ mod tests {
         let (_, _, json) = body(StoreError::Database(sqlx_error()).into()).await;
         assert_eq!(json["title"], "Internal error");
         assert!(json.get("detail").is_none());
+    }
+
+    #[test]
+    fn each_kind_has_its_own_status_and_slug() {
+        for kind in ProblemKind::ALL {
+            assert_eq!(ProblemKind::from_status(kind.status()), Some(kind));
+            let same_slug = ProblemKind::ALL.iter().filter(|k| k.slug() == kind.slug());
+            assert_eq!(same_slug.count(), 1, "{kind:?}");
+        }
+        assert_eq!(ProblemKind::from_status(StatusCode::IM_A_TEAPOT), None);
     }
 
     #[tokio::test]

@@ -7,6 +7,7 @@ pub mod api;
 pub mod auth;
 pub mod cache;
 pub mod config;
+pub mod edge;
 pub mod error;
 pub mod extract;
 pub mod mail;
@@ -21,6 +22,7 @@ use arbor_app::users::Links;
 use arbor_store::{Clock, Store};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::middleware::{from_fn, from_fn_with_state};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -96,8 +98,16 @@ fn secs_to_ms(secs: u64) -> i64 {
 /// The whole HTTP application and its OpenAPI document.
 pub fn app(state: AppState) -> (Router, OpenApi) {
     let body_limit = state.config.body_limit_bytes;
-    let (api_router, openapi) = api::router().split_for_parts();
-    let docs = SwaggerUi::new("/api/docs").url("/api/openapi.json", openapi.clone());
+    let (api_router, openapi) = api::split();
+    // No remote validator: Swagger UI would otherwise send the document to
+    // validator.swagger.io and show its badge.
+    let docs = SwaggerUi::new("/api/docs")
+        .url("/api/openapi.json", openapi.clone())
+        .config(utoipa_swagger_ui::Config::default().validator_url("none"));
+    let origins = Arc::new(auth::cross_site::Origins::new(&state.config.public_url));
+    // Layers run from the last added to the first: the request id is known to
+    // everything below it, and every answer below the problem-details layer
+    // leaves as problem details.
     let router = Router::new()
         .merge(api_router)
         .merge(web::router())
@@ -105,8 +115,11 @@ pub fn app(state: AppState) -> (Router, OpenApi) {
         .fallback(api::not_found)
         .with_state(state)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(from_fn_with_state(body_limit, edge::body_limit))
+        .layer(from_fn_with_state(origins, auth::cross_site::middleware))
+        .layer(from_fn(edge::problem_details))
         .layer(TraceLayer::new_for_http())
-        .layer(axum::middleware::from_fn(request_id::middleware));
+        .layer(from_fn(request_id::middleware));
     (router, openapi)
 }
 

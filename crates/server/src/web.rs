@@ -4,11 +4,11 @@
 //! credential), rendered with askama (escaped output).
 
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, ProblemKind};
+use crate::extract::{Form, Query};
 use arbor_store::ClientKind;
 use askama::Template;
-use axum::Form;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -80,10 +80,32 @@ fn missing_token(mut page: SetPassword<'_>) -> Response {
     page.render_page(StatusCode::BAD_REQUEST)
 }
 
-async fn invitation_form(Query(query): Query<TokenQuery>) -> Response {
-    match query.token {
-        Some(token) => invitation_page(token).render_page(StatusCode::OK),
-        None => missing_token(invitation_page(String::new())),
+/// The page again for a request that could not be read (a malformed link or
+/// form): a person reads HTML, never the API's problem details.
+fn unreadable(mut page: SetPassword<'_>, error: ApiError) -> Response {
+    let status = error.kind.status();
+    page.error = Some(match error.kind {
+        ProblemKind::PayloadTooLarge => "What was sent is too large.".to_owned(),
+        ProblemKind::UnsupportedMediaType => "Send this form from its page.".to_owned(),
+        _ => match (error.field, error.detail) {
+            (Some(field), Some(detail)) => format!(
+                "This form could not be read ({field}: {detail}). Open the whole link from the mail and try again."
+            ),
+            _ => "This form could not be read. Open the whole link from the mail and try again."
+                .to_owned(),
+        },
+    });
+    page.done = false;
+    page.render_page(status)
+}
+
+async fn invitation_form(query: Result<Query<TokenQuery>, ApiError>) -> Response {
+    match query {
+        Ok(Query(TokenQuery { token: Some(token) })) => {
+            invitation_page(token).render_page(StatusCode::OK)
+        }
+        Ok(_) => missing_token(invitation_page(String::new())),
+        Err(e) => unreadable(invitation_page(String::new()), e),
     }
 }
 
@@ -92,12 +114,8 @@ fn failure(error: arbor_app::AppError) -> (StatusCode, String) {
     let api = ApiError::from(error);
     let status = api.kind.status();
     let message = match api.kind {
-        crate::error::ProblemKind::NotFound => {
-            "This link is not valid. Ask for a new one.".to_owned()
-        }
-        crate::error::ProblemKind::Internal => {
-            "Something went wrong on our side. Try again later.".to_owned()
-        }
+        ProblemKind::NotFound => "This link is not valid. Ask for a new one.".to_owned(),
+        ProblemKind::Internal => "Something went wrong on our side. Try again later.".to_owned(),
         _ => api
             .detail
             .unwrap_or_else(|| "The request was refused.".into()),
@@ -107,8 +125,12 @@ fn failure(error: arbor_app::AppError) -> (StatusCode, String) {
 
 async fn invitation_submit(
     State(state): State<AppState>,
-    Form(form): Form<PasswordForm>,
+    form: Result<Form<PasswordForm>, ApiError>,
 ) -> Response {
+    let form = match form {
+        Ok(Form(form)) => form,
+        Err(e) => return unreadable(invitation_page(String::new()), e),
+    };
     let name = form
         .name
         .as_deref()
@@ -121,14 +143,24 @@ async fn invitation_submit(
     outcome(invitation_page(form.token.clone()), result)
 }
 
-async fn reset_form(Query(query): Query<TokenQuery>) -> Response {
-    match query.token {
-        Some(token) => reset_page(token).render_page(StatusCode::OK),
-        None => missing_token(reset_page(String::new())),
+async fn reset_form(query: Result<Query<TokenQuery>, ApiError>) -> Response {
+    match query {
+        Ok(Query(TokenQuery { token: Some(token) })) => {
+            reset_page(token).render_page(StatusCode::OK)
+        }
+        Ok(_) => missing_token(reset_page(String::new())),
+        Err(e) => unreadable(reset_page(String::new()), e),
     }
 }
 
-async fn reset_submit(State(state): State<AppState>, Form(form): Form<PasswordForm>) -> Response {
+async fn reset_submit(
+    State(state): State<AppState>,
+    form: Result<Form<PasswordForm>, ApiError>,
+) -> Response {
+    let form = match form {
+        Ok(Form(form)) => form,
+        Err(e) => return unreadable(reset_page(String::new()), e),
+    };
     let result = state
         .app
         .complete_password_reset(&form.token, &form.password, ClientKind::Web)

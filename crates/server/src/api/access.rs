@@ -9,10 +9,10 @@
 use crate::AppState;
 use crate::auth::session::CurrentUser;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::Json;
+use crate::extract::{Json, Query};
 use arbor_app::access::{Answer, AppErrorKind, Question, Target, WhoCan};
 use arbor_core::{Decision, DeviceAction, DeviceId, OrgId, Permission, PermissionGroup, UserId};
-use axum::extract::{Query, State};
+use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -139,7 +139,7 @@ fn snake<T: Serialize>(value: &T) -> Option<String> {
 /// an `error`.
 #[utoipa::path(post, path = "/api/v1/access/check", tag = "access", request_body = CheckRequest,
     security(("bearer" = []), ("cookie" = [])),
-    responses((status = 200, body = CheckResponse), (status = 400, body = crate::error::Problem)))]
+    responses((status = 200, description = "One answer per question, in order", body = CheckResponse), (status = 400, body = crate::error::Problem)))]
 async fn check(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -217,7 +217,7 @@ fn explanation(decision: &Decision) -> Explanation {
 /// of the rules that led to it.
 #[utoipa::path(post, path = "/api/v1/access/explain", tag = "access", request_body = QuestionBody,
     security(("bearer" = []), ("cookie" = [])),
-    responses((status = 200, body = Explanation), (status = 400, body = crate::error::Problem),
+    responses((status = 200, description = "The decision and the trace of the rules that led to it", body = Explanation), (status = 400, body = crate::error::Problem),
               (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem)))]
 async fn explain(
     State(state): State<AppState>,
@@ -285,7 +285,7 @@ pub struct WhoCanResponse {
 /// to callers holding `users.view` (ids otherwise).
 #[utoipa::path(get, path = "/api/v1/access/who-can", tag = "access", params(WhoCanParams),
     security(("bearer" = []), ("cookie" = [])),
-    responses((status = 200, body = WhoCanResponse), (status = 400, body = crate::error::Problem),
+    responses((status = 200, description = "The users who may, each with the membership that grants it", body = WhoCanResponse), (status = 400, body = crate::error::Problem),
               (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem)))]
 async fn who_can(
     State(state): State<AppState>,
@@ -339,7 +339,7 @@ pub struct EffectiveResponse {
 /// The permissions a user acts with in an org.
 #[utoipa::path(get, path = "/api/v1/access/effective-permissions", tag = "access",
     params(EffectiveParams), security(("bearer" = []), ("cookie" = [])),
-    responses((status = 200, body = EffectiveResponse), (status = 403, body = crate::error::Problem),
+    responses((status = 200, description = "The user's permissions in the org", body = EffectiveResponse), (status = 403, body = crate::error::Problem),
               (status = 404, body = crate::error::Problem)))]
 async fn effective(
     State(state): State<AppState>,

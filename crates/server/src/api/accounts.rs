@@ -38,7 +38,7 @@ pub struct SetupResponse {
 /// Usable only while no hierarchy exists, with the setup token from the log.
 #[utoipa::path(post, path = "/api/v1/setup", tag = "accounts",
     request_body = SetupRequest,
-    responses((status = 201, body = SetupResponse), (status = 404, body = crate::error::Problem),
+    responses((status = 201, description = "The first hierarchy, its root org and its Admin were created", body = SetupResponse), (status = 404, body = crate::error::Problem),
               (status = 409, body = crate::error::Problem)))]
 async fn setup(
     State(state): State<AppState>,
@@ -97,7 +97,7 @@ pub struct LoginResponse {
 /// 401; repeated failures per account or client address answer 429.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "accounts",
     request_body = LoginRequest,
-    responses((status = 200, body = LoginResponse), (status = 401, body = crate::error::Problem),
+    responses((status = 200, description = "Logged in; the token is also set as the session cookie", body = LoginResponse), (status = 401, body = crate::error::Problem),
               (status = 429, body = crate::error::Problem)))]
 async fn login(
     State(state): State<AppState>,
@@ -131,7 +131,7 @@ async fn login(
 /// Ends the current session.
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "accounts",
     security(("bearer" = []), ("cookie" = [])),
-    responses((status = 204), (status = 401, body = crate::error::Problem)))]
+    responses((status = 204, description = "The session has ended; the session cookie is cleared"), (status = 401, body = crate::error::Problem)))]
 async fn logout(State(state): State<AppState>, user: CurrentUser) -> ApiResult<impl IntoResponse> {
     state.app.logout(&user.auth, user.caller.client).await?;
     Ok((
@@ -162,7 +162,7 @@ pub struct Me {
 /// The caller's own account.
 #[utoipa::path(get, path = "/api/v1/me", tag = "accounts",
     security(("bearer" = []), ("cookie" = [])),
-    responses((status = 200, body = Me), (status = 401, body = crate::error::Problem)))]
+    responses((status = 200, description = "The caller's account and memberships", body = Me), (status = 401, body = crate::error::Problem)))]
 async fn me(State(state): State<AppState>, user: CurrentUser) -> ApiResult<axum::Json<Me>> {
     let (record, memberships) = state.app.profile(&user.auth).await?;
     Ok(axum::Json(Me {
@@ -195,7 +195,7 @@ pub struct ProfileUpdate {
 #[utoipa::path(patch, path = "/api/v1/me", tag = "accounts",
     security(("bearer" = []), ("cookie" = [])),
     request_body = ProfileUpdate,
-    responses((status = 204), (status = 400, body = crate::error::Problem)))]
+    responses((status = 204, description = "Saved"), (status = 400, body = crate::error::Problem)))]
 async fn update_me(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -224,7 +224,7 @@ pub struct PasswordChange {
 #[utoipa::path(post, path = "/api/v1/me/password", tag = "accounts",
     security(("bearer" = []), ("cookie" = [])),
     request_body = PasswordChange,
-    responses((status = 204), (status = 400, body = crate::error::Problem)))]
+    responses((status = 204, description = "The password is changed; the caller's other sessions have ended"), (status = 400, body = crate::error::Problem)))]
 async fn change_password(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -260,7 +260,7 @@ pub struct Activated {
 /// Accepts an invitation: sets the password and activates the account.
 #[utoipa::path(post, path = "/api/v1/invitations/accept", tag = "accounts",
     request_body = AcceptInvitation,
-    responses((status = 200, body = Activated), (status = 404, body = crate::error::Problem),
+    responses((status = 200, description = "The account is active", body = Activated), (status = 404, body = crate::error::Problem),
               (status = 409, body = crate::error::Problem)))]
 async fn accept_invitation(
     State(state): State<AppState>,
@@ -289,7 +289,7 @@ pub struct CompleteReset {
 /// Sets a new password from a reset link; every session of the account ends.
 #[utoipa::path(post, path = "/api/v1/password-reset/complete", tag = "accounts",
     request_body = CompleteReset,
-    responses((status = 200, body = Activated), (status = 404, body = crate::error::Problem),
+    responses((status = 200, description = "The password is set", body = Activated), (status = 404, body = crate::error::Problem),
               (status = 409, body = crate::error::Problem)))]
 async fn complete_reset(
     State(state): State<AppState>,

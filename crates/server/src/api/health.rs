@@ -15,7 +15,7 @@ pub struct Health {
 }
 
 /// The process is up.
-#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, body = Health)))]
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "The process is up", body = Health)))]
 async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
 }
@@ -25,7 +25,7 @@ async fn healthz() -> Json<Health> {
     get,
     path = "/readyz",
     tag = "health",
-    responses((status = 200, body = Health), (status = 503, body = crate::error::Problem)),
+    responses((status = 200, description = "The database answers", body = Health), (status = 503, body = crate::error::Problem)),
 )]
 async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
     let ping = async { state.store.read().await?.finish().await };

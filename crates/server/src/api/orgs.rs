@@ -7,11 +7,11 @@
 use crate::AppState;
 use crate::auth::session::CurrentUser;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::Json;
+use crate::extract::{Json, Path, Query};
 use arbor_app::{OrgDeleted, OrgEdit};
 use arbor_core::{OrgId, OrgType, RoleId};
 use arbor_store::{NewOrg, OrgRecord, PageRequest};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -80,7 +80,7 @@ pub struct OrgListParams {
 /// `organizations.switch_to_suborgs`), by id; `q` searches by name.
 #[utoipa::path(get, path = "/api/v1/orgs", tag = "organizations", params(OrgListParams),
     security(("bearer" = []), ("cookie" = [])),
-    responses((status = 200, body = OrgPage), (status = 400, body = crate::error::Problem)))]
+    responses((status = 200, description = "One page of orgs", body = OrgPage), (status = 400, body = crate::error::Problem)))]
 async fn list_orgs(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -167,7 +167,7 @@ fn nest(orgs: Vec<OrgRecord>) -> Option<OrgNode> {
 /// The caller's subtree (as far as its scope reaches) as a nested tree.
 #[utoipa::path(get, path = "/api/v1/orgs/tree", tag = "organizations", params(TreeParams),
     security(("bearer" = []), ("cookie" = [])),
-    responses((status = 200, body = OrgTreeView), (status = 404, body = crate::error::Problem)))]
+    responses((status = 200, description = "The subtree, nested", body = OrgTreeView), (status = 404, body = crate::error::Problem)))]
 async fn org_tree(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -224,7 +224,7 @@ pub struct OrgCreated {
 /// permission sets are copied from the parent's.
 #[utoipa::path(post, path = "/api/v1/orgs", tag = "organizations", request_body = CreateOrg,
     security(("bearer" = []), ("cookie" = [])),
-    responses((status = 201, body = OrgCreated), (status = 400, body = crate::error::Problem),
+    responses((status = 201, description = "The org was created (and its Admin invited, if asked for)", body = OrgCreated), (status = 400, body = crate::error::Problem),
               (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem),
               (status = 409, body = crate::error::Problem)))]
 async fn create_org(
@@ -283,7 +283,7 @@ async fn create_org(
 /// One org in the caller's scope.
 #[utoipa::path(get, path = "/api/v1/orgs/{id}", tag = "organizations",
     security(("bearer" = []), ("cookie" = [])), params(("id" = i64, Path)),
-    responses((status = 200, body = OrgView), (status = 404, body = crate::error::Problem)))]
+    responses((status = 200, description = "The org", body = OrgView), (status = 404, body = crate::error::Problem)))]
 async fn get_org(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -307,7 +307,7 @@ pub struct UpdateOrg {
 #[utoipa::path(patch, path = "/api/v1/orgs/{id}", tag = "organizations",
     security(("bearer" = []), ("cookie" = [])), params(("id" = i64, Path)),
     request_body = UpdateOrg,
-    responses((status = 200, body = OrgView), (status = 400, body = crate::error::Problem),
+    responses((status = 200, description = "The org as saved", body = OrgView), (status = 400, body = crate::error::Problem),
               (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem)))]
 async fn update_org(
     State(state): State<AppState>,
@@ -425,7 +425,7 @@ impl From<OrgDeleted> for OrgDeletedView {
 /// lists each with its old and new role.
 #[utoipa::path(delete, path = "/api/v1/orgs/{id}", tag = "organizations",
     security(("bearer" = []), ("cookie" = [])), params(("id" = i64, Path), DeleteOrgParams),
-    responses((status = 200, body = OrgDeletedView), (status = 403, body = crate::error::Problem),
+    responses((status = 200, description = "The org was deleted", body = OrgDeletedView), (status = 403, body = crate::error::Problem),
               (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
 async fn delete_org(
     State(state): State<AppState>,
@@ -460,7 +460,7 @@ pub struct TransferOrg {
 #[utoipa::path(post, path = "/api/v1/orgs/{id}/transfer", tag = "organizations",
     security(("bearer" = []), ("cookie" = [])), params(("id" = i64, Path)),
     request_body = TransferOrg,
-    responses((status = 200, body = OrgView), (status = 400, body = crate::error::Problem),
+    responses((status = 200, description = "The org at its new place", body = OrgView), (status = 400, body = crate::error::Problem),
               (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem),
               (status = 409, body = crate::error::Problem)))]
 async fn transfer_org(

@@ -9,12 +9,12 @@
 use crate::AppState;
 use crate::auth::session::CurrentUser;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::Json;
+use crate::extract::{Json, Path, Query};
 use arbor_app::roles::MatrixView;
 use arbor_core::role::{RoleDeletion, TemplatePush};
 use arbor_core::{OrgId, PermissionGroup, PermissionSet, Role, RoleId};
 use arbor_store::StoredTemplate;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -43,7 +43,7 @@ impl From<Role> for RoleView {
 /// The hierarchy's roles (`roles.view`).
 #[utoipa::path(get, path = "/api/v1/roles", tag = "roles",
     security(("bearer" = []), ("cookie" = [])),
-    responses((status = 200, body = Vec<RoleView>), (status = 403, body = crate::error::Problem)))]
+    responses((status = 200, description = "The hierarchy's roles", body = Vec<RoleView>), (status = 403, body = crate::error::Problem)))]
 async fn list_roles(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -63,7 +63,7 @@ pub struct RoleName {
 /// hierarchy). Its permission set is empty in every org until edited.
 #[utoipa::path(post, path = "/api/v1/roles", tag = "roles", request_body = RoleName,
     security(("bearer" = []), ("cookie" = [])),
-    responses((status = 201, body = RoleView), (status = 403, body = crate::error::Problem),
+    responses((status = 201, description = "The role was added", body = RoleView), (status = 403, body = crate::error::Problem),
               (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
 async fn create_role(
     State(state): State<AppState>,
@@ -77,7 +77,7 @@ async fn create_role(
 /// Renames a role (`roles.edit` in the root org).
 #[utoipa::path(patch, path = "/api/v1/roles/{id}", tag = "roles", request_body = RoleName,
     security(("bearer" = []), ("cookie" = [])), params(("id" = i64, Path)),
-    responses((status = 200, body = RoleView), (status = 403, body = crate::error::Problem),
+    responses((status = 200, description = "The role as renamed", body = RoleView), (status = 403, body = crate::error::Problem),
               (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
 async fn rename_role(
     State(state): State<AppState>,
@@ -135,7 +135,7 @@ impl From<RoleDeletion> for RoleDeleted {
 /// cannot be deleted.
 #[utoipa::path(delete, path = "/api/v1/roles/{id}", tag = "roles",
     security(("bearer" = []), ("cookie" = [])), params(("id" = i64, Path), DeleteRoleParams),
-    responses((status = 200, body = RoleDeleted), (status = 400, body = crate::error::Problem),
+    responses((status = 200, description = "The role was deleted and its members moved", body = RoleDeleted), (status = 400, body = crate::error::Problem),
               (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem),
               (status = 409, body = crate::error::Problem)))]
 async fn delete_role(
@@ -222,7 +222,7 @@ impl From<MatrixView> for MatrixResponse {
 /// An org's permission matrix: roles × permissions (`roles.view` on the org).
 #[utoipa::path(get, path = "/api/v1/orgs/{id}/permissions", tag = "roles",
     security(("bearer" = []), ("cookie" = [])), params(("id" = i64, Path)),
-    responses((status = 200, body = MatrixResponse), (status = 403, body = crate::error::Problem),
+    responses((status = 200, description = "The org's permission matrix", body = MatrixResponse), (status = 403, body = crate::error::Problem),
               (status = 404, body = crate::error::Problem)))]
 async fn get_matrix(
     State(state): State<AppState>,
@@ -254,7 +254,7 @@ pub struct PermissionsSaved {
 #[utoipa::path(put, path = "/api/v1/orgs/{id}/roles/{role_id}/permissions", tag = "roles",
     security(("bearer" = []), ("cookie" = [])),
     params(("id" = i64, Path), ("role_id" = i64, Path)), request_body = SetPermissions,
-    responses((status = 200, body = PermissionsSaved), (status = 400, body = crate::error::Problem),
+    responses((status = 200, description = "The saved set, closed over dependencies", body = PermissionsSaved), (status = 400, body = crate::error::Problem),
               (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem),
               (status = 409, body = crate::error::Problem)))]
 async fn set_permissions(
@@ -303,7 +303,7 @@ impl From<StoredTemplate> for TemplateView {
 /// The hierarchy's permission templates (`roles.view`).
 #[utoipa::path(get, path = "/api/v1/permission-templates", tag = "roles",
     security(("bearer" = []), ("cookie" = [])),
-    responses((status = 200, body = Vec<TemplateView>), (status = 403, body = crate::error::Problem)))]
+    responses((status = 200, description = "The hierarchy's permission templates", body = Vec<TemplateView>), (status = 403, body = crate::error::Problem)))]
 async fn list_templates(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -325,7 +325,7 @@ pub struct CreateTemplate {
 /// Saves an org's current matrix as a named template (`roles.edit` on that org).
 #[utoipa::path(post, path = "/api/v1/permission-templates", tag = "roles",
     security(("bearer" = []), ("cookie" = [])), request_body = CreateTemplate,
-    responses((status = 201, body = TemplateView), (status = 403, body = crate::error::Problem),
+    responses((status = 201, description = "The template was saved", body = TemplateView), (status = 403, body = crate::error::Problem),
               (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
 async fn create_template(
     State(state): State<AppState>,
@@ -367,7 +367,7 @@ impl From<TemplatePush> for TemplateReport {
 #[utoipa::path(post, path = "/api/v1/permission-templates/{id}/apply", tag = "roles",
     security(("bearer" = []), ("cookie" = [])), params(("id" = i64, Path)),
     request_body = TemplateTarget,
-    responses((status = 200, body = TemplateReport), (status = 403, body = crate::error::Problem),
+    responses((status = 200, description = "What applying the template changed", body = TemplateReport), (status = 403, body = crate::error::Problem),
               (status = 404, body = crate::error::Problem)))]
 async fn apply_template(
     State(state): State<AppState>,
@@ -394,7 +394,7 @@ async fn apply_template(
 #[utoipa::path(post, path = "/api/v1/permission-templates/{id}/push", tag = "roles",
     security(("bearer" = []), ("cookie" = [])), params(("id" = i64, Path)),
     request_body = TemplateTarget,
-    responses((status = 200, body = TemplateReport), (status = 403, body = crate::error::Problem),
+    responses((status = 200, description = "The orgs the push covered and those it changed", body = TemplateReport), (status = 403, body = crate::error::Problem),
               (status = 404, body = crate::error::Problem)))]
 async fn push_template(
     State(state): State<AppState>,

@@ -2,13 +2,13 @@
 
 use crate::AppState;
 use crate::auth::session::CurrentUser;
-use crate::error::{ApiError, ApiResult, ProblemKind};
-use crate::extract::Json;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Csv, Json, Path, Query};
 use arbor_app::users::{Invite, UserEdit, UserQuery};
 use arbor_core::{OrgId, RoleId, UserId, UserStatus};
 use arbor_store::{AuditEntry, PageRequest, UserRecord};
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::State;
+use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -66,7 +66,7 @@ pub struct UserListParams {
 /// narrowed by status, organization and a search text.
 #[utoipa::path(get, path = "/api/v1/users", tag = "users", params(UserListParams),
     security(("bearer" = []), ("cookie" = [])),
-    responses((status = 200, body = UserPage)))]
+    responses((status = 200, description = "One page of users", body = UserPage)))]
 async fn list_users(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -107,7 +107,7 @@ async fn list_users(
 #[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users",
     security(("bearer" = []), ("cookie" = [])),
     params(("id" = i64, Path)),
-    responses((status = 200, body = UserView), (status = 404, body = crate::error::Problem)))]
+    responses((status = 200, description = "The user", body = UserView), (status = 404, body = crate::error::Problem)))]
 async fn get_user(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -130,7 +130,7 @@ pub struct EditUser {
 #[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users",
     security(("bearer" = []), ("cookie" = [])),
     params(("id" = i64, Path)), request_body = EditUser,
-    responses((status = 204), (status = 403, body = crate::error::Problem),
+    responses((status = 204, description = "Saved"), (status = 403, body = crate::error::Problem),
               (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
 async fn edit_user(
     State(state): State<AppState>,
@@ -159,7 +159,7 @@ pub struct DeleteParams {
 #[utoipa::path(delete, path = "/api/v1/users/{id}", tag = "users",
     security(("bearer" = []), ("cookie" = [])),
     params(("id" = i64, Path), DeleteParams),
-    responses((status = 204), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
+    responses((status = 204, description = "The user was deleted"), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
 async fn delete_user(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -193,7 +193,7 @@ pub struct InviteResponse {
 #[utoipa::path(post, path = "/api/v1/users/invitations", tag = "users",
     security(("bearer" = []), ("cookie" = [])),
     request_body = InviteRequest,
-    responses((status = 201, body = InviteResponse), (status = 403, body = crate::error::Problem),
+    responses((status = 201, description = "The pending account was created and the invitation mailed", body = InviteResponse), (status = 403, body = crate::error::Problem),
               (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
 async fn invite(
     State(state): State<AppState>,
@@ -241,23 +241,12 @@ pub struct BulkReport {
 #[utoipa::path(post, path = "/api/v1/users/invitations/bulk", tag = "users",
     security(("bearer" = []), ("cookie" = [])),
     request_body(content = String, content_type = "text/csv"),
-    responses((status = 200, body = BulkReport), (status = 400, body = crate::error::Problem)))]
+    responses((status = 200, description = "A report of every row", body = BulkReport), (status = 400, body = crate::error::Problem)))]
 async fn invite_bulk(
     State(state): State<AppState>,
     user: CurrentUser,
-    headers: HeaderMap,
-    body: String,
+    Csv(body): Csv,
 ) -> ApiResult<axum::Json<BulkReport>> {
-    let csv = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/csv"));
-    if !csv {
-        return Err(ApiError::new(
-            ProblemKind::UnsupportedMediaType,
-            "send the rows as text/csv",
-        ));
-    }
     let rows = state
         .app
         .invite_csv(&user.caller, &body, &state.links, &state.policy)
@@ -283,7 +272,7 @@ async fn invite_bulk(
 #[utoipa::path(post, path = "/api/v1/users/{id}/invitation/resend", tag = "users",
     security(("bearer" = []), ("cookie" = [])),
     params(("id" = i64, Path)),
-    responses((status = 200, body = InviteResponse), (status = 404, body = crate::error::Problem),
+    responses((status = 200, description = "A fresh link was mailed", body = InviteResponse), (status = 404, body = crate::error::Problem),
               (status = 409, body = crate::error::Problem)))]
 async fn resend_invitation(
     State(state): State<AppState>,
@@ -305,7 +294,7 @@ async fn resend_invitation(
 #[utoipa::path(delete, path = "/api/v1/users/{id}/invitation", tag = "users",
     security(("bearer" = []), ("cookie" = [])),
     params(("id" = i64, Path)),
-    responses((status = 204), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
+    responses((status = 204, description = "The invitation was withdrawn and the pending account removed"), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
 async fn revoke_invitation(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -323,7 +312,7 @@ async fn revoke_invitation(
 #[utoipa::path(post, path = "/api/v1/users/{id}/password-reset", tag = "users",
     security(("bearer" = []), ("cookie" = [])),
     params(("id" = i64, Path)),
-    responses((status = 202), (status = 404, body = crate::error::Problem)))]
+    responses((status = 202, description = "The reset link is queued for mailing"), (status = 404, body = crate::error::Problem)))]
 async fn password_reset(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -346,7 +335,7 @@ pub struct LoggedOut {
 #[utoipa::path(post, path = "/api/v1/users/{id}/logout", tag = "users",
     security(("bearer" = []), ("cookie" = [])),
     params(("id" = i64, Path)),
-    responses((status = 200, body = LoggedOut), (status = 404, body = crate::error::Problem)))]
+    responses((status = 200, description = "Every session of the user has ended", body = LoggedOut), (status = 404, body = crate::error::Problem)))]
 async fn force_logout(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -360,7 +349,7 @@ async fn force_logout(
 #[utoipa::path(post, path = "/api/v1/users/{id}/suspend", tag = "users",
     security(("bearer" = []), ("cookie" = [])),
     params(("id" = i64, Path)),
-    responses((status = 204), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
+    responses((status = 204, description = "The user is suspended"), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
 async fn suspend(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -377,7 +366,7 @@ async fn suspend(
 #[utoipa::path(post, path = "/api/v1/users/{id}/unsuspend", tag = "users",
     security(("bearer" = []), ("cookie" = [])),
     params(("id" = i64, Path)),
-    responses((status = 204), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
+    responses((status = 204, description = "The user is reinstated"), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
 async fn unsuspend(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -404,7 +393,7 @@ pub struct TransferUser {
 #[utoipa::path(post, path = "/api/v1/users/{id}/transfer", tag = "users",
     security(("bearer" = []), ("cookie" = [])),
     params(("id" = i64, Path)), request_body = TransferUser,
-    responses((status = 204), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
+    responses((status = 204, description = "The user was moved"), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
 async fn transfer(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -435,7 +424,7 @@ pub fn neutralize(cell: &str) -> String {
 /// Every user the caller may list, as CSV (`users.download_list`).
 #[utoipa::path(get, path = "/api/v1/users.csv", tag = "users",
     security(("bearer" = []), ("cookie" = [])),
-    responses((status = 200, content_type = "text/csv", body = String)))]
+    responses((status = 200, description = "Every user the caller may list, as CSV", content_type = "text/csv", body = String)))]
 async fn users_csv(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -519,7 +508,7 @@ impl From<AuditEntry> for AuditView {
 /// (`users.view_actions_log`), newest first.
 #[utoipa::path(get, path = "/api/v1/audit", tag = "users", params(AuditParams),
     security(("bearer" = []), ("cookie" = [])),
-    responses((status = 200, body = Vec<AuditView>)))]
+    responses((status = 200, description = "Audit events, newest first", body = Vec<AuditView>)))]
 async fn actions_log(
     State(state): State<AppState>,
     user: CurrentUser,

@@ -1,5 +1,7 @@
-//! Authentication at the HTTP edge: throttling of failed logins and the session
-//! extractor.
+//! Authentication at the HTTP edge: throttling of failed logins, the session
+//! extractor and the refusal of cross-site requests made with the session
+//! cookie.
 
+pub mod cross_site;
 pub mod session;
 pub mod throttle;

@@ -3,9 +3,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod accounts;
+mod contract;
+mod cross_site;
 mod errors;
 mod mail;
 mod matrix;
+mod nul;
 mod openapi;
 mod support;
 mod users;

@@ -1,0 +1,146 @@
+//! The API contract at the edge: every error answers RFC 9457 problem
+//! details, whoever produced it.
+//!
+//! The extractors of [`crate::extract`] answer with problem details
+//! themselves; this layer catches what is answered before or without them —
+//! axum's empty 405 for a known path with another method, a 413 or 400 from
+//! a body extractor, a rejection of a route added later — and rewrites any
+//! plain-text or empty error into problem details with the same status (its
+//! text is dropped: it is not part of the contract). HTML error pages (the
+//! link pages) and problem details pass through unchanged.
+
+use crate::error::{ApiError, ProblemKind};
+use crate::extract::too_large;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+/// Rewrites plain-text and empty error responses into problem details.
+pub async fn problem_details(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let plain = match response.headers().get(header::CONTENT_TYPE) {
+        None => true,
+        Some(value) => value.to_str().is_ok_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("text/plain")
+        }),
+    };
+    if !plain {
+        return response;
+    }
+    let kind = ProblemKind::from_status(status).unwrap_or_else(|| {
+        tracing::warn!(
+            status = status.as_u16(),
+            "plain error response of an unexpected status"
+        );
+        if status.is_client_error() {
+            ProblemKind::InvalidRequest
+        } else {
+            ProblemKind::Internal
+        }
+    });
+    let mut problem = match kind {
+        ProblemKind::Internal => ApiError::internal(&format!("a plain {status} response")),
+        kind => ApiError::new(kind, detail(kind)),
+    }
+    .into_response();
+    // Keep what tells the client how to go on.
+    for name in [header::ALLOW, header::RETRY_AFTER, header::WWW_AUTHENTICATE] {
+        if let Some(value) = response.headers().get(&name) {
+            problem.headers_mut().insert(name, value.clone());
+        }
+    }
+    problem
+}
+
+fn detail(kind: ProblemKind) -> &'static str {
+    match kind {
+        ProblemKind::MethodNotAllowed => {
+            "this path does not accept this method; see the Allow header"
+        }
+        ProblemKind::PayloadTooLarge => "the request body is larger than the server accepts",
+        ProblemKind::UnsupportedMediaType => "the request body has an unsupported content type",
+        ProblemKind::NotFound => "resource not found",
+        _ => "the request could not be read",
+    }
+}
+
+/// Answers 413 for any request that announces a body over the limit, before
+/// any handler runs — also on routes whose handler never reads the body.
+/// Bodies without a `Content-Length` are cut at the same limit by
+/// `DefaultBodyLimit` where a handler reads them.
+pub async fn body_limit(State(limit): State<usize>, request: Request, next: Next) -> Response {
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v: &HeaderValue| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let limit = u64::try_from(limit).unwrap_or(u64::MAX);
+    if announced.is_some_and(|length| length > limit) {
+        return too_large().into_response();
+    }
+    next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::Router;
+    use axum::body::Body;
+    use axum::http::StatusCode;
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    async fn call(router: Router, request: Request) -> (StatusCode, Response) {
+        let response = router.oneshot(request).await.unwrap();
+        (response.status(), response)
+    }
+
+    #[tokio::test]
+    async fn plain_errors_become_problem_details_and_keep_their_status() {
+        let router = Router::new()
+            .route(
+                "/plain",
+                get(|| async { (StatusCode::BAD_REQUEST, "nope") }),
+            )
+            .route(
+                "/html",
+                get(|| async { (StatusCode::BAD_REQUEST, axum::response::Html("<p>nope</p>")) }),
+            )
+            .layer(axum::middleware::from_fn(problem_details));
+        let request = |method: &str, path: &str| {
+            Request::builder()
+                .method(method)
+                .uri(path)
+                .body(Body::empty())
+                .unwrap()
+        };
+        let (status, response) = call(router.clone(), request("GET", "/plain")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "application/problem+json"
+        );
+        let (status, response) = call(router.clone(), request("DELETE", "/plain")).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "application/problem+json"
+        );
+        assert_eq!(response.headers()[header::ALLOW], "GET,HEAD");
+        let (status, response) = call(router, request("GET", "/html")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(
+            response.headers()[header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
+    }
+}

@@ -137,7 +137,11 @@ impl Actor {
     pub fn view_user(&self, user: UserId, memberships: &[TargetMembership<'_>]) -> Decision {
         let mut first = None;
         for m in memberships {
-            let decision = self.decide_user(Permission::UsersView, &facts(user, m));
+            let decision = if user == self.user() {
+                self.view_org(m.org)
+            } else {
+                self.decide_user(Permission::UsersView, &facts(user, m))
+            };
             if decision.is_allowed() {
                 return decision;
             }

@@ -1,6 +1,9 @@
 //! arbor-core's integration tests: one binary (STYLE.md habit 7).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod policy_accounts;
+mod policy_properties;
+mod policy_reference;
 mod properties;
 mod reference;
 mod rules;

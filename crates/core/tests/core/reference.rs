@@ -24,6 +24,13 @@ pub struct PlainDevice {
 #[derive(Clone, Debug)]
 pub struct PlainWorld {
     pub parent: Vec<Option<usize>>,
+    /// Each org's type as SPEC.md section 1 spells it ("ROOT", "PERSONAL", …).
+    pub types: Vec<&'static str>,
+    /// The hierarchies' depth limit (root = level 1).
+    pub depth_limit: usize,
+    /// Every hierarchy has these roles, in display order: "Admin", "Staff",
+    /// "User" (the built-in ones, in that order), then custom ones.
+    pub role_names: Vec<String>,
     /// `sets[org][role]`: the role's permission ids as configured in that org.
     pub sets: Vec<Vec<BTreeSet<&'static str>>>,
     pub users: Vec<PlainUser>,
@@ -37,9 +44,31 @@ pub enum RefOutcome {
     Hidden,
 }
 
+/// Why the reference allowed or denied, where a test pins it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Why {
+    Allowed,
+    /// Outside the scope, another hierarchy, or invisible (404).
+    NotVisible,
+    /// The needed permission is not held (403).
+    Missing,
+    /// Rule 6 on a grant: the set holds permissions the actor lacks.
+    Escalation,
+    /// Rule 6 on a member of the actor's own org who holds more.
+    MorePrivileged,
+    /// A user-wide action refused on the member's home membership.
+    HomeRefused,
+    /// The target does not exist (a role or template of no such hierarchy).
+    Absent,
+    /// Device templates change only in the root org.
+    RootOnly,
+}
+
 pub struct RefActor<'w> {
     pub user: usize,
     pub home: usize,
+    /// The org the actor acts in (`C`).
+    pub context: usize,
     pub perms: &'w BTreeSet<&'static str>,
     pub scope: HashSet<usize>,
 }
@@ -95,6 +124,7 @@ impl PlainWorld {
         Some(RefActor {
             user,
             home,
+            context,
             perms,
             scope,
         })
@@ -148,17 +178,31 @@ impl PlainWorld {
         target: usize,
         membership: usize,
     ) -> RefOutcome {
+        self.user_action_why(actor, permission, target, membership)
+            .0
+    }
+
+    /// [`PlainWorld::user_action`] with the reason of a denial.
+    pub fn user_action_why(
+        &self,
+        actor: &RefActor<'_>,
+        permission: &str,
+        target: usize,
+        membership: usize,
+    ) -> (RefOutcome, Why) {
         let (org, role) = self.users[target].memberships[membership];
         if !actor.scope.contains(&org) {
-            return RefOutcome::Hidden;
+            return (RefOutcome::Hidden, Why::NotVisible);
         }
         if !actor.perms.contains("users.view") && target != actor.user {
-            return RefOutcome::Hidden;
+            return (RefOutcome::Hidden, Why::NotVisible);
         }
         if !actor.perms.contains(permission) {
-            return RefOutcome::Forbidden;
+            return (RefOutcome::Forbidden, Why::Missing);
         }
+        // Rule 6 guards every action on a member, an invitation's too.
         let guarded = [
+            "users.invite",
             "users.edit",
             "users.delete",
             "users.change_password",
@@ -171,9 +215,9 @@ impl PlainWorld {
             && org == actor.home
             && !target_perms.is_subset(actor.perms)
         {
-            return RefOutcome::Forbidden;
+            return (RefOutcome::Forbidden, Why::MorePrivileged);
         }
-        RefOutcome::Allowed
+        (RefOutcome::Allowed, Why::Allowed)
     }
 
     /// Users that may do `action` on `device` through some membership.

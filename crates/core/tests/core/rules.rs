@@ -1,6 +1,7 @@
 //! One test (or a few) per rule of SPEC.md section 4.
 
 use crate::world::{ADMIN, STAFF, USER, World, perms};
+use arbor_core::policy::TargetMembership;
 use arbor_core::{DeviceAction, MemberFacts, Outcome, Permission, PermissionSet, Rule, UserStatus};
 
 /// root ─┬─ a ── a1
@@ -392,6 +393,29 @@ fn members_are_invisible_without_users_view() {
         user.decide_user(Permission::UsersEdit, &target).outcome,
         Outcome::Hidden
     );
+}
+
+#[test]
+fn a_member_without_users_view_still_sees_itself_and_lists_itself() {
+    let w = tree();
+    // The default User role holds nothing.
+    let user = w.principal("a user").act_at_home().unwrap();
+    let a = w.org("a");
+    let membership = |role| TargetMembership {
+        org: &a,
+        role,
+        permissions: w.set("a", role),
+        home: true,
+    };
+    let me = w.user_id("a user");
+    assert!(user.view_user(me, &[membership(USER)]).is_allowed());
+    assert!(user.user_list().matches(me, &[&a]));
+    let staff = w.user_id("a staff");
+    assert_eq!(
+        user.view_user(staff, &[membership(STAFF)]).outcome,
+        Outcome::Hidden
+    );
+    assert!(!user.user_list().matches(staff, &[&a]));
 }
 
 // Rule 7 ---------------------------------------------------------------------

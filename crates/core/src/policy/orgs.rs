@@ -142,12 +142,31 @@ impl Actor {
                 let new_role = if member.in_parent {
                     None
                 } else {
-                    let role = role_map.get(&member.role).copied().or(fallback);
-                    let Some(role) = role else {
-                        return Err(Refusal::Failed {
-                            decision,
-                            error: DomainError::conflict("the hierarchy has no roles"),
-                        });
+                    let role = match role_map.get(&member.role) {
+                        Some(role) => *role,
+                        None => {
+                            let Some(role) = fallback else {
+                                return Err(Refusal::Failed {
+                                    decision,
+                                    error: DomainError::conflict("the hierarchy has no roles"),
+                                });
+                            };
+                            // Even the least-privileged role must not open the
+                            // parent's subtree (the deleted org's siblings).
+                            if set_of(facts.parent_roles, role)
+                                .contains(Permission::OrganizationsSwitchToSuborgs)
+                            {
+                                return Err(Refusal::Failed {
+                                    decision,
+                                    error: DomainError::conflict(format!(
+                                        "the least-privileged role ({role}) may switch to sub-orgs \
+                                         in the parent, which would widen the moved members' \
+                                         scope; name their roles in role_map"
+                                    )),
+                                });
+                            }
+                            role
+                        }
                     };
                     granted = granted.union(set_of(facts.parent_roles, role));
                     Some(role)

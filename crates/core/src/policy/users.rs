@@ -146,11 +146,7 @@ impl Actor {
         }
         let mut first = None;
         for m in memberships {
-            let decision = if user == self.user() {
-                self.view_org(m.org)
-            } else {
-                self.decide_user(Permission::UsersView, &facts(user, m))
-            };
+            let decision = self.decide_user(Permission::UsersView, &facts(user, m));
             if decision.is_allowed() {
                 return decision;
             }

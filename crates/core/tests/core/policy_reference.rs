@@ -289,8 +289,9 @@ impl PlainWorld {
 
     /// SPEC.md section 2 and the policy's rule: create_suborgs on the org and
     /// on its parent; nothing deleted silently; moved members get the mapped
-    /// role, else the least-privileged one, and the actor must hold every
-    /// permission the roles so granted hold in the parent.
+    /// role, else the least-privileged one (refused if that one may switch
+    /// to sub-orgs in the parent), and the actor must hold every permission
+    /// the roles so granted hold in the parent.
     pub fn delete_org(
         &self,
         actor: &RefActor<'_>,
@@ -336,11 +337,25 @@ impl PlainWorld {
                 moves.push((u, old, None));
                 continue;
             }
-            let new = role_map
+            let mapped = role_map
                 .iter()
                 .find(|(from, _)| *from == old)
-                .map(|(_, to)| *to)
-                .unwrap_or_else(|| self.least_privileged(parent));
+                .map(|(_, to)| *to);
+            let new = match mapped {
+                Some(new) => new,
+                None => {
+                    // The default must not open the parent's whole subtree
+                    // (the deleted org's siblings) to the moved members.
+                    let least = self.least_privileged(parent);
+                    if self
+                        .set_in(parent, least)
+                        .contains("organizations.switch_to_suborgs")
+                    {
+                        return Err(RefRefusal::Failed);
+                    }
+                    least
+                }
+            };
             granted.extend(self.set_in(parent, new).iter().copied());
             moves.push((u, old, Some(new)));
         }

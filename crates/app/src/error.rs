@@ -2,6 +2,9 @@ use arbor_core::{Decision, DomainError, Outcome};
 use arbor_store::StoreError;
 use thiserror::Error;
 
+/// The cause of a database failure, kept for the log.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
 /// What a use case can fail with. The server maps each variant to one status
 /// (404, 403, 409, 400, 503, 500).
 #[derive(Debug, Error)]
@@ -33,9 +36,13 @@ pub enum AppError {
     /// A failure of the server itself (not the database); logged, never shown.
     #[error("internal error: {reason}")]
     Internal { reason: String },
-    /// Contention that outlasted the retries, or a database failure.
-    #[error(transparent)]
-    Store(StoreError),
+    /// Contention (SQLite busy, a PostgreSQL deadlock) that outlasted the
+    /// retries: the server is busy, try again. The cause is for the log.
+    #[error("the database is busy; try again")]
+    Busy(#[source] Cause),
+    /// A database failure; logged, never shown.
+    #[error("database error: {0}")]
+    Database(#[source] Cause),
 }
 
 impl AppError {
@@ -73,7 +80,7 @@ impl AppError {
     }
 
     pub(crate) fn is_retryable(&self) -> bool {
-        matches!(self, Self::Store(e) if e.is_retryable())
+        matches!(self, Self::Busy(_))
     }
 }
 
@@ -83,7 +90,8 @@ impl From<StoreError> for AppError {
             StoreError::NotFound { what } => Self::NotFound { what },
             StoreError::Conflict { what } => Self::Conflict { what },
             StoreError::Invalid { field, reason } => Self::Invalid { field, reason },
-            other => Self::Store(other),
+            other if other.is_retryable() => Self::Busy(Box::new(other)),
+            other => Self::Database(Box::new(other)),
         }
     }
 }

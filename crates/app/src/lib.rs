@@ -9,9 +9,11 @@ pub mod access;
 pub mod accounts;
 pub mod cache;
 mod devices;
-mod error;
+pub mod error;
 mod lists;
+pub mod maintenance;
 mod members;
+pub mod model;
 mod orgs;
 pub mod password;
 pub mod recovery;
@@ -27,6 +29,7 @@ pub use orgs::{
 
 use arbor_core::{OrgId, UserId};
 use arbor_store::{Allowed, ClientKind, Store};
+use cache::CacheLimits as Limits;
 use cache::{AuthzCache, CacheLimits};
 use std::future::Future;
 use std::sync::Arc;
@@ -79,6 +82,15 @@ impl App {
     /// one-shot commands, and tests that compare against the cache).
     pub fn new(store: Store) -> Self {
         Self { store, cache: None }
+    }
+
+    /// With the decision cache when `limits` are given (the server's
+    /// `authz_cache.enabled`), without it otherwise.
+    pub fn configured(store: Store, limits: Option<Limits>) -> Self {
+        match limits {
+            Some(limits) => Self::with_cache(store, limits),
+            None => Self::new(store),
+        }
     }
 
     /// With the decision cache ([`cache`]), as the server runs.

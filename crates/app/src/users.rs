@@ -323,7 +323,7 @@ impl App {
                     user: Some(user),
                     error: None,
                 },
-                Err(AppError::Internal { .. } | AppError::Store(_)) => {
+                Err(AppError::Internal { .. } | AppError::Database(_) | AppError::Busy(_)) => {
                     return Err(AppError::internal(format!(
                         "bulk invitation stopped at line {line}"
                     )));

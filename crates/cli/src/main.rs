@@ -235,7 +235,8 @@ async fn serve(config: Config, demo: bool) -> Result<()> {
             tracing::warn!("--demo ignored: the database already holds a hierarchy");
         }
     }
-    let mut state = AppState::new(store.clone(), Arc::new(SystemClock), config.clone());
+    let served = App::configured(store.clone(), config.authz_cache.enabled_limits());
+    let mut state = AppState::new(served, Arc::new(SystemClock), config.clone());
     if app.needs_first_run().await? {
         let token = arbor_app::new_token().0;
         tracing::info!(
@@ -245,7 +246,7 @@ async fn serve(config: Config, demo: bool) -> Result<()> {
         state = state.with_setup_token(&token);
     }
     tokio::spawn(mail::run(
-        store.clone(),
+        state.app.clone(),
         config.smtp.clone(),
         state.mail.clone(),
     ));

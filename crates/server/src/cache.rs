@@ -29,7 +29,7 @@ pub async fn run(state: AppState) {
     let mut tick = tokio::time::interval(PRUNE_EVERY);
     loop {
         tick.tick().await;
-        match state.store.prune_authz_changes(config.keep_versions).await {
+        match state.app.prune_authz_changes(config.keep_versions).await {
             Ok(0) => {}
             Ok(rows) => tracing::debug!(rows, "pruned the authorization change feed"),
             Err(e) => tracing::warn!(error = %e, "pruning the authorization change feed failed"),

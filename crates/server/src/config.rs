@@ -136,6 +136,11 @@ impl Default for AuthzCacheConfig {
 }
 
 impl AuthzCacheConfig {
+    /// The cache's bounds when it is enabled (for [`arbor_app::App::configured`]).
+    pub fn enabled_limits(&self) -> Option<CacheLimits> {
+        self.enabled.then(|| self.limits())
+    }
+
     pub fn limits(&self) -> CacheLimits {
         CacheLimits {
             sessions: self.max_sessions,

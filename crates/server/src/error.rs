@@ -5,7 +5,6 @@
 
 use crate::request_id;
 use arbor_core::{Decision, DomainError, Outcome};
-use arbor_store::StoreError;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -204,25 +203,6 @@ impl From<DomainError> for ApiError {
     }
 }
 
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::NotFound { what } => Self::not_found(what),
-            StoreError::Conflict { what } => Self::conflict(what),
-            StoreError::Invalid { field, reason } => Self::invalid(field, reason),
-            StoreError::Contention(_) => {
-                let mut error = Self::new(
-                    ProblemKind::ServiceUnavailable,
-                    "the database is busy; try again",
-                );
-                error.retry_after_secs = Some(1);
-                error
-            }
-            other => Self::internal(&format!("{other}: {:?}", std::error::Error::source(&other))),
-        }
-    }
-}
-
 impl From<arbor_app::AppError> for ApiError {
     fn from(e: arbor_app::AppError) -> Self {
         use arbor_app::AppError;
@@ -236,7 +216,18 @@ impl From<arbor_app::AppError> for ApiError {
             AppError::ConflictWith { what, details } => Self::conflict(what).with_extra(details),
             AppError::Invalid { field, reason } => Self::invalid(field, reason),
             AppError::Internal { reason } => Self::internal(&reason),
-            AppError::Store(e) => e.into(),
+            AppError::Busy(_) => {
+                let mut error = Self::new(
+                    ProblemKind::ServiceUnavailable,
+                    "the database is busy; try again",
+                );
+                error.retry_after_secs = Some(1);
+                error
+            }
+            AppError::Database(cause) => Self::internal(&format!(
+                "database error: {cause}: {:?}",
+                std::error::Error::source(&*cause)
+            )),
         }
     }
 }
@@ -274,6 +265,7 @@ pub type ApiResult<T> = Result<T, ApiError>;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arbor_app::AppError;
 
     async fn body(error: ApiError) -> (StatusCode, Option<String>, serde_json::Value) {
         let response = error.into_response();
@@ -306,26 +298,26 @@ mod tests {
                 400,
                 "invalid-request",
             ),
+            (AppError::NotFound { what: "user" }.into(), 404, "not-found"),
             (
-                StoreError::NotFound { what: "user" }.into(),
-                404,
-                "not-found",
-            ),
-            (
-                StoreError::conflict("duplicate email").into(),
+                AppError::conflict("duplicate email").into(),
                 409,
                 "conflict",
             ),
             (
-                StoreError::invalid("name", "empty").into(),
+                AppError::invalid("name", "empty").into(),
                 400,
                 "invalid-request",
             ),
-            (StoreError::Database(sqlx_error()).into(), 500, "internal"),
+            (AppError::Database(cause()).into(), 500, "internal"),
+            (AppError::Busy(cause()).into(), 503, "service-unavailable"),
             (
-                StoreError::Contention(sqlx_error()).into(),
-                503,
-                "service-unavailable",
+                AppError::Forbidden {
+                    reason: "no".into(),
+                }
+                .into(),
+                403,
+                "forbidden",
             ),
             (ApiError::unauthorized("log in"), 401, "unauthorized"),
             (ApiError::too_many_requests(30), 429, "too-many-requests"),
@@ -347,7 +339,7 @@ mod tests {
 
     #[tokio::test]
     async fn internal_errors_reveal_nothing() {
-        let (_, _, json) = body(StoreError::Database(sqlx_error()).into()).await;
+        let (_, _, json) = body(AppError::Database(cause()).into()).await;
         assert_eq!(json["title"], "Internal error");
         assert!(json.get("detail").is_none());
     }
@@ -368,7 +360,7 @@ mod tests {
         assert_eq!(retry.as_deref(), Some("42"));
     }
 
-    fn sqlx_error() -> sqlx::Error {
-        sqlx::Error::PoolTimedOut
+    fn cause() -> arbor_app::error::Cause {
+        Box::new(std::io::Error::other("the pool timed out"))
     }
 }

@@ -18,8 +18,8 @@ use crate::auth::throttle::{Limits, Throttle};
 use crate::config::Config;
 use arbor_app::App;
 use arbor_app::accounts::AccountPolicy;
+use arbor_app::model::Clock;
 use arbor_app::users::Links;
-use arbor_store::{Clock, Store};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::{from_fn, from_fn_with_state};
@@ -33,7 +33,6 @@ use utoipa_swagger_ui::SwaggerUi;
 /// What every handler can reach. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
-    pub store: Store,
     pub app: App,
     pub clock: Arc<dyn Clock>,
     pub config: Arc<Config>,
@@ -47,7 +46,9 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(store: Store, clock: Arc<dyn Clock>, config: Config) -> Self {
+    /// The state over `app` (built with [`Config::cache_limits`], see
+    /// [`App::configured`]).
+    pub fn new(app: App, clock: Arc<dyn Clock>, config: Config) -> Self {
         let policy = AccountPolicy {
             session_idle_ms: secs_to_ms(config.session.idle_timeout_secs),
             session_absolute_ms: secs_to_ms(config.session.absolute_timeout_secs),
@@ -64,12 +65,7 @@ impl AppState {
         };
         Self {
             throttle: Arc::new(Throttle::new(limits, clock.clone())),
-            app: if config.authz_cache.enabled {
-                App::with_cache(store.clone(), config.authz_cache.limits())
-            } else {
-                App::new(store.clone())
-            },
-            store,
+            app,
             clock,
             config: Arc::new(config),
             policy,

@@ -7,7 +7,8 @@
 //! single-machine operator can still follow invitation and reset links.
 
 use crate::config::{SmtpConfig, SmtpSecurity};
-use arbor_store::{MailRecord, Store};
+use arbor_app::App;
+use arbor_app::model::MailRecord;
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -81,7 +82,7 @@ pub fn check_config(config: Option<&SmtpConfig>) -> Result<(), String> {
 }
 
 /// Runs until the process ends.
-pub async fn run(store: Store, config: Option<SmtpConfig>, signal: MailSignal) {
+pub async fn run(app: App, config: Option<SmtpConfig>, signal: MailSignal) {
     let smtp = match config.as_ref().map(smtp).transpose() {
         Ok(smtp) => smtp,
         Err(e) => {
@@ -91,7 +92,7 @@ pub async fn run(store: Store, config: Option<SmtpConfig>, signal: MailSignal) {
     };
     let mut logged_up_to = 0i64;
     loop {
-        if let Err(e) = pass(&store, smtp.as_ref(), &mut logged_up_to).await {
+        if let Err(e) = pass(&app, smtp.as_ref(), &mut logged_up_to).await {
             tracing::warn!("mail delivery pass failed: {e}");
         }
         tokio::select! {
@@ -102,13 +103,11 @@ pub async fn run(store: Store, config: Option<SmtpConfig>, signal: MailSignal) {
 }
 
 async fn pass(
-    store: &Store,
+    app: &App,
     smtp: Option<&Smtp>,
     logged_up_to: &mut i64,
-) -> Result<(), arbor_store::StoreError> {
-    let mut tx = store.read().await?;
-    let mut pending = tx.outbox(true, 100).await?;
-    tx.finish().await?;
+) -> Result<(), arbor_app::AppError> {
+    let mut pending = app.outbox(true, 100).await?;
     pending.reverse();
     for mail in pending {
         match smtp {
@@ -118,10 +117,10 @@ async fn pass(
                 }
                 let result = deliver(smtp, &mail).await;
                 match result {
-                    Ok(()) => store.mark_mail_sent(mail.id).await?,
+                    Ok(()) => app.mark_mail_sent(mail.id).await?,
                     Err(e) => {
                         tracing::warn!(mail = mail.id, "mail delivery failed: {e}");
-                        store.mark_mail_failed(mail.id, &e).await?;
+                        app.mark_mail_failed(mail.id, &e).await?;
                     }
                 }
             }

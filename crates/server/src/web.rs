@@ -6,7 +6,7 @@
 use crate::AppState;
 use crate::error::{ApiError, ProblemKind};
 use crate::extract::{Form, Query};
-use arbor_store::ClientKind;
+use arbor_app::model::ClientKind;
 use askama::Template;
 use axum::extract::State;
 use axum::http::StatusCode;

@@ -18,6 +18,9 @@ use sqlx::Connection as _;
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
+/// The tests' deterministic random numbers (SplitMix64).
+pub use arbor_store::generate::Rng;
+
 pub const PG_ENV: &str = "ARBOR_TEST_DATABASE_URL";
 
 /// The password of every user made by [`new_user`].
@@ -303,8 +306,9 @@ impl TestApp {
         };
         configure(&mut config);
         let setup_token = arbor_app::new_token().0;
-        let state = AppState::new(db.store().clone(), db.clock.clone(), config.clone())
-            .with_setup_token(&setup_token);
+        let served = App::configured(db.store().clone(), config.authz_cache.enabled_limits());
+        let state =
+            AppState::new(served, db.clock.clone(), config.clone()).with_setup_token(&setup_token);
         let (server, base) = Server::start(state).await;
         TestApp {
             base,
@@ -325,7 +329,8 @@ impl TestApp {
         )
         .await
         .unwrap();
-        let state = AppState::new(store, self.db.clock.clone(), self.config.clone());
+        let served = App::configured(store, self.config.authz_cache.enabled_limits());
+        let state = AppState::new(served, self.db.clock.clone(), self.config.clone());
         let (server, base) = Server::start(state).await;
         TestNode { base, server }
     }

@@ -6,7 +6,7 @@ use crate::auth::session::{CurrentUser, clear_cookie, session_cookie};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Json;
 use arbor_app::accounts::FirstRun;
-use arbor_store::ClientKind;
+use arbor_app::model::ClientKind;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{StatusCode, header};
 use axum::response::{AppendHeaders, IntoResponse};

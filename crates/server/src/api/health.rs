@@ -28,8 +28,7 @@ async fn healthz() -> Json<Health> {
     responses((status = 200, description = "The database answers", body = Health), (status = 503, body = crate::error::Problem)),
 )]
 async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
-    let ping = async { state.store.read().await?.finish().await };
-    ping.await.map_err(|e: arbor_store::StoreError| {
+    state.app.ping().await.map_err(|e| {
         tracing::warn!("readiness check failed: {e}");
         ApiError::new(
             ProblemKind::ServiceUnavailable,

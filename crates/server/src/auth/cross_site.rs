@@ -21,7 +21,7 @@
 
 use crate::auth::session::token_from;
 use crate::error::{ApiError, ProblemKind};
-use arbor_store::ClientKind;
+use arbor_app::model::ClientKind;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;

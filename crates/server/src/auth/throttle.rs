@@ -8,7 +8,7 @@
 //! behind a load balancer each node counts on its own, so the effective limit
 //! is at most `nodes × limit`.
 
-use arbor_store::Clock;
+use arbor_app::model::Clock;
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -114,7 +114,7 @@ impl Throttle {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arbor_store::ManualClock;
+    use arbor_app::model::ManualClock;
 
     #[test]
     fn an_account_is_throttled_after_the_limit_until_the_window_passes() {

@@ -77,7 +77,7 @@ async fn invitations_are_delivered_over_smtp_and_marked_sent(engine: Engine) {
         from: "Arbor <arbor@arbor.test>".into(),
     };
     let worker = tokio::spawn(mail::run(
-        app.db.store().clone(),
+        app.app().clone(),
         Some(smtp),
         mail::MailSignal::default(),
     ));

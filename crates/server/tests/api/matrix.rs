@@ -4,9 +4,9 @@
 
 use crate::support::{Client, World};
 use arbor_app::Caller;
+use arbor_app::model::ClientKind;
 use arbor_app::users::{Invite, Links};
 use arbor_core::UserId;
-use arbor_store::ClientKind;
 use arbor_testkit::{Engine, TestApp, both_engines};
 use reqwest::Method;
 use serde_json::json;

@@ -1,9 +1,9 @@
 //! A small world for the user-management tests, built through the use cases
 //! (fast) and then driven over HTTP.
 
+use arbor_app::model::ClientKind;
 use arbor_app::{App, Caller, NewMember};
 use arbor_core::{BuiltinRole, OrgId, RoleId, UserId};
-use arbor_store::ClientKind;
 use arbor_testkit::{TestApp, Tree};
 use reqwest::{Method, RequestBuilder, Response};
 use serde_json::Value;

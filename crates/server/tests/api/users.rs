@@ -2,8 +2,8 @@
 
 use crate::support::{Client, World, json, problem};
 use arbor_app::Caller;
+use arbor_app::model::{ClientKind, NewDatastream, NewDevice};
 use arbor_core::{DeviceId, UserId};
-use arbor_store::{ClientKind, NewDatastream, NewDevice};
 use arbor_testkit::{Engine, TestApp, both_engines};
 use serde_json::json;
 

@@ -10,9 +10,9 @@
 //! compared with the device-view use case (the device API is another issue's).
 
 use crate::support::*;
+use arbor_app::model::NewOrg;
 use arbor_core::{DeviceId, OrgId, OrgType, UserId};
-use arbor_store::NewOrg;
-use arbor_store::generate::Rng;
+use arbor_testkit::Rng;
 use arbor_testkit::{Engine, TestApp, both_engines};
 use reqwest::Method;
 use serde_json::json;

@@ -3,8 +3,8 @@
 //! the subtree (and was pushed) or copied its parent's sets after the push.
 
 use crate::support::*;
+use arbor_app::model::NewOrg;
 use arbor_core::{BuiltinRole, OrgType, Permission, PermissionSet};
-use arbor_store::NewOrg;
 use arbor_testkit::{Engine, TestApp, both_engines};
 
 both_engines!(a_push_and_concurrent_suborg_creation_leave_no_org_behind);

@@ -3,8 +3,8 @@
 //! on node A — no stale allow, no stale session.
 
 use crate::support::*;
+use arbor_app::model::NewDevice;
 use arbor_core::OrgId;
-use arbor_store::NewDevice;
 use arbor_testkit::{Engine, TestApp, both_engines};
 use reqwest::Method;
 use serde_json::{Value, json};

@@ -84,7 +84,7 @@ async fn seed_001_is_built_through_the_api_and_explained(engine: Engine) {
     let device = |org: OrgId, owner: UserId, name: &'static str| {
         let app = &app;
         async move {
-            let new = arbor_store::NewDevice {
+            let new = arbor_app::model::NewDevice {
                 name: name.into(),
                 template: world_template,
                 owner: Some(owner),

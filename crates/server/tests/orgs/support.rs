@@ -1,8 +1,8 @@
 //! HTTP helpers and worlds for the org/role/access suite.
 
+use arbor_app::model::{ClientKind, DeviceTemplateId, NewDevice};
 use arbor_app::{Caller, NewMember};
 use arbor_core::{BuiltinRole, OrgId, RoleId, UserId};
-use arbor_store::{ClientKind, DeviceTemplateId, NewDevice};
 use arbor_testkit::{TestApp, Tree};
 use reqwest::Method;
 use serde_json::{Value, json};

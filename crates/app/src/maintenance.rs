@@ -1,0 +1,36 @@
+//! What the server does for itself while it runs, not on anyone's behalf:
+//! readiness, pruning the authorization change feed, delivering queued mail.
+//! Bookkeeping of the store, not users' actions: nothing here is audited.
+
+use crate::{App, AppError};
+use arbor_store::MailRecord;
+
+impl App {
+    /// The database answers (readiness).
+    pub async fn ping(&self) -> Result<(), AppError> {
+        self.store.read().await?.finish().await?;
+        Ok(())
+    }
+
+    /// Keeps the newest `keep` versions of the authorization change feed;
+    /// returns the rows deleted.
+    pub async fn prune_authz_changes(&self, keep: i64) -> Result<u64, AppError> {
+        Ok(self.store.prune_authz_changes(keep).await?)
+    }
+
+    /// Queued mail, newest first: unsent only, or all.
+    pub async fn outbox(&self, unsent_only: bool, limit: i64) -> Result<Vec<MailRecord>, AppError> {
+        let mut tx = self.store.read().await?;
+        let mails = tx.outbox(unsent_only, limit).await?;
+        tx.finish().await?;
+        Ok(mails)
+    }
+
+    pub async fn mark_mail_sent(&self, mail: i64) -> Result<(), AppError> {
+        Ok(self.store.mark_mail_sent(mail).await?)
+    }
+
+    pub async fn mark_mail_failed(&self, mail: i64, error: &str) -> Result<(), AppError> {
+        Ok(self.store.mark_mail_failed(mail, error).await?)
+    }
+}

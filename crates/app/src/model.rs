@@ -1,0 +1,11 @@
+//! The records, inputs and services of the use cases' API. They are
+//! defined next to the store that keeps them and are part of this crate's
+//! API: the HTTP layer names them through here and never depends on the
+//! store itself.
+
+pub use arbor_store::{
+    AuditEntry, AuthzVersion, ClientKind, Clock, DEFAULT_PAGE_SIZE, DeviceRecord, DeviceTemplateId,
+    HierarchySettings, MAX_PAGE_SIZE, MailRecord, ManualClock, MembershipRecord, NewDatastream,
+    NewDevice, NewOrg, NewUser, OrgRecord, Page, PageRequest, SessionId, SignupMode,
+    StoredTemplate, SystemClock, UserRecord,
+};

@@ -3,7 +3,7 @@
 
 use crate::allowed::Allowed;
 use crate::error::{StoreError, found};
-use crate::rows::{HierarchySettings, NewOrg, OrgRecord, SignupMode};
+use crate::rows::{HierarchySettings, NewOrg, OrgRecord, SignupMode, checked_name, refuse_nul};
 use crate::tx::{Tx, Write, placeholders};
 use arbor_core::org::OrgContents;
 use arbor_core::{DepthLimit, OrgId, OrgPath, OrgType, Scope};
@@ -279,9 +279,13 @@ impl Tx<Write> {
         parent: Option<&OrgPath>,
         org: &NewOrg,
     ) -> Result<OrgRecord, StoreError> {
-        let name = org.name.trim();
-        if name.is_empty() || name.chars().count() > 128 {
-            return Err(StoreError::invalid("name", "1 to 128 characters"));
+        let name = checked_name(&org.name, 128)?;
+        for (field, text) in [
+            ("description", &org.description),
+            ("timezone", &org.timezone),
+            ("contact", &org.contact),
+        ] {
+            refuse_nul(field, text)?;
         }
         let depth = parent.map_or(1, |p| p.depth() + 1);
         let id: i64 = sqlx::query_scalar(
@@ -350,9 +354,13 @@ impl Tx<Write> {
         org: OrgId,
         settings: &OrgSettings,
     ) -> Result<(), StoreError> {
-        let name = settings.name.trim();
-        if name.is_empty() || name.chars().count() > 128 {
-            return Err(StoreError::invalid("name", "1 to 128 characters"));
+        let name = checked_name(&settings.name, 128)?;
+        for (field, text) in [
+            ("description", &settings.description),
+            ("timezone", &settings.timezone),
+            ("contact", &settings.contact),
+        ] {
+            refuse_nul(field, text)?;
         }
         if !matches!(settings.unit_system.as_str(), "metric" | "imperial") {
             return Err(StoreError::invalid("unit_system", "metric or imperial"));

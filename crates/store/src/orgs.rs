@@ -417,8 +417,12 @@ impl Tx<Write> {
     /// (with their subtrees), memberships, devices, invitations and org
     /// locations move there first; device templates enabled for the org are
     /// enabled for the parent so its devices may live there. Without it, the
-    /// org must be empty. Returns the rows moved (sub-orgs, memberships,
-    /// devices).
+    /// org must be empty of sub-orgs, members and devices; invitations into
+    /// it may remain (the invited users have since moved on) and must not
+    /// block the deletion: an open one follows its user to their home org,
+    /// so the link still activates the account; accepted ones go with the
+    /// org (the audit log keeps the acceptance). Returns the rows moved
+    /// (sub-orgs, memberships, devices).
     pub async fn delete_org(
         &mut self,
         by: &Allowed,
@@ -494,6 +498,11 @@ impl Tx<Write> {
             }
         }
         for sql in [
+            "UPDATE invitations SET org_id = (SELECT m.org_id FROM memberships m \
+             WHERE m.user_id = invitations.user_id AND m.home = 1) \
+             WHERE org_id = $1 AND accepted_at IS NULL AND EXISTS (SELECT 1 FROM memberships m \
+             WHERE m.user_id = invitations.user_id AND m.home = 1 AND m.org_id <> $1)",
+            "DELETE FROM invitations WHERE org_id = $1",
             "DELETE FROM role_permissions WHERE org_id = $1",
             "DELETE FROM org_templates WHERE org_id = $1",
             "DELETE FROM tags WHERE org_id = $1",

@@ -8,6 +8,7 @@
 
 use crate::allowed::Allowed;
 use crate::audit::{AuditEvent, ClientKind};
+use crate::dialect::Dialect;
 use crate::error::StoreError;
 use crate::roles::format_permissions;
 use crate::rows::{HierarchySettings, NewOrg};
@@ -131,11 +132,16 @@ impl<'a> Batch<'a> {
     }
 }
 
-async fn next_id(conn: &mut AnyConnection, table: &str) -> Result<i64, StoreError> {
-    let sql = format!("SELECT COALESCE(MAX(id), 0) + 1 FROM {table}");
-    Ok(sqlx::query_scalar(AssertSqlSafe(sql))
-        .fetch_one(&mut *conn)
-        .await?)
+async fn next_id(
+    conn: &mut AnyConnection,
+    dialect: Dialect,
+    table: &str,
+) -> Result<i64, StoreError> {
+    Ok(
+        sqlx::query_scalar(AssertSqlSafe(dialect.next_free_id(table)))
+            .fetch_one(&mut *conn)
+            .await?,
+    )
 }
 
 /// Generates one hierarchy. `progress` is told each phase and its row count.
@@ -212,7 +218,7 @@ pub async fn generate(
     sqlx::raw_sql(AssertSqlSafe(dialect.begin_write()))
         .execute(&mut *conn)
         .await?;
-    let mut id = next_id(&mut conn, "organizations").await?;
+    let mut id = next_id(&mut conn, dialect, "organizations").await?;
     let mut batch = Batch::new(
         "INSERT INTO organizations (id, parent_id, path, depth, org_type, name, created_at)",
         config.batch_rows,
@@ -294,7 +300,7 @@ pub async fn generate(
     sqlx::raw_sql(AssertSqlSafe(dialect.begin_write()))
         .execute(&mut *conn)
         .await?;
-    let mut user_id = next_id(&mut conn, "users").await?;
+    let mut user_id = next_id(&mut conn, dialect, "users").await?;
     let mut users = Batch::new(
         "INSERT INTO users (id, email, email_normalized, name, status, created_at)",
         config.batch_rows,
@@ -352,7 +358,7 @@ pub async fn generate(
     sqlx::raw_sql(AssertSqlSafe(dialect.begin_write()))
         .execute(&mut *conn)
         .await?;
-    let mut device_id = next_id(&mut conn, "devices").await?;
+    let mut device_id = next_id(&mut conn, dialect, "devices").await?;
     let mut devices = Batch::new(
         "INSERT INTO devices (id, hierarchy_id, org_id, template_id, owner_id, name, \
          auth_token_hash, created_at)",

@@ -4,10 +4,14 @@
 
 use crate::support::*;
 use arbor_app::{AppError, NewMember, OrgEdit};
-use arbor_core::{BuiltinRole, OrgType};
+use arbor_core::{BuiltinRole, OrgType, UserId};
+use arbor_store::generate::{GenConfig, generate, generated_roots};
 use arbor_store::{Allowed, Engine, NewOrg, NewUser, StoreError};
 
-both_engines!(a_nul_byte_is_refused_as_invalid_and_never_stored,);
+both_engines!(
+    a_nul_byte_is_refused_as_invalid_and_never_stored,
+    ids_of_deleted_rows_are_never_handed_out_again,
+);
 
 fn is_invalid(err: &AppError) -> bool {
     matches!(err, AppError::Invalid { .. })
@@ -71,4 +75,78 @@ async fn a_nul_byte_is_refused_as_invalid_and_never_stored(db: TestDb) {
         },
         Engine::Sqlite => assert!(result.is_ok(), "{result:?}"),
     }
+}
+
+async fn ids_of_deleted_rows_are_never_handed_out_again(db: TestDb) {
+    let app = &db.app;
+    let h = hierarchy(app, "Acme", "boss@acme.example").await;
+    let by = web(h.admin);
+    // The newest org goes; the next one gets a new id (SQLite used to hand
+    // out the same one, and the deleted org's audit rows named the new org).
+    suborg(app, h.admin, h.root.id, "First").await;
+    let newest = suborg(app, h.admin, h.root.id, "Newest").await;
+    app.delete_org(&by, newest, false).await.unwrap();
+    let next = suborg(app, h.admin, h.root.id, "Next").await;
+    assert!(next.0 > newest.0, "{next:?} after deleted {newest:?}");
+
+    // Likewise for users, through the use cases and through the data
+    // generator, which loads explicit ids.
+    let gone = member(
+        app,
+        h.admin,
+        h.root.id,
+        &h,
+        BuiltinRole::Staff,
+        "gone@acme.example",
+    )
+    .await;
+    app.delete_user(&by, gone, None).await.unwrap();
+    let again = member(
+        app,
+        h.admin,
+        h.root.id,
+        &h,
+        BuiltinRole::Staff,
+        "again@acme.example",
+    )
+    .await;
+    assert!(again.0 > gone.0, "{again:?} after deleted {gone:?}");
+    app.delete_user(&by, again, None).await.unwrap();
+    let config = GenConfig {
+        orgs: 3,
+        levels: 2,
+        users: 3,
+        devices: 2,
+        ..GenConfig::default()
+    };
+    generate(db.store(), &config, |_, _, _| {}).await.unwrap();
+    let root = *generated_roots(db.store()).await.unwrap().last().unwrap();
+    let mut tx = db.store().read().await.unwrap();
+    let filter = arbor_store::UserFilter {
+        scope: Some(arbor_core::Scope {
+            home: tx.org_path(root).await.unwrap(),
+            descendants: true,
+        }),
+        ..Default::default()
+    };
+    let page = arbor_store::PageRequest::first(100);
+    let users = tx.list_users(&filter, &page).await.unwrap().items;
+    tx.finish().await.unwrap();
+    assert_eq!(users.len(), 3);
+    assert!(
+        users.iter().all(|u| u.id.0 > again.0),
+        "generated {:?} after deleted {again:?}",
+        users.iter().map(|u| u.id).collect::<Vec<UserId>>()
+    );
+    // And the ids after the generator's continue past its own.
+    let after = member(
+        app,
+        h.admin,
+        h.root.id,
+        &h,
+        BuiltinRole::Staff,
+        "after@acme.example",
+    )
+    .await;
+    assert!(users.iter().all(|u| u.id.0 < after.0));
 }

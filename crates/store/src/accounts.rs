@@ -4,7 +4,8 @@
 
 use crate::allowed::Allowed;
 use crate::error::StoreError;
-use crate::rows::{SessionId, refuse_nul};
+use crate::rows::SessionId;
+use crate::text::refuse_nul;
 use crate::tx::{Tx, Write};
 use arbor_core::{OrgId, Principal, RoleId, UserId};
 use sqlx::{AssertSqlSafe, Row};

@@ -3,9 +3,8 @@
 
 use crate::allowed::Allowed;
 use crate::error::{StoreError, found};
-use crate::rows::{
-    DeviceRecord, DeviceTemplateId, NewDatastream, NewDevice, checked_name, refuse_nul,
-};
+use crate::rows::{DeviceRecord, DeviceTemplateId, NewDatastream, NewDevice};
+use crate::text::{checked_name, refuse_nul};
 use crate::tx::{Tx, Write, placeholders};
 use arbor_core::{DeviceId, OrgId, OrgPath, UserId};
 use sqlx::any::AnyRow;

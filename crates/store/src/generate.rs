@@ -220,7 +220,8 @@ pub async fn generate(
         .await?;
     let mut id = next_id(&mut conn, dialect, "organizations").await?;
     let mut batch = Batch::new(
-        "INSERT INTO organizations (id, parent_id, path, depth, org_type, name, created_at)",
+        "INSERT INTO organizations (id, parent_id, path, depth, org_type, name, name_folded, \
+         created_at)",
         config.batch_rows,
     );
     let mut parent_index = 0;
@@ -239,7 +240,7 @@ pub async fn generate(
                 .push(
                     &mut conn,
                     format!(
-                        "({id},{parent_id},'{path}',{},'BUSINESS','Org {id}',{now})",
+                        "({id},{parent_id},'{path}',{},'BUSINESS','Org {id}','org {id}',{now})",
                         parent_depth + 1
                     ),
                 )
@@ -302,7 +303,7 @@ pub async fn generate(
         .await?;
     let mut user_id = next_id(&mut conn, dialect, "users").await?;
     let mut users = Batch::new(
-        "INSERT INTO users (id, email, email_normalized, name, status, created_at)",
+        "INSERT INTO users (id, email, email_normalized, name, name_folded, status, created_at)",
         config.batch_rows,
     );
     let mut memberships = Batch::new(
@@ -326,7 +327,7 @@ pub async fn generate(
         users
             .push(
                 &mut conn,
-                format!("({user_id},'{email}','{email}','User {user_id}','active',{now})"),
+                format!("({user_id},'{email}','{email}','User {user_id}','user {user_id}','active',{now})"),
             )
             .await?;
         memberships

@@ -3,7 +3,8 @@
 
 use crate::allowed::Allowed;
 use crate::error::{StoreError, found};
-use crate::rows::{HierarchySettings, NewOrg, OrgRecord, SignupMode, checked_name, refuse_nul};
+use crate::rows::{HierarchySettings, NewOrg, OrgRecord, SignupMode};
+use crate::text::{checked_name, contains_pattern, fold, refuse_nul};
 use crate::tx::{Tx, Write, placeholders};
 use arbor_core::org::OrgContents;
 use arbor_core::{DepthLimit, OrgId, OrgPath, OrgType, Scope};
@@ -167,7 +168,7 @@ impl<M> Tx<M> {
     }
 
     /// Orgs of the subtree at `path` (itself first, then by path), whose name
-    /// contains `name` (case-insensitive), at most `limit`.
+    /// contains `name` (ignoring case, wildcards literal), at most `limit`.
     pub async fn subtree_orgs(
         &mut self,
         path: &OrgPath,
@@ -175,10 +176,10 @@ impl<M> Tx<M> {
         limit: u32,
     ) -> Result<Vec<OrgRecord>, StoreError> {
         let (lo, hi) = path.subtree_range();
-        let pattern = name.map(|n| format!("%{}%", n.trim().to_lowercase()));
+        let pattern = name.map(contains_pattern).transpose()?;
         let sql = format!(
             "SELECT {ORG_COLUMNS} FROM organizations o WHERE o.path >= $1 AND o.path < $2 \
-             AND ($3 = '' OR LOWER(o.name) LIKE $3) ORDER BY o.path LIMIT $4"
+             AND ($3 = '' OR o.name_folded LIKE $3 ESCAPE '\\') ORDER BY o.path LIMIT $4"
         );
         let rows = sqlx::query(AssertSqlSafe(sql))
             .bind(lo)
@@ -190,7 +191,8 @@ impl<M> Tx<M> {
         rows.iter().map(org_from_row).collect()
     }
 
-    /// Orgs in `scope` whose name contains `name`, ordered by id after `after`.
+    /// Orgs in `scope` whose name contains `name` (ignoring case, wildcards
+    /// literal), ordered by id after `after`.
     pub async fn search_orgs(
         &mut self,
         scope: &Scope,
@@ -198,12 +200,12 @@ impl<M> Tx<M> {
         after: i64,
         limit: u32,
     ) -> Result<Vec<OrgRecord>, StoreError> {
-        let pattern = format!("%{}%", name.trim().to_lowercase());
+        let pattern = contains_pattern(name)?;
         let rows = if scope.descendants {
             let (lo, hi) = scope.home.subtree_range();
             let sql = format!(
                 "SELECT {ORG_COLUMNS} FROM organizations o WHERE o.path >= $1 AND o.path < $2 \
-                 AND LOWER(o.name) LIKE $3 AND o.id > $4 ORDER BY o.id LIMIT $5"
+                 AND o.name_folded LIKE $3 ESCAPE '\\' AND o.id > $4 ORDER BY o.id LIMIT $5"
             );
             sqlx::query(AssertSqlSafe(sql))
                 .bind(lo)
@@ -216,7 +218,7 @@ impl<M> Tx<M> {
         } else {
             let sql = format!(
                 "SELECT {ORG_COLUMNS} FROM organizations o WHERE o.id = $1 \
-                 AND LOWER(o.name) LIKE $2 AND o.id > $3 ORDER BY o.id LIMIT $4"
+                 AND o.name_folded LIKE $2 ESCAPE '\\' AND o.id > $3 ORDER BY o.id LIMIT $4"
             );
             sqlx::query(AssertSqlSafe(sql))
                 .bind(scope.home.id().0)
@@ -290,8 +292,8 @@ impl Tx<Write> {
         let depth = parent.map_or(1, |p| p.depth() + 1);
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO organizations (parent_id, path, depth, org_type, name, description, \
-             timezone, unit_system, contact, created_at) \
-             VALUES ($1, '', $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+             timezone, unit_system, contact, created_at, name_folded) \
+             VALUES ($1, '', $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
         )
         .bind(parent.map(|p| p.id().0))
         .bind(i64::try_from(depth).unwrap_or(i64::MAX))
@@ -302,6 +304,7 @@ impl Tx<Write> {
         .bind(org.unit_system.clone())
         .bind(org.contact.clone())
         .bind(self.now())
+        .bind(fold(name))
         .fetch_one(self.conn())
         .await?;
         let path = match parent {
@@ -367,7 +370,7 @@ impl Tx<Write> {
         }
         let done = sqlx::query(
             "UPDATE organizations SET name = $1, description = $2, timezone = $3, \
-             unit_system = $4, contact = $5 WHERE id = $6",
+             unit_system = $4, contact = $5, name_folded = $7 WHERE id = $6",
         )
         .bind(name.to_owned())
         .bind(settings.description.clone())
@@ -375,6 +378,7 @@ impl Tx<Write> {
         .bind(settings.unit_system.clone())
         .bind(settings.contact.clone())
         .bind(org.0)
+        .bind(fold(name))
         .execute(self.conn())
         .await?;
         found(&done, "organization")?;

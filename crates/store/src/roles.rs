@@ -3,7 +3,7 @@
 
 use crate::allowed::Allowed;
 use crate::error::{StoreError, found};
-use crate::rows::{checked_name, refuse_nul};
+use crate::text::{checked_name, refuse_nul};
 use crate::tx::{Tx, Write};
 use arbor_core::role::RoleHolder;
 use arbor_core::{

@@ -1,6 +1,5 @@
 //! Records read from and inputs written to the store.
 
-use crate::error::StoreError;
 use arbor_core::{
     DepthLimit, DeviceFacts, DeviceId, OrgFacts, OrgId, OrgPath, OrgType, UserId, UserStatus,
 };
@@ -178,31 +177,4 @@ pub struct NewDatastream {
     pub min: Option<f64>,
     pub max: Option<f64>,
     pub units: String,
-}
-
-/// Refuses a NUL character in text the store writes. PostgreSQL cannot store
-/// one in TEXT at all and SQLite would: refused up front, both engines answer
-/// alike.
-pub(crate) fn refuse_nul(field: &'static str, text: &str) -> Result<(), StoreError> {
-    if text.contains('\0') {
-        Err(StoreError::invalid(
-            field,
-            "must not contain a NUL character",
-        ))
-    } else {
-        Ok(())
-    }
-}
-
-/// A name as stored: trimmed, 1 to `max` characters, no NUL.
-pub(crate) fn checked_name(text: &str, max: usize) -> Result<&str, StoreError> {
-    let name = text.trim();
-    if name.is_empty() || name.chars().count() > max {
-        return Err(StoreError::invalid(
-            "name",
-            format!("1 to {max} characters"),
-        ));
-    }
-    refuse_nul("name", name)?;
-    Ok(name)
 }

@@ -99,6 +99,43 @@ impl Store {
             }
         }
         result?;
+        drop(conn);
+        self.upkeep().await
+    }
+
+    /// Work a migration left for the store to do in Rust (`store_upkeep`),
+    /// each task in one transaction with its removal from the table.
+    async fn upkeep(&self) -> Result<(), StoreError> {
+        let tasks: Vec<String> = sqlx::query_scalar("SELECT task FROM store_upkeep")
+            .fetch_all(&self.pool)
+            .await?;
+        if tasks.iter().any(|t| t == "fold_names") {
+            let mut tx = self.pool.begin_with(self.dialect.begin_write()).await?;
+            // The migration filled the folded names with SQL lower(); the
+            // rows where Rust folds differently (non-ASCII) are refolded.
+            for table in ["organizations", "users"] {
+                let rows: Vec<(i64, String, String)> = sqlx::query_as(AssertSqlSafe(format!(
+                    "SELECT id, name, name_folded FROM {table}"
+                )))
+                .fetch_all(&mut *tx)
+                .await?;
+                let update = format!("UPDATE {table} SET name_folded = $1 WHERE id = $2");
+                for (id, name, folded) in rows {
+                    let refolded = crate::text::fold(&name);
+                    if refolded != folded {
+                        sqlx::query(AssertSqlSafe(update.clone()))
+                            .bind(refolded)
+                            .bind(id)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
+            }
+            sqlx::query("DELETE FROM store_upkeep WHERE task = 'fold_names'")
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        }
         Ok(())
     }
 
@@ -433,6 +470,28 @@ mod tests {
             orgs.iter().map(|o| o.name.as_str()).collect::<Vec<_>>(),
             ["Ärzte Root", "Child"]
         );
+        // Names were refolded in Rust (SQLite's lower() keeps the 'Ä').
+        let scope = arbor_core::Scope {
+            home: OrgPath::decode(&format!("/{root}/")).unwrap(),
+            descendants: true,
+        };
+        let found = tx.search_orgs(&scope, "ÄRZTE", 0, 10).await.unwrap();
+        assert_eq!(found.len(), 1, "{found:?}");
+        let filter = crate::UserFilter {
+            scope: Some(scope.clone()),
+            search: Some("ärztin".into()),
+            ..Default::default()
+        };
+        let page = tx
+            .list_users(&filter, &crate::PageRequest::first(10))
+            .await
+            .unwrap();
+        assert_eq!(page.items.len(), 1, "{page:?}");
+        let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM store_upkeep")
+            .fetch_one(tx.conn())
+            .await
+            .unwrap();
+        assert_eq!(left, 0, "the upkeep ran once and is done");
         let device = tx.all_devices().await.unwrap().pop().unwrap();
         assert_eq!(device.owner.map(|u| u.0), Some(b));
         // The 0002 triggers still record changes.

@@ -4,7 +4,8 @@
 use crate::allowed::Allowed;
 use crate::error::{StoreError, found};
 use crate::roles::parse_permissions;
-use crate::rows::{NewUser, UserRecord, checked_name, parse_status, refuse_nul};
+use crate::rows::{NewUser, UserRecord, parse_status};
+use crate::text::{checked_name, fold, refuse_nul};
 use crate::tx::{Tx, Write, placeholders};
 use arbor_core::{
     Membership, OrgId, OrgPath, PermissionSet, Principal, RoleId, UserId, UserStatus,
@@ -350,7 +351,7 @@ impl Tx<Write> {
         refuse_nul("locale", &user.locale)?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO users (email, email_normalized, name, password_hash, status, locale, \
-             created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+             created_at, name_folded) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
         )
         .bind(user.email.trim().to_owned())
         .bind(normalized)
@@ -359,6 +360,7 @@ impl Tx<Write> {
         .bind(user.status.as_str())
         .bind(user.locale.clone())
         .bind(self.now())
+        .bind(fold(name))
         .fetch_one(self.conn())
         .await?;
         Ok(UserId(id))
@@ -418,11 +420,13 @@ impl Tx<Write> {
             }
         }
         let done = sqlx::query(
-            "UPDATE users SET name = COALESCE($1, name), locale = COALESCE($2, locale) WHERE id = $3",
+            "UPDATE users SET name = COALESCE($1, name), locale = COALESCE($2, locale), \
+             name_folded = COALESCE($4, name_folded) WHERE id = $3",
         )
         .bind(name.map(|n| n.trim().to_owned()))
         .bind(locale.map(str::to_owned))
         .bind(user.0)
+        .bind(name.map(|n| fold(n.trim())))
         .execute(self.conn())
         .await?;
         found(&done, "user")?;

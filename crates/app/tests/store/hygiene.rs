@@ -11,6 +11,7 @@ use arbor_store::{Allowed, Engine, NewOrg, NewUser, StoreError};
 both_engines!(
     a_nul_byte_is_refused_as_invalid_and_never_stored,
     ids_of_deleted_rows_are_never_handed_out_again,
+    search_folds_case_alike_and_matches_wildcards_literally,
 );
 
 fn is_invalid(err: &AppError) -> bool {
@@ -149,4 +150,115 @@ async fn ids_of_deleted_rows_are_never_handed_out_again(db: TestDb) {
     )
     .await;
     assert!(users.iter().all(|u| u.id.0 < after.0));
+}
+
+async fn search_folds_case_alike_and_matches_wildcards_literally(db: TestDb) {
+    let app = &db.app;
+    let h = hierarchy(app, "Root", "boss@acme.example").await;
+    let by = web(h.admin);
+    let names = [
+        "Ärzte GmbH",
+        "100% Heat",
+        "Hundred Percent",
+        "a_b Works",
+        "axb Works",
+        "Back\\slash",
+        "Backslash",
+    ];
+    let mut ids = std::collections::HashMap::new();
+    for name in names {
+        ids.insert(name, suborg(app, h.admin, h.root.id, name).await);
+    }
+    let search = async |q: &str| -> Vec<&str> {
+        let page = app.search_orgs(&by, q, None, None).await.unwrap();
+        let mut found: Vec<&str> = names
+            .iter()
+            .copied()
+            .filter(|n| page.items.iter().any(|o| o.id == ids[n]))
+            .collect();
+        found.sort();
+        found
+    };
+    assert_eq!(search("ärzte").await, ["Ärzte GmbH"]);
+    assert_eq!(search("ÄRZTE").await, ["Ärzte GmbH"]);
+    assert_eq!(search("Ärzte gmbh").await, ["Ärzte GmbH"]);
+    assert_eq!(search("%").await, ["100% Heat"]);
+    assert_eq!(search("0% h").await, ["100% Heat"]);
+    assert_eq!(search("_").await, ["a_b Works"]);
+    assert_eq!(search("a_b").await, ["a_b Works"]);
+    assert_eq!(search("\\").await, ["Back\\slash"]);
+    assert_eq!(search("k\\s").await, ["Back\\slash"]);
+    assert_eq!(search("backslash").await, ["Backslash"]);
+    assert!(matches!(
+        app.search_orgs(&by, "a\0", None, None).await,
+        Err(AppError::Invalid { .. })
+    ));
+    // The tree's subtree query shares the rules.
+    let mut tx = db.store().read().await.unwrap();
+    let subtree = tx
+        .subtree_orgs(&h.root.path, Some("ÄRZTE"), 10)
+        .await
+        .unwrap();
+    assert_eq!(subtree.len(), 1, "{subtree:?}");
+    let subtree = tx.subtree_orgs(&h.root.path, Some("%"), 10).await.unwrap();
+    assert_eq!(subtree.len(), 1, "{subtree:?}");
+    tx.finish().await.unwrap();
+
+    // Users: the name folds the same way, also after a rename.
+    for (email, name) in [
+        ("oel@acme.example", "Ölig Öl"),
+        ("under@acme.example", "Under_score"),
+        ("plain@acme.example", "Underscore"),
+    ] {
+        app.add_member(
+            &by,
+            h.root.id,
+            &NewMember {
+                user: NewUser::active(email, name),
+                role: h.role(BuiltinRole::Staff),
+            },
+        )
+        .await
+        .unwrap();
+    }
+    let users = async |q: &str| -> Vec<String> {
+        let query = arbor_app::users::UserQuery {
+            search: Some(q.into()),
+            ..Default::default()
+        };
+        let page = app
+            .search_users(&by, &query, &arbor_store::PageRequest::first(50))
+            .await
+            .unwrap();
+        let mut names: Vec<String> = page.items.into_iter().map(|u| u.name).collect();
+        names.sort();
+        names
+    };
+    assert_eq!(users("ÖLIG").await, ["Ölig Öl"]);
+    assert_eq!(users("ölig öl").await, ["Ölig Öl"]);
+    assert_eq!(users("r_s").await, ["Under_score"]);
+    assert_eq!(users("_").await, ["Under_score"]);
+    let oel = db
+        .store()
+        .read()
+        .await
+        .unwrap()
+        .user_by_email("oel@acme.example")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let mut tx = db.store().write().await.unwrap();
+    tx.update_profile(&Allowed::bootstrap(), oel, Some("Ärger"), None)
+        .await
+        .unwrap();
+    tx.commit(arbor_store::AuditEvent::new(
+        arbor_store::ClientKind::Cli,
+        "test.rename",
+        format!("user:{oel}"),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(users("ÄRGER").await, ["Ärger"]);
+    assert!(users("ölig").await.is_empty());
 }

@@ -1,7 +1,7 @@
 -- no-transaction
--- Ids are never reused. Keep in step with ../postgres/0003_ids_never_reused.sql.
+-- Store hygiene. Keep in step with ../postgres/0003_store_hygiene.sql.
 --
--- An `INTEGER PRIMARY KEY` without AUTOINCREMENT hands out max(id) + 1, so
+-- 1. Ids are never reused. An `INTEGER PRIMARY KEY` without AUTOINCREMENT hands out max(id) + 1, so
 -- the id of a deleted newest row came back — and with it that row's audit
 -- history, change-feed rows and every outside reference to it, now naming a
 -- new org, user or device. Each table with an id is rebuilt with
@@ -9,6 +9,13 @@
 -- and the 0002 triggers as they were), and its sqlite_sequence starts past
 -- every id the audit log and the change feed still name, so ids deleted
 -- before this migration are not handed out again either.
+--
+-- 2. Names are searched in a folded form the store computes in Rust
+-- (`organizations.name_folded`, `users.name_folded`; arbor_store `text::fold`),
+-- not with LOWER(), which folds only ASCII here and follows the locale on
+-- PostgreSQL. The rebuild fills them with lower(name); the `fold_names` task
+-- in store_upkeep makes the store refold every row in Rust once, right after
+-- migrating (`Store::migrate`).
 --
 -- SQLite's procedure for changing a table's definition
 -- (https://www.sqlite.org/lang_altertable.html#otheralter): foreign keys off
@@ -34,10 +41,12 @@ CREATE TABLE organizations_v3 (
     unit_system TEXT NOT NULL DEFAULT 'metric' CHECK (unit_system IN ('metric','imperial')),
     contact     TEXT NOT NULL DEFAULT '',
     created_at  INTEGER NOT NULL,
+    -- `name` as searched: Unicode lower case, computed by the store.
+    name_folded TEXT NOT NULL,
     CHECK ((parent_id IS NULL) = (org_type = 'ROOT'))
 );
-INSERT INTO organizations_v3 (id, parent_id, path, depth, org_type, name, description, timezone, unit_system, contact, created_at)
-    SELECT id, parent_id, path, depth, org_type, name, description, timezone, unit_system, contact, created_at FROM organizations;
+INSERT INTO organizations_v3 (id, parent_id, path, depth, org_type, name, description, timezone, unit_system, contact, created_at, name_folded)
+    SELECT id, parent_id, path, depth, org_type, name, description, timezone, unit_system, contact, created_at, lower(name) FROM organizations;
 DROP TABLE organizations;
 ALTER TABLE organizations_v3 RENAME TO organizations;
 CREATE INDEX organizations_path ON organizations(path);
@@ -64,10 +73,12 @@ CREATE TABLE users_v3 (
     password_hash    TEXT,
     status           TEXT NOT NULL CHECK (status IN ('pending','active','suspended')),
     locale           TEXT NOT NULL DEFAULT 'en',
-    created_at       INTEGER NOT NULL
+    created_at       INTEGER NOT NULL,
+    -- `name` as searched: Unicode lower case, computed by the store.
+    name_folded      TEXT NOT NULL
 );
-INSERT INTO users_v3 (id, email, email_normalized, name, password_hash, status, locale, created_at)
-    SELECT id, email, email_normalized, name, password_hash, status, locale, created_at FROM users;
+INSERT INTO users_v3 (id, email, email_normalized, name, password_hash, status, locale, created_at, name_folded)
+    SELECT id, email, email_normalized, name, password_hash, status, locale, created_at, lower(name) FROM users;
 DROP TABLE users;
 ALTER TABLE users_v3 RENAME TO users;
 CREATE TRIGGER authz_users_update AFTER UPDATE OF status ON users
@@ -380,6 +391,10 @@ CREATE INDEX audit_events_actor ON audit_events(actor_user_id, id);
 DELETE FROM sqlite_sequence WHERE name = 'audit_events';
 INSERT INTO sqlite_sequence (name, seq) SELECT 'audit_events', MAX(
     COALESCE((SELECT MAX(id) FROM audit_events), 0));
+
+-- Work the store does in Rust after migrating, once per row of this table.
+CREATE TABLE IF NOT EXISTS store_upkeep (task TEXT PRIMARY KEY);
+INSERT OR IGNORE INTO store_upkeep (task) VALUES ('fold_names');
 
 -- Refuse to commit if the rebuild left a dangling reference.
 CREATE TEMP TABLE ids_v3_guard (violations INTEGER NOT NULL CHECK (violations = 0));

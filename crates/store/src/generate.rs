@@ -13,6 +13,7 @@ use crate::error::StoreError;
 use crate::roles::format_permissions;
 use crate::rows::{HierarchySettings, NewOrg};
 use crate::store::Store;
+use crate::tx::STAMP_CHANGES;
 use arbor_core::{BuiltinRole, OrgId, OrgType, Permission, PermissionSet, UserId};
 use sqlx::{AnyConnection, AssertSqlSafe, Executor};
 use std::time::{Duration, Instant};
@@ -406,6 +407,14 @@ pub async fn generate(
                 .await?;
         }
     }
+    // The bulk rows bypassed Tx::commit, but the 0002 triggers recorded
+    // their changes (memberships, role sets): stamp them all under one new
+    // version, so that the caches of running nodes hear of them.
+    sqlx::raw_sql(AssertSqlSafe(dialect.begin_write()))
+        .execute(&mut *conn)
+        .await?;
+    sqlx::raw_sql(STAMP_CHANGES).execute(&mut *conn).await?;
+    sqlx::raw_sql("COMMIT").execute(&mut *conn).await?;
     let phase = Instant::now();
     sqlx::raw_sql("ANALYZE").execute(&mut *conn).await?;
     progress("analyze", 0, phase.elapsed());

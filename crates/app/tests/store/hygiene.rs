@@ -6,12 +6,14 @@ use crate::support::*;
 use arbor_app::{AppError, NewMember, OrgEdit};
 use arbor_core::{BuiltinRole, OrgType, UserId};
 use arbor_store::generate::{GenConfig, generate, generated_roots};
-use arbor_store::{Allowed, Engine, NewOrg, NewUser, StoreError};
+use arbor_store::{Allowed, AuditEvent, ClientKind, Engine, NewOrg, NewUser, StoreError};
+use sqlx::Connection;
 
 both_engines!(
     a_nul_byte_is_refused_as_invalid_and_never_stored,
     ids_of_deleted_rows_are_never_handed_out_again,
     search_folds_case_alike_and_matches_wildcards_literally,
+    the_authz_version_moves_only_with_an_authorization_fact,
 );
 
 fn is_invalid(err: &AppError) -> bool {
@@ -252,8 +254,8 @@ async fn search_folds_case_alike_and_matches_wildcards_literally(db: TestDb) {
     tx.update_profile(&Allowed::bootstrap(), oel, Some("Ärger"), None)
         .await
         .unwrap();
-    tx.commit(arbor_store::AuditEvent::new(
-        arbor_store::ClientKind::Cli,
+    tx.commit(AuditEvent::new(
+        ClientKind::Cli,
         "test.rename",
         format!("user:{oel}"),
     ))
@@ -261,4 +263,130 @@ async fn search_folds_case_alike_and_matches_wildcards_literally(db: TestDb) {
     .unwrap();
     assert_eq!(users("ÄRGER").await, ["Ärger"]);
     assert!(users("ölig").await.is_empty());
+}
+
+async fn the_authz_version_moves_only_with_an_authorization_fact(db: TestDb) {
+    let app = &db.app;
+    let store = db.store();
+    let h = hierarchy(app, "Acme", "boss@acme.example").await;
+    let staff = member(
+        app,
+        h.admin,
+        h.root.id,
+        &h,
+        BuiltinRole::Staff,
+        "staff@acme.example",
+    )
+    .await;
+    let audit_rows = async || {
+        let mut tx = store.read().await.unwrap();
+        let n = tx
+            .count_rows(arbor_store::Table::AuditEvents)
+            .await
+            .unwrap();
+        tx.finish().await.unwrap();
+        n
+    };
+
+    // An audit row alone: no new version.
+    let v0 = store.authz_version().await.unwrap();
+    let rows = audit_rows().await;
+    let tx = store.write().await.unwrap();
+    tx.commit(AuditEvent::new(ClientKind::Cli, "test.noop", "org:0"))
+        .await
+        .unwrap();
+    // A denied attempt (Staff may not delete the root) is audited, no more.
+    let err = app
+        .delete_org(&web(staff), h.root.id, false)
+        .await
+        .unwrap_err();
+    assert!(!matches!(err, AppError::Store(_)), "{err:?}");
+    // A profile edit changes no authorization fact either.
+    let mut tx = store.write().await.unwrap();
+    tx.update_profile(&Allowed::bootstrap(), staff, Some("Renamed"), Some("de"))
+        .await
+        .unwrap();
+    tx.commit(AuditEvent::new(
+        ClientKind::Cli,
+        "user.update",
+        format!("user:{staff}"),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(audit_rows().await, rows + 3);
+    assert_eq!(store.authz_version().await.unwrap(), v0);
+
+    // A write that changes facts (a user and a membership): one version,
+    // and its change rows carry it.
+    member(
+        app,
+        h.admin,
+        h.root.id,
+        &h,
+        BuiltinRole::User,
+        "user@acme.example",
+    )
+    .await;
+    let v1 = store.authz_version().await.unwrap();
+    assert_eq!(v1, v0 + 1);
+    let feed = store.authz_changes(v0, v1).await.unwrap().changes;
+    assert!(!feed.is_empty());
+
+    // On PostgreSQL an audit-only commit no longer queues on the version
+    // row: it goes through while another transaction holds that row.
+    if store.engine() == Engine::Postgres {
+        let mut holder = sqlx::AnyConnection::connect(&db.url).await.unwrap();
+        sqlx::raw_sql("BEGIN; SELECT value FROM authz_version WHERE id = 1 FOR UPDATE")
+            .execute(&mut holder)
+            .await
+            .unwrap();
+        let tx = store.write().await.unwrap();
+        let done = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            tx.commit(AuditEvent::new(ClientKind::Cli, "test.noop", "org:0")),
+        )
+        .await;
+        sqlx::raw_sql("ROLLBACK")
+            .execute(&mut holder)
+            .await
+            .unwrap();
+        assert!(matches!(done, Ok(Ok(()))), "{done:?}");
+    }
+
+    // The data generator loads rows beside the commit path; its changes are
+    // stamped under one new version after loading, and none stays unstamped
+    // (its first commit, through Tx, sets the new root's path: a version of
+    // its own).
+    let before = store.authz_version().await.unwrap();
+    let config = GenConfig {
+        orgs: 4,
+        levels: 2,
+        users: 5,
+        devices: 3,
+        ..GenConfig::default()
+    };
+    generate(store, &config, |_, _, _| {}).await.unwrap();
+    let after = store.authz_version().await.unwrap();
+    assert_eq!(after, before + 2);
+    let feed = store.authz_changes(before, after).await.unwrap().changes;
+    let users = feed
+        .iter()
+        .filter(|c| matches!(c, arbor_store::AuthzChange::User(_)))
+        .count();
+    assert!(users >= 5, "{feed:?}");
+    let mut conn = sqlx::AnyConnection::connect(&db.url).await.unwrap();
+    let unstamped: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM authz_changes WHERE version IS NULL")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(unstamped, 0);
+    let loaded: Vec<i64> = sqlx::query_scalar(
+        "SELECT DISTINCT version FROM authz_changes WHERE version > $1 AND kind = 'user'",
+    )
+    .bind(before)
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(loaded, [after], "the bulk load's changes carry one version");
 }

@@ -17,6 +17,10 @@
 -- in store_upkeep makes the store refold every row in Rust once, right after
 -- migrating (`Store::migrate`).
 --
+-- 3. A commit bumps authz_version only if it recorded change rows
+-- (`Tx::commit`): the partial index below finds a transaction's unstamped
+-- rows without touching the stamped ones.
+--
 -- SQLite's procedure for changing a table's definition
 -- (https://www.sqlite.org/lang_altertable.html#otheralter): foreign keys off
 -- (a no-op inside a transaction, hence `no-transaction` above and the
@@ -391,6 +395,9 @@ CREATE INDEX audit_events_actor ON audit_events(actor_user_id, id);
 DELETE FROM sqlite_sequence WHERE name = 'audit_events';
 INSERT INTO sqlite_sequence (name, seq) SELECT 'audit_events', MAX(
     COALESCE((SELECT MAX(id) FROM audit_events), 0));
+
+CREATE INDEX IF NOT EXISTS authz_changes_unstamped ON authz_changes(version)
+    WHERE version IS NULL;
 
 -- Work the store does in Rust after migrating, once per row of this table.
 CREATE TABLE IF NOT EXISTS store_upkeep (task TEXT PRIMARY KEY);

@@ -3,9 +3,10 @@
 //!
 //! It never answers from stale facts, on one node or many:
 //!
-//! - Every committed write bumps the store's authorization version, and the
-//!   database's own triggers record which facts the write changed
-//!   (`arbor-store`, `authz.rs`).
+//! - Every committed write that changed an authorization fact bumps the
+//!   store's authorization version, and the database's own triggers record
+//!   which facts the write changed (`arbor-store`, `authz.rs`); a write that
+//!   changed none (a denied attempt's audit row) leaves the version alone.
 //! - Each request first reads the current version (one statement, shared by
 //!   the requests waiting at that moment: see [`VersionReads`]). If it moved,
 //!   the cache reads the changes since its version and drops exactly the facts

@@ -115,7 +115,8 @@ pub struct AuthzCacheConfig {
     pub max_principals: usize,
     pub max_orgs: usize,
     pub max_devices: usize,
-    /// The change feed keeps this many versions (committed writes); a node
+    /// The change feed keeps this many versions (committed writes that
+    /// changed an authorization fact); a node
     /// further behind starts its cache afresh.
     pub keep_versions: i64,
 }

@@ -5,6 +5,7 @@
 use crate::allowed::Allowed;
 use crate::error::StoreError;
 use crate::rows::SessionId;
+use crate::text::refuse_nul;
 use crate::tx::{Tx, Write};
 use arbor_core::{OrgId, Principal, RoleId, UserId};
 use sqlx::{AssertSqlSafe, Row};
@@ -261,6 +262,7 @@ impl Tx<Write> {
         invited_by: Option<UserId>,
         expires_at: i64,
     ) -> Result<i64, StoreError> {
+        refuse_nul("email", email)?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO invitations (token_hash, email, user_id, org_id, role_id, invited_by, \
              created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",

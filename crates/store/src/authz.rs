@@ -1,10 +1,12 @@
 //! The authorization change feed, and the single-statement fact reads of the
 //! in-process decision cache (arbor-app `cache`).
 //!
-//! Every committing write transaction bumps `authz_version` and stamps the
-//! change rows its triggers recorded (`migrations/*/0002_authz_changes.sql`);
-//! the statement lives next to the commit, in [`crate::tx`]; this module only
-//! reads the feed.
+//! Every committing write transaction whose triggers recorded change rows
+//! (`migrations/*/0002_authz_changes.sql`) bumps `authz_version` once and
+//! stamps them; one that changed no authorization fact leaves the version
+//! alone. The statement lives next to the commit, in [`crate::tx`]; this
+//! module only reads the feed.
+//!
 //! Each read here returns the version its facts belong to, taken in the same
 //! statement (or the same read transaction), so a cache can tell whether a
 //! fact it loaded is exactly as of the version it holds.
@@ -22,7 +24,8 @@ use crate::users::{PRINCIPAL_COLUMNS, PRINCIPAL_JOINS, principals_from_rows};
 use arbor_core::{DeviceId, OrgId, OrgPath, Principal, UserId};
 use sqlx::{AssertSqlSafe, Row};
 
-/// A version of the authorization facts: it grows with every committed write.
+/// A version of the authorization facts: it grows with every committed write
+/// that changed one.
 pub type AuthzVersion = i64;
 
 /// One recorded change: which cached facts it makes stale.

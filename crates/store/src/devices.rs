@@ -4,6 +4,7 @@
 use crate::allowed::Allowed;
 use crate::error::{StoreError, found};
 use crate::rows::{DeviceRecord, DeviceTemplateId, NewDatastream, NewDevice};
+use crate::text::{checked_name, refuse_nul};
 use crate::tx::{Tx, Write, placeholders};
 use arbor_core::{DeviceId, OrgId, OrgPath, UserId};
 use sqlx::any::AnyRow;
@@ -143,6 +144,12 @@ impl Tx<Write> {
         name: &str,
         datastreams: &[NewDatastream],
     ) -> Result<DeviceTemplateId, StoreError> {
+        refuse_nul("name", name)?;
+        for ds in datastreams {
+            for text in [&ds.name, &ds.value_type, &ds.units] {
+                refuse_nul("datastreams", text)?;
+            }
+        }
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO device_templates (hierarchy_id, name, created_at) VALUES ($1, $2, $3) \
              RETURNING id",
@@ -194,9 +201,10 @@ impl Tx<Write> {
         org: &OrgPath,
         device: &NewDevice,
     ) -> Result<DeviceId, StoreError> {
-        let name = device.name.trim();
-        if name.is_empty() || name.chars().count() > 128 {
-            return Err(StoreError::invalid("name", "1 to 128 characters"));
+        let name = checked_name(&device.name, 128)?;
+        for (key, value) in &device.metafields {
+            refuse_nul("metafields", key)?;
+            refuse_nul("metafields", value)?;
         }
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO devices (hierarchy_id, org_id, template_id, owner_id, name, \

@@ -116,14 +116,34 @@ impl Dialect {
         }
     }
 
-    /// After a bulk load with explicit ids, moves the id sequence past them.
+    /// The first id a bulk load with explicit ids may use: past every id the
+    /// table holds and every id it ever handed out (ids are never reused, so
+    /// a deleted newest row's id stays retired).
+    pub(crate) fn next_free_id(self, table: &str) -> String {
+        match self.engine {
+            Engine::Sqlite => format!(
+                "SELECT MAX(COALESCE((SELECT MAX(id) FROM {table}), 0), \
+                 COALESCE((SELECT seq FROM sqlite_sequence WHERE name = '{table}'), 0)) + 1"
+            ),
+            Engine::Postgres => format!(
+                "SELECT GREATEST(COALESCE((SELECT MAX(id) FROM {table}), 0), \
+                 COALESCE(pg_sequence_last_value(pg_get_serial_sequence('{table}', 'id')::regclass), \
+                 0)) + 1"
+            ),
+        }
+    }
+
+    /// After a bulk load with explicit ids, moves the id sequence past them
+    /// (never back).
     pub(crate) fn reset_id_sequence(self, table: &str) -> Option<String> {
         match self.engine {
-            // Rowids continue after the largest one by themselves.
+            // AUTOINCREMENT keeps sqlite_sequence past explicit ids by itself.
             Engine::Sqlite => None,
             Engine::Postgres => Some(format!(
                 "SELECT setval(pg_get_serial_sequence('{table}', 'id'), \
-                 COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)"
+                 GREATEST(COALESCE((SELECT MAX(id) FROM {table}), 0), \
+                 COALESCE(pg_sequence_last_value(pg_get_serial_sequence('{table}', 'id')::regclass), \
+                 0)) + 1, false)"
             )),
         }
     }

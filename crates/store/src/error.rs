@@ -114,6 +114,66 @@ fn describe_constraint(haystack: &str, unique: bool) -> String {
     }
 }
 
+/// How a driver error that is not about a named constraint is treated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Class {
+    /// A transient lock or serialization failure: retry the transaction.
+    Contention,
+    /// The value cannot be stored as given (the reason, for the user).
+    Data(&'static str),
+    /// Decided by the error's kind (constraints), else a database error.
+    ByKind,
+}
+
+/// The reason given for a text the database refuses to store.
+const UNSTORABLE_CHARACTER: &str =
+    "contains a character the database cannot store (e.g. a NUL byte)";
+
+/// SQLite result codes: the primary code is the low byte of the extended code
+/// the driver reports (SQLITE_BUSY_SNAPSHOT = 517 is a SQLITE_BUSY).
+fn classify_sqlite(code: i64) -> Class {
+    match code & 0xff {
+        // SQLITE_BUSY, SQLITE_LOCKED
+        5 | 6 => Class::Contention,
+        // SQLITE_TOOBIG
+        18 => Class::Data("is too large"),
+        _ => Class::ByKind,
+    }
+}
+
+/// PostgreSQL SQLSTATEs (five characters, not numbers: reading them as
+/// SQLite's numeric codes made 22021 and 42501 look like SQLITE_BUSY).
+fn classify_postgres(sqlstate: &str) -> Class {
+    match sqlstate {
+        // serialization_failure, deadlock_detected, lock_not_available
+        "40001" | "40P01" | "55P03" => Class::Contention,
+        // character_not_in_repertoire (a NUL byte in text), untranslatable_character
+        "22021" | "22P05" => Class::Data(UNSTORABLE_CHARACTER),
+        // string_data_right_truncation
+        "22001" => Class::Data("is too long"),
+        // numeric_value_out_of_range
+        "22003" => Class::Data("is out of range"),
+        // Every other data exception (invalid_text_representation 22P02, …).
+        code if code.starts_with("22") => Class::Data("is not a value the database can store"),
+        // insufficient_privilege (42501) and the rest: by kind, else internal.
+        _ => Class::ByKind,
+    }
+}
+
+/// The class of a driver error, read per engine from the concrete error type
+/// (the `Any` driver passes the engine's own error through).
+fn classify(db: &dyn sqlx::error::DatabaseError) -> Class {
+    if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+        classify_postgres(pg.code())
+    } else if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+        db.code()
+            .and_then(|c| c.parse::<i64>().ok())
+            .map_or(Class::ByKind, classify_sqlite)
+    } else {
+        Class::ByKind
+    }
+}
+
 /// The one place where driver errors become store errors.
 pub(crate) fn map_sqlx(e: sqlx::Error) -> StoreError {
     use sqlx::error::ErrorKind;
@@ -121,12 +181,10 @@ pub(crate) fn map_sqlx(e: sqlx::Error) -> StoreError {
         sqlx::Error::RowNotFound => StoreError::NotFound { what: "row" },
         sqlx::Error::PoolTimedOut => StoreError::Contention(e),
         sqlx::Error::Database(db) => {
-            let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
-            // SQLite: 5 SQLITE_BUSY, 6 SQLITE_LOCKED and their extended codes
-            // (low byte). PostgreSQL: 40001 serialization failure, 40P01 deadlock.
-            let sqlite_busy = code.parse::<i64>().is_ok_and(|c| matches!(c & 0xff, 5 | 6));
-            if sqlite_busy || code == "40001" || code == "40P01" {
-                return StoreError::Contention(e);
+            match classify(db.as_ref()) {
+                Class::Contention => return StoreError::Contention(e),
+                Class::Data(reason) => return StoreError::invalid("value", reason),
+                Class::ByKind => {}
             }
             let haystack =
                 format!("{} {}", db.constraint().unwrap_or_default(), db.message()).to_lowercase();
@@ -169,5 +227,147 @@ pub(crate) fn found(
         Err(StoreError::NotFound { what })
     } else {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::{AnyConnection, Connection, Executor};
+
+    #[test]
+    fn sqlite_codes_are_read_as_numbers_with_the_primary_code_in_the_low_byte() {
+        for busy in [5, 6, 261, 517, 262] {
+            assert_eq!(classify_sqlite(busy), Class::Contention, "{busy}");
+        }
+        assert_eq!(classify_sqlite(18), Class::Data("is too large"));
+        // SQLITE_CONSTRAINT_UNIQUE / _FOREIGNKEY / _CHECK: decided by kind.
+        for code in [2067, 787, 275, 1] {
+            assert_eq!(classify_sqlite(code), Class::ByKind, "{code}");
+        }
+    }
+
+    #[test]
+    fn postgres_sqlstates_are_read_as_text() {
+        for busy in ["40001", "40P01", "55P03"] {
+            assert_eq!(classify_postgres(busy), Class::Contention, "{busy}");
+        }
+        assert_eq!(
+            classify_postgres("22021"),
+            Class::Data(UNSTORABLE_CHARACTER)
+        );
+        assert_eq!(classify_postgres("22001"), Class::Data("is too long"));
+        assert!(matches!(classify_postgres("22P02"), Class::Data(_)));
+        // 22021 and 42501 end in 0x05 when read as SQLite numbers: not busy here.
+        for code in ["42501", "23505", "23503", "23514", "XX000"] {
+            assert_eq!(classify_postgres(code), Class::ByKind, "{code}");
+        }
+    }
+
+    async fn error_of(conn: &mut AnyConnection, sql: &str) -> StoreError {
+        let e = conn
+            .execute(sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned())))
+            .await
+            .expect_err(sql);
+        map_sqlx(e)
+    }
+
+    #[tokio::test]
+    async fn a_busy_sqlite_file_is_contention() {
+        sqlx::any::install_default_drivers();
+        let path =
+            std::env::temp_dir().join(format!("arbor-busy-{:016x}.db", rand::random::<u64>()));
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let mut holder = AnyConnection::connect(&url).await.unwrap();
+        holder.execute("BEGIN IMMEDIATE").await.unwrap();
+        let mut other = AnyConnection::connect(&url).await.unwrap();
+        other.execute("PRAGMA busy_timeout = 0").await.unwrap();
+        let e = error_of(&mut other, "BEGIN IMMEDIATE").await;
+        assert!(matches!(e, StoreError::Contention(_)), "{e:?}");
+        let e = error_of(&mut other, "SELECT * FROM no_such_table").await;
+        assert!(matches!(e, StoreError::Database(_)), "{e:?}");
+        drop((holder, other));
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
+
+    /// Real PostgreSQL errors through the `Any` driver (skipped without
+    /// `ARBOR_TEST_DATABASE_URL`), in a schema of their own.
+    #[tokio::test]
+    async fn postgres_errors_map_by_sqlstate() {
+        let Ok(url) = std::env::var("ARBOR_TEST_DATABASE_URL") else {
+            eprintln!("notice: ARBOR_TEST_DATABASE_URL is not set; skipping");
+            return;
+        };
+        sqlx::any::install_default_drivers();
+        let schema = format!("err_{:016x}", rand::random::<u64>());
+        let mut a = AnyConnection::connect(&url).await.unwrap();
+        let mut b = AnyConnection::connect(&url).await.unwrap();
+        let setup = format!(
+            "CREATE SCHEMA {schema}; CREATE TABLE {schema}.t (id BIGINT PRIMARY KEY, \
+             short VARCHAR(2)); INSERT INTO {schema}.t VALUES (1, 'a')"
+        );
+        a.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(setup)))
+            .await
+            .unwrap();
+
+        // A NUL byte in a bound text: 22021, not "busy".
+        let e = sqlx::query("SELECT CAST($1 AS TEXT)")
+            .bind("a\0b")
+            .execute(&mut a)
+            .await
+            .map_err(map_sqlx)
+            .unwrap_err();
+        match e {
+            StoreError::Invalid { field, reason } => {
+                assert_eq!(field, "value");
+                assert_eq!(reason, UNSTORABLE_CHARACTER);
+            }
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+        let e = error_of(&mut a, "SELECT CAST('x' AS BIGINT)").await;
+        assert!(matches!(e, StoreError::Invalid { .. }), "22P02: {e:?}");
+        let e = error_of(&mut a, &format!("UPDATE {schema}.t SET short = 'abc'")).await;
+        assert!(matches!(e, StoreError::Invalid { .. }), "22001: {e:?}");
+        // Insufficient privilege (42501) is an internal error, not contention.
+        let e = error_of(
+            &mut a,
+            "BEGIN; SET LOCAL ROLE pg_read_all_data; SELECT pg_read_file('PG_VERSION')",
+        )
+        .await;
+        a.execute("ROLLBACK").await.unwrap();
+        assert!(matches!(e, StoreError::Database(_)), "42501: {e:?}");
+
+        // lock_not_available (55P03) and serialization_failure (40001) are.
+        let lock = format!("BEGIN; SELECT id FROM {schema}.t WHERE id = 1 FOR UPDATE");
+        a.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(lock)))
+            .await
+            .unwrap();
+        let e = error_of(
+            &mut b,
+            &format!("SELECT id FROM {schema}.t WHERE id = 1 FOR UPDATE NOWAIT"),
+        )
+        .await;
+        assert!(matches!(e, StoreError::Contention(_)), "55P03: {e:?}");
+        a.execute("ROLLBACK").await.unwrap();
+        let snapshot = format!("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT * FROM {schema}.t");
+        b.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(snapshot)))
+            .await
+            .unwrap();
+        a.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "UPDATE {schema}.t SET short = 'b'"
+        ))))
+        .await
+        .unwrap();
+        let e = error_of(&mut b, &format!("UPDATE {schema}.t SET short = 'c'")).await;
+        assert!(matches!(e, StoreError::Contention(_)), "40001: {e:?}");
+        b.execute("ROLLBACK").await.unwrap();
+
+        a.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP SCHEMA {schema} CASCADE"
+        ))))
+        .await
+        .unwrap();
     }
 }

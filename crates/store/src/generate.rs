@@ -8,10 +8,12 @@
 
 use crate::allowed::Allowed;
 use crate::audit::{AuditEvent, ClientKind};
+use crate::dialect::Dialect;
 use crate::error::StoreError;
 use crate::roles::format_permissions;
 use crate::rows::{HierarchySettings, NewOrg};
 use crate::store::Store;
+use crate::tx::STAMP_CHANGES;
 use arbor_core::{BuiltinRole, OrgId, OrgType, Permission, PermissionSet, UserId};
 use sqlx::{AnyConnection, AssertSqlSafe, Executor};
 use std::time::{Duration, Instant};
@@ -131,11 +133,16 @@ impl<'a> Batch<'a> {
     }
 }
 
-async fn next_id(conn: &mut AnyConnection, table: &str) -> Result<i64, StoreError> {
-    let sql = format!("SELECT COALESCE(MAX(id), 0) + 1 FROM {table}");
-    Ok(sqlx::query_scalar(AssertSqlSafe(sql))
-        .fetch_one(&mut *conn)
-        .await?)
+async fn next_id(
+    conn: &mut AnyConnection,
+    dialect: Dialect,
+    table: &str,
+) -> Result<i64, StoreError> {
+    Ok(
+        sqlx::query_scalar(AssertSqlSafe(dialect.next_free_id(table)))
+            .fetch_one(&mut *conn)
+            .await?,
+    )
 }
 
 /// Generates one hierarchy. `progress` is told each phase and its row count.
@@ -212,9 +219,10 @@ pub async fn generate(
     sqlx::raw_sql(AssertSqlSafe(dialect.begin_write()))
         .execute(&mut *conn)
         .await?;
-    let mut id = next_id(&mut conn, "organizations").await?;
+    let mut id = next_id(&mut conn, dialect, "organizations").await?;
     let mut batch = Batch::new(
-        "INSERT INTO organizations (id, parent_id, path, depth, org_type, name, created_at)",
+        "INSERT INTO organizations (id, parent_id, path, depth, org_type, name, name_folded, \
+         created_at)",
         config.batch_rows,
     );
     let mut parent_index = 0;
@@ -233,7 +241,7 @@ pub async fn generate(
                 .push(
                     &mut conn,
                     format!(
-                        "({id},{parent_id},'{path}',{},'BUSINESS','Org {id}',{now})",
+                        "({id},{parent_id},'{path}',{},'BUSINESS','Org {id}','org {id}',{now})",
                         parent_depth + 1
                     ),
                 )
@@ -294,9 +302,9 @@ pub async fn generate(
     sqlx::raw_sql(AssertSqlSafe(dialect.begin_write()))
         .execute(&mut *conn)
         .await?;
-    let mut user_id = next_id(&mut conn, "users").await?;
+    let mut user_id = next_id(&mut conn, dialect, "users").await?;
     let mut users = Batch::new(
-        "INSERT INTO users (id, email, email_normalized, name, status, created_at)",
+        "INSERT INTO users (id, email, email_normalized, name, name_folded, status, created_at)",
         config.batch_rows,
     );
     let mut memberships = Batch::new(
@@ -320,7 +328,7 @@ pub async fn generate(
         users
             .push(
                 &mut conn,
-                format!("({user_id},'{email}','{email}','User {user_id}','active',{now})"),
+                format!("({user_id},'{email}','{email}','User {user_id}','user {user_id}','active',{now})"),
             )
             .await?;
         memberships
@@ -352,7 +360,7 @@ pub async fn generate(
     sqlx::raw_sql(AssertSqlSafe(dialect.begin_write()))
         .execute(&mut *conn)
         .await?;
-    let mut device_id = next_id(&mut conn, "devices").await?;
+    let mut device_id = next_id(&mut conn, dialect, "devices").await?;
     let mut devices = Batch::new(
         "INSERT INTO devices (id, hierarchy_id, org_id, template_id, owner_id, name, \
          auth_token_hash, created_at)",
@@ -399,6 +407,14 @@ pub async fn generate(
                 .await?;
         }
     }
+    // The bulk rows bypassed Tx::commit, but the 0002 triggers recorded
+    // their changes (memberships, role sets): stamp them all under one new
+    // version, so that the caches of running nodes hear of them.
+    sqlx::raw_sql(AssertSqlSafe(dialect.begin_write()))
+        .execute(&mut *conn)
+        .await?;
+    sqlx::raw_sql(STAMP_CHANGES).execute(&mut *conn).await?;
+    sqlx::raw_sql("COMMIT").execute(&mut *conn).await?;
     let phase = Instant::now();
     sqlx::raw_sql("ANALYZE").execute(&mut *conn).await?;
     progress("analyze", 0, phase.elapsed());

@@ -29,6 +29,7 @@ mod orgs;
 mod roles;
 mod rows;
 mod store;
+mod text;
 mod tx;
 mod users;
 

@@ -10,6 +10,7 @@ use crate::devices::{DEVICE_COLUMNS, device_from_row};
 use crate::error::StoreError;
 use crate::orgs::{ORG_COLUMNS, org_from_row};
 use crate::rows::{DeviceRecord, OrgRecord, UserRecord};
+use crate::text::contains_pattern;
 use crate::tx::Tx;
 use crate::users::{USER_COLUMNS, user_from_row};
 use arbor_core::policy::UserList;
@@ -286,7 +287,7 @@ impl<M> Tx<M> {
         let mut binds = Binds::default();
         let limit = binds.int(i64::from(size) + 1);
         let after = binds.int(after);
-        let mut narrowing = filter.narrowing(&mut binds);
+        let mut narrowing = filter.narrowing(&mut binds)?;
         if !filter.list.everyone {
             let me = binds.int(filter.list.me.0);
             narrowing.push_str(&format!(" AND u.id = {me}"));
@@ -354,7 +355,7 @@ impl UserFilter {
     }
 
     /// The narrowing conditions, each starting with ` AND `.
-    fn narrowing(&self, binds: &mut Binds) -> String {
+    fn narrowing(&self, binds: &mut Binds) -> Result<String, StoreError> {
         let mut sql = String::new();
         if let Some(status) = self.status {
             let status = binds.text(status.as_str().to_owned());
@@ -372,18 +373,14 @@ impl UserFilter {
             .map(str::trim)
             .filter(|s| !s.is_empty())
         {
-            // LIKE wildcards in the text are matched literally.
-            let escaped = search
-                .to_lowercase()
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_");
-            let pattern = binds.text(format!("%{escaped}%"));
+            // Folded in Rust like the stored columns; wildcards literal.
+            let pattern = binds.text(contains_pattern(search)?);
             sql.push_str(&format!(
-                " AND (u.email_normalized LIKE {pattern} ESCAPE '\\' OR LOWER(u.name) LIKE {pattern} ESCAPE '\\')"
+                " AND (u.email_normalized LIKE {pattern} ESCAPE '\\' \
+                 OR u.name_folded LIKE {pattern} ESCAPE '\\')"
             ));
         }
-        sql
+        Ok(sql)
     }
 }
 

@@ -65,7 +65,14 @@ impl crate::Store {
 
     pub async fn mark_mail_failed(&self, mail: i64, error: &str) -> Result<(), StoreError> {
         sqlx::query("UPDATE outbox SET attempts = attempts + 1, last_error = $1 WHERE id = $2")
-            .bind(error.chars().take(500).collect::<String>())
+            .bind(
+                // Driver and server messages are not ours: keep them storable.
+                error
+                    .chars()
+                    .filter(|c| *c != '\0')
+                    .take(500)
+                    .collect::<String>(),
+            )
             .bind(mail)
             .execute(self.pool())
             .await?;

@@ -4,6 +4,7 @@
 use crate::allowed::Allowed;
 use crate::error::{StoreError, found};
 use crate::rows::{HierarchySettings, NewOrg, OrgRecord, SignupMode};
+use crate::text::{checked_name, contains_pattern, fold, refuse_nul};
 use crate::tx::{Tx, Write, placeholders};
 use arbor_core::org::OrgContents;
 use arbor_core::policy::MemberMove;
@@ -181,7 +182,7 @@ impl<M> Tx<M> {
     }
 
     /// Orgs of the subtree at `path` (itself first, then by path), whose name
-    /// contains `name` (case-insensitive), at most `limit`.
+    /// contains `name` (ignoring case, wildcards literal), at most `limit`.
     pub async fn subtree_orgs(
         &mut self,
         path: &OrgPath,
@@ -189,10 +190,10 @@ impl<M> Tx<M> {
         limit: u32,
     ) -> Result<Vec<OrgRecord>, StoreError> {
         let (lo, hi) = path.subtree_range();
-        let pattern = name.map(|n| format!("%{}%", n.trim().to_lowercase()));
+        let pattern = name.map(contains_pattern).transpose()?;
         let sql = format!(
             "SELECT {ORG_COLUMNS} FROM organizations o WHERE o.path >= $1 AND o.path < $2 \
-             AND ($3 = '' OR LOWER(o.name) LIKE $3) ORDER BY o.path LIMIT $4"
+             AND ($3 = '' OR o.name_folded LIKE $3 ESCAPE '\\') ORDER BY o.path LIMIT $4"
         );
         let rows = sqlx::query(AssertSqlSafe(sql))
             .bind(lo)
@@ -204,7 +205,8 @@ impl<M> Tx<M> {
         rows.iter().map(org_from_row).collect()
     }
 
-    /// Orgs in `scope` whose name contains `name`, ordered by id after `after`.
+    /// Orgs in `scope` whose name contains `name` (ignoring case, wildcards
+    /// literal), ordered by id after `after`.
     pub async fn search_orgs(
         &mut self,
         scope: &Scope,
@@ -212,12 +214,12 @@ impl<M> Tx<M> {
         after: i64,
         limit: u32,
     ) -> Result<Vec<OrgRecord>, StoreError> {
-        let pattern = format!("%{}%", name.trim().to_lowercase());
+        let pattern = contains_pattern(name)?;
         let rows = if scope.descendants {
             let (lo, hi) = scope.home.subtree_range();
             let sql = format!(
                 "SELECT {ORG_COLUMNS} FROM organizations o WHERE o.path >= $1 AND o.path < $2 \
-                 AND LOWER(o.name) LIKE $3 AND o.id > $4 ORDER BY o.id LIMIT $5"
+                 AND o.name_folded LIKE $3 ESCAPE '\\' AND o.id > $4 ORDER BY o.id LIMIT $5"
             );
             sqlx::query(AssertSqlSafe(sql))
                 .bind(lo)
@@ -230,7 +232,7 @@ impl<M> Tx<M> {
         } else {
             let sql = format!(
                 "SELECT {ORG_COLUMNS} FROM organizations o WHERE o.id = $1 \
-                 AND LOWER(o.name) LIKE $2 AND o.id > $3 ORDER BY o.id LIMIT $4"
+                 AND o.name_folded LIKE $2 ESCAPE '\\' AND o.id > $3 ORDER BY o.id LIMIT $4"
             );
             sqlx::query(AssertSqlSafe(sql))
                 .bind(scope.home.id().0)
@@ -303,15 +305,19 @@ impl Tx<Write> {
         parent: Option<&OrgPath>,
         org: &NewOrg,
     ) -> Result<OrgRecord, StoreError> {
-        let name = org.name.trim();
-        if name.is_empty() || name.chars().count() > 128 {
-            return Err(StoreError::invalid("name", "1 to 128 characters"));
+        let name = checked_name(&org.name, 128)?;
+        for (field, text) in [
+            ("description", &org.description),
+            ("timezone", &org.timezone),
+            ("contact", &org.contact),
+        ] {
+            refuse_nul(field, text)?;
         }
         let depth = parent.map_or(1, |p| p.depth() + 1);
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO organizations (parent_id, path, depth, org_type, name, description, \
-             timezone, unit_system, contact, created_at) \
-             VALUES ($1, '', $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+             timezone, unit_system, contact, created_at, name_folded) \
+             VALUES ($1, '', $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
         )
         .bind(parent.map(|p| p.id().0))
         .bind(i64::try_from(depth).unwrap_or(i64::MAX))
@@ -322,6 +328,7 @@ impl Tx<Write> {
         .bind(org.unit_system.clone())
         .bind(org.contact.clone())
         .bind(self.now())
+        .bind(fold(name))
         .fetch_one(self.conn())
         .await?;
         let path = match parent {
@@ -374,16 +381,20 @@ impl Tx<Write> {
         org: OrgId,
         settings: &OrgSettings,
     ) -> Result<(), StoreError> {
-        let name = settings.name.trim();
-        if name.is_empty() || name.chars().count() > 128 {
-            return Err(StoreError::invalid("name", "1 to 128 characters"));
+        let name = checked_name(&settings.name, 128)?;
+        for (field, text) in [
+            ("description", &settings.description),
+            ("timezone", &settings.timezone),
+            ("contact", &settings.contact),
+        ] {
+            refuse_nul(field, text)?;
         }
         if !matches!(settings.unit_system.as_str(), "metric" | "imperial") {
             return Err(StoreError::invalid("unit_system", "metric or imperial"));
         }
         let done = sqlx::query(
             "UPDATE organizations SET name = $1, description = $2, timezone = $3, \
-             unit_system = $4, contact = $5 WHERE id = $6",
+             unit_system = $4, contact = $5, name_folded = $7 WHERE id = $6",
         )
         .bind(name.to_owned())
         .bind(settings.description.clone())
@@ -391,6 +402,7 @@ impl Tx<Write> {
         .bind(settings.unit_system.clone())
         .bind(settings.contact.clone())
         .bind(org.0)
+        .bind(fold(name))
         .execute(self.conn())
         .await?;
         found(&done, "organization")?;
@@ -433,8 +445,12 @@ impl Tx<Write> {
     /// (with their subtrees), memberships, devices, invitations and org
     /// locations move there first; device templates enabled for the org are
     /// enabled for the parent so its devices may live there. Without it, the
-    /// org must be empty. Returns the rows moved (sub-orgs, memberships,
-    /// devices).
+    /// org must be empty of sub-orgs, members and devices; invitations into
+    /// it may remain (the invited users have since moved on) and must not
+    /// block the deletion: an open one follows its user to their home org,
+    /// so the link still activates the account; accepted ones go with the
+    /// org (the audit log keeps the acceptance). Returns the rows moved
+    /// (sub-orgs, memberships, devices).
     pub async fn delete_org(
         &mut self,
         by: &Allowed,
@@ -517,6 +533,11 @@ impl Tx<Write> {
             }
         }
         for sql in [
+            "UPDATE invitations SET org_id = (SELECT m.org_id FROM memberships m \
+             WHERE m.user_id = invitations.user_id AND m.home = 1) \
+             WHERE org_id = $1 AND accepted_at IS NULL AND EXISTS (SELECT 1 FROM memberships m \
+             WHERE m.user_id = invitations.user_id AND m.home = 1 AND m.org_id <> $1)",
+            "DELETE FROM invitations WHERE org_id = $1",
             "DELETE FROM role_permissions WHERE org_id = $1",
             "DELETE FROM org_templates WHERE org_id = $1",
             "DELETE FROM tags WHERE org_id = $1",

@@ -3,6 +3,7 @@
 
 use crate::allowed::Allowed;
 use crate::error::{StoreError, found};
+use crate::text::{checked_name, refuse_nul};
 use crate::tx::{Tx, Write};
 use arbor_core::role::RoleHolder;
 use arbor_core::{
@@ -250,6 +251,7 @@ impl Tx<Write> {
         builtin: Option<BuiltinRole>,
         position: i64,
     ) -> Result<Role, StoreError> {
+        refuse_nul("name", name)?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO roles (hierarchy_id, name, name_lower, builtin, position) \
              VALUES ($1, $2, $3, $4, $5) RETURNING id",
@@ -274,6 +276,7 @@ impl Tx<Write> {
         role: RoleId,
         name: &str,
     ) -> Result<(), StoreError> {
+        refuse_nul("name", name)?;
         let done = sqlx::query("UPDATE roles SET name = $1, name_lower = $2 WHERE id = $3")
             .bind(name.to_owned())
             .bind(name.to_lowercase())
@@ -367,10 +370,7 @@ impl Tx<Write> {
         hierarchy: OrgId,
         template: &PermissionTemplate,
     ) -> Result<i64, StoreError> {
-        let name = template.name.trim();
-        if name.is_empty() || name.chars().count() > 64 {
-            return Err(StoreError::invalid("name", "1 to 64 characters"));
-        }
+        let name = checked_name(&template.name, 64)?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO permission_templates (hierarchy_id, name, created_at) \
              VALUES ($1, $2, $3) RETURNING id",

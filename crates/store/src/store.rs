@@ -83,7 +83,59 @@ impl Store {
             Engine::Sqlite => &SQLITE_MIGRATIONS,
             Engine::Postgres => &POSTGRES_MIGRATIONS,
         };
-        migrator.run(&self.pool).await?;
+        let mut conn = self.pool.acquire().await?;
+        let result = migrator.run(&mut *conn).await;
+        if self.dialect.engine() == Engine::Sqlite {
+            // A `no-transaction` migration turns foreign keys off for its
+            // rebuild and on again at its end; a failed one may leave them
+            // off, or its transaction open. That connection must not serve
+            // anyone: a failure closes it, and a success makes sure.
+            if result.is_err() {
+                conn.close_on_drop();
+            } else {
+                sqlx::query("PRAGMA foreign_keys = ON")
+                    .execute(&mut *conn)
+                    .await?;
+            }
+        }
+        result?;
+        drop(conn);
+        self.upkeep().await
+    }
+
+    /// Work a migration left for the store to do in Rust (`store_upkeep`),
+    /// each task in one transaction with its removal from the table.
+    async fn upkeep(&self) -> Result<(), StoreError> {
+        let tasks: Vec<String> = sqlx::query_scalar("SELECT task FROM store_upkeep")
+            .fetch_all(&self.pool)
+            .await?;
+        if tasks.iter().any(|t| t == "fold_names") {
+            let mut tx = self.pool.begin_with(self.dialect.begin_write()).await?;
+            // The migration filled the folded names with SQL lower(); the
+            // rows where Rust folds differently (non-ASCII) are refolded.
+            for table in ["organizations", "users"] {
+                let rows: Vec<(i64, String, String)> = sqlx::query_as(AssertSqlSafe(format!(
+                    "SELECT id, name, name_folded FROM {table}"
+                )))
+                .fetch_all(&mut *tx)
+                .await?;
+                let update = format!("UPDATE {table} SET name_folded = $1 WHERE id = $2");
+                for (id, name, folded) in rows {
+                    let refolded = crate::text::fold(&name);
+                    if refolded != folded {
+                        sqlx::query(AssertSqlSafe(update.clone()))
+                            .bind(refolded)
+                            .bind(id)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
+            }
+            sqlx::query("DELETE FROM store_upkeep WHERE task = 'fold_names'")
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        }
         Ok(())
     }
 
@@ -173,5 +225,323 @@ impl Store {
 
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::allowed::Allowed;
+    use crate::rows::NewOrg;
+    use arbor_core::{OrgPath, OrgType};
+    use sqlx::Connection;
+
+    /// A fresh, empty database of each engine (PostgreSQL only with
+    /// `ARBOR_TEST_DATABASE_URL`), removed when dropped.
+    struct Scratch {
+        url: String,
+        file: Option<std::path::PathBuf>,
+        pg: Option<(String, String)>,
+    }
+
+    impl Scratch {
+        fn sqlite() -> Self {
+            let file = std::env::temp_dir()
+                .join(format!("arbor-migrate-{:016x}.db", rand::random::<u64>()));
+            Self {
+                url: format!("sqlite://{}", file.display()),
+                file: Some(file),
+                pg: None,
+            }
+        }
+
+        async fn postgres() -> Option<Self> {
+            let base = std::env::var("ARBOR_TEST_DATABASE_URL").ok()?;
+            install_default_drivers();
+            let schema = format!("m_{:016x}", rand::random::<u64>());
+            let mut conn = sqlx::AnyConnection::connect(&base).await.unwrap();
+            conn.execute(AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+                .await
+                .unwrap();
+            conn.close().await.unwrap();
+            let sep = if base.contains('?') { '&' } else { '?' };
+            Some(Self {
+                url: format!("{base}{sep}options=-c%20search_path%3D{schema}"),
+                file: None,
+                pg: Some((base, schema)),
+            })
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            if let Some(file) = &self.file {
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
+                }
+            }
+            if let Some((base, schema)) = self.pg.take() {
+                let _ = std::thread::spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap();
+                    rt.block_on(async {
+                        if let Ok(mut conn) = sqlx::AnyConnection::connect(&base).await {
+                            // A failed test may leave a transaction open in
+                            // the schema: do not wait on it for ever.
+                            let drop =
+                                format!("SET lock_timeout = '5s'; DROP SCHEMA {schema} CASCADE");
+                            let _ = conn.execute(sqlx::raw_sql(AssertSqlSafe(drop))).await;
+                        }
+                    });
+                })
+                .join();
+            }
+        }
+    }
+
+    async fn count(store: &Store, table: &str) -> i64 {
+        sqlx::query_scalar(AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+            .fetch_one(store.pool())
+            .await
+            .unwrap()
+    }
+
+    async fn insert(store: &Store, sql: &str) -> i64 {
+        sqlx::query_scalar(AssertSqlSafe(format!("{sql} RETURNING id")))
+            .fetch_one(store.pool())
+            .await
+            .unwrap()
+    }
+
+    /// Every table the migrations after 0002 rebuild or touch.
+    const TABLES: [&str; 16] = [
+        "organizations",
+        "hierarchies",
+        "users",
+        "roles",
+        "role_permissions",
+        "memberships",
+        "device_templates",
+        "template_datastreams",
+        "org_templates",
+        "devices",
+        "device_metafields",
+        "sessions",
+        "invitations",
+        "outbox",
+        "audit_events",
+        "authz_changes",
+    ];
+
+    /// A database with data at version 0002 keeps every row through the
+    /// later migrations, keeps its triggers and foreign keys, and hands out
+    /// no id that was deleted before migrating.
+    async fn migrating_keeps_rows(scratch: Scratch) {
+        let config = StoreConfig::new(scratch.url.clone())
+            .migrate_on_connect(false)
+            .max_connections(1);
+        let store = Store::connect(&config).await.unwrap();
+        let migrator = match store.engine() {
+            Engine::Sqlite => &SQLITE_MIGRATIONS,
+            Engine::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run_to(2, store.pool()).await.unwrap();
+
+        // The 0002 schema, filled with plain SQL as a 0002 server wrote it.
+        let root = insert(
+            &store,
+            "INSERT INTO organizations (parent_id, path, depth, org_type, name, created_at) \
+             VALUES (NULL, '', 1, 'ROOT', 'Ärzte Root', 1)",
+        )
+        .await;
+        let mut orgs = vec![root];
+        for name in ["Child", "Doomed"] {
+            orgs.push(
+                insert(
+                    &store,
+                    &format!(
+                        "INSERT INTO organizations (parent_id, path, depth, org_type, name, \
+                         created_at) VALUES ({root}, '', 2, 'BUSINESS', '{name}', 1)"
+                    ),
+                )
+                .await,
+            );
+        }
+        let (child, doomed) = (orgs[1], orgs[2]);
+        let sql = format!(
+            "UPDATE organizations SET path = '/{root}/' WHERE id = {root}; \
+             UPDATE organizations SET path = '/{root}/{child}/' WHERE id = {child}; \
+             UPDATE organizations SET path = '/{root}/{doomed}/' WHERE id = {doomed}; \
+             INSERT INTO hierarchies (root_org_id, created_at) VALUES ({root}, 1)"
+        );
+        sqlx::raw_sql(AssertSqlSafe(sql))
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let role = insert(
+            &store,
+            &format!(
+                "INSERT INTO roles (hierarchy_id, name, name_lower, builtin, position) \
+                 VALUES ({root}, 'Admin', 'admin', 'admin', 0)"
+            ),
+        )
+        .await;
+        let mut users = Vec::new();
+        for (email, name) in [
+            ("a@x.test", "Ärztin"),
+            ("b@x.test", "Bob"),
+            ("c@x.test", "C"),
+        ] {
+            users.push(
+                insert(
+                    &store,
+                    &format!(
+                        "INSERT INTO users (email, email_normalized, name, status, created_at) \
+                         VALUES ('{email}', '{email}', '{name}', 'active', 1)"
+                    ),
+                )
+                .await,
+            );
+        }
+        let template = insert(
+            &store,
+            &format!(
+                "INSERT INTO device_templates (hierarchy_id, name, created_at) \
+                 VALUES ({root}, 'Sensor', 1)"
+            ),
+        )
+        .await;
+        let (a, b, c) = (users[0], users[1], users[2]);
+        let sql = format!(
+            "INSERT INTO role_permissions (org_id, role_id, permissions) \
+             VALUES ({root}, {role}, 'devices.view'), ({child}, {role}, 'devices.view'); \
+             INSERT INTO memberships (user_id, org_id, role_id, home, created_at) \
+             VALUES ({a}, {root}, {role}, 1, 1), ({b}, {child}, {role}, 1, 1); \
+             INSERT INTO template_datastreams (template_id, pin, name, value_type) \
+             VALUES ({template}, 0, 'T', 'double'); \
+             INSERT INTO org_templates (org_id, template_id) VALUES ({child}, {template}); \
+             INSERT INTO devices (hierarchy_id, org_id, template_id, owner_id, name, \
+             auth_token_hash, created_at) VALUES ({root}, {child}, {template}, {b}, 'D', 'h', 1); \
+             INSERT INTO device_metafields (device_id, name, value) \
+             SELECT id, 'Serial', 'S1' FROM devices; \
+             INSERT INTO sessions (token_hash, user_id, created_at, last_seen_at, expires_at) \
+             VALUES ('s', {a}, 1, 1, 99); \
+             INSERT INTO invitations (token_hash, email, user_id, org_id, role_id, created_at, \
+             expires_at) VALUES ('i', 'b@x.test', {b}, {child}, {role}, 1, 99); \
+             INSERT INTO outbox (created_at, to_address, subject, body) VALUES (1, 'b', 's', 'b'); \
+             INSERT INTO audit_events (at, actor_user_id, target_org_id, client_kind, action, \
+             target, outcome) VALUES (1, {c}, {doomed}, 'cli', 'org.delete', 'org:{doomed}', \
+             'allowed'); \
+             DELETE FROM organizations WHERE id = {doomed}; \
+             DELETE FROM users WHERE id = {c}; \
+             UPDATE authz_changes SET version = 1 WHERE version IS NULL; \
+             UPDATE authz_version SET value = 1"
+        );
+        sqlx::raw_sql(AssertSqlSafe(sql))
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let mut before = Vec::new();
+        for table in TABLES {
+            before.push(count(&store, table).await);
+        }
+
+        store.migrate().await.unwrap();
+
+        let mut after = Vec::new();
+        for table in TABLES {
+            after.push(count(&store, table).await);
+        }
+        assert_eq!(before, after, "rows per table of {TABLES:?}");
+        assert_eq!(store.integrity_check().await.unwrap(), "ok");
+        let settings = store.engine_settings().await.unwrap();
+        if store.engine() == Engine::Sqlite {
+            // The one pooled connection is the one that migrated.
+            assert!(
+                settings.contains(&("foreign_keys".into(), "1".into())),
+                "{settings:?}"
+            );
+        }
+        let mut tx = store.write().await.unwrap();
+        let orgs = tx.all_orgs().await.unwrap();
+        assert_eq!(
+            orgs.iter().map(|o| o.name.as_str()).collect::<Vec<_>>(),
+            ["Ärzte Root", "Child"]
+        );
+        // Names were refolded in Rust (SQLite's lower() keeps the 'Ä').
+        let scope = arbor_core::Scope {
+            home: OrgPath::decode(&format!("/{root}/")).unwrap(),
+            descendants: true,
+        };
+        let found = tx.search_orgs(&scope, "ÄRZTE", 0, 10).await.unwrap();
+        assert_eq!(found.len(), 1, "{found:?}");
+        let filter = crate::UserFilter {
+            search: Some("ärztin".into()),
+            ..crate::UserFilter::new(arbor_core::policy::UserList {
+                scope: scope.clone(),
+                everyone: true,
+                me: arbor_core::UserId(0),
+            })
+        };
+        let page = tx
+            .list_users(&filter, &crate::PageRequest::first(10))
+            .await
+            .unwrap();
+        assert_eq!(page.items.len(), 1, "{page:?}");
+        let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM store_upkeep")
+            .fetch_one(tx.conn())
+            .await
+            .unwrap();
+        assert_eq!(left, 0, "the upkeep ran once and is done");
+        let device = tx.all_devices().await.unwrap().pop().unwrap();
+        assert_eq!(device.owner.map(|u| u.0), Some(b));
+        // The 0002 triggers still record changes.
+        tx.set_user_status(
+            &Allowed::bootstrap(),
+            arbor_core::UserId(b),
+            arbor_core::UserStatus::Suspended,
+        )
+        .await
+        .unwrap();
+        let pending: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM authz_changes WHERE version IS NULL AND kind = 'user'",
+        )
+        .fetch_one(tx.conn())
+        .await
+        .unwrap();
+        assert!(pending >= 1, "{pending}");
+        // A new org does not take the deleted one's id (its audit rows stay its own).
+        let parent = OrgPath::decode(&format!("/{root}/")).unwrap();
+        let new = tx
+            .insert_org(
+                &Allowed::bootstrap(),
+                Some(&parent),
+                &NewOrg::named("New", OrgType::Business),
+            )
+            .await
+            .unwrap();
+        assert!(new.id.0 > doomed, "{:?} after deleted {doomed}", new.id);
+        // Foreign keys are enforced again.
+        let orphan = sqlx::query("INSERT INTO memberships (user_id, org_id, role_id, home, created_at) VALUES (999, 999, 999, 0, 1)")
+            .execute(tx.conn())
+            .await;
+        assert!(orphan.is_err(), "{orphan:?}");
+        drop(tx);
+        store.close().await;
+        drop(scratch);
+    }
+
+    #[tokio::test]
+    async fn migrating_a_sqlite_database_with_data_at_0002_keeps_its_rows() {
+        migrating_keeps_rows(Scratch::sqlite()).await;
+    }
+
+    #[tokio::test]
+    async fn migrating_a_postgres_database_with_data_at_0002_keeps_its_rows() {
+        if let Some(scratch) = Scratch::postgres().await {
+            migrating_keeps_rows(scratch).await;
+        }
     }
 }

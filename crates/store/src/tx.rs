@@ -55,11 +55,20 @@ pub(crate) fn placeholders(offset: usize, n: usize) -> String {
         .join(", ")
 }
 
-/// The authorization change feed (migrations/*/0002): a new version, stamped
-/// on the change rows this transaction's triggers recorded. Run by
+/// The authorization change feed (migrations/*/0002): if this transaction's
+/// triggers recorded change rows, a new version, stamped on them. Run by
 /// [`Tx::commit`] just before the commit, in one round trip; read by
 /// [`crate::authz`].
-pub(crate) const STAMP_CHANGES: &str = "UPDATE authz_version SET value = value + 1 WHERE id = 1; \
+///
+/// A transaction that changed no authorization fact (a denied attempt's
+/// audit row, a profile edit) neither bumps the version nor locks its row,
+/// so it does not queue behind, or hold up, the writers that do. Unstamped
+/// rows are only ever this transaction's own: every other writer stamps its
+/// rows before it commits (PostgreSQL shows no one else's uncommitted rows;
+/// SQLite has one writer at a time). The partial index
+/// `authz_changes_unstamped` (migrations/*/0003) finds them.
+pub(crate) const STAMP_CHANGES: &str = "UPDATE authz_version SET value = value + 1 \
+     WHERE id = 1 AND EXISTS (SELECT 1 FROM authz_changes WHERE version IS NULL); \
      UPDATE authz_changes SET version = (SELECT value FROM authz_version WHERE id = 1) \
      WHERE version IS NULL";
 
@@ -159,9 +168,8 @@ impl Tx<Write> {
         .bind(details)
         .execute(self.conn())
         .await?;
-        // The authorization change feed (migrations/*/0002): a new version,
-        // stamped on the change rows this transaction's triggers recorded.
-        // Last, so the version row stays locked only until the commit.
+        // The authorization change feed (see STAMP_CHANGES). Last, so the
+        // version row, when bumped, stays locked only until the commit.
         sqlx::raw_sql(STAMP_CHANGES).execute(self.conn()).await?;
         self.tx.commit().await?;
         Ok(())

@@ -5,6 +5,7 @@ use crate::allowed::Allowed;
 use crate::error::{StoreError, found};
 use crate::roles::parse_permissions;
 use crate::rows::{NewUser, UserRecord, parse_status};
+use crate::text::{checked_name, fold, refuse_nul};
 use crate::tx::{Tx, Write, placeholders};
 use arbor_core::{
     Membership, OrgId, OrgPath, PermissionSet, Principal, RoleId, UserId, UserStatus,
@@ -32,6 +33,7 @@ pub(crate) fn normalize_email(email: &str) -> Result<String, StoreError> {
     if !valid {
         return Err(StoreError::invalid("email", "not a valid email address"));
     }
+    refuse_nul("email", email)?;
     Ok(email.to_lowercase())
 }
 
@@ -345,13 +347,11 @@ impl Tx<Write> {
         user: &NewUser,
     ) -> Result<UserId, StoreError> {
         let normalized = normalize_email(&user.email)?;
-        let name = user.name.trim();
-        if name.is_empty() || name.chars().count() > 128 {
-            return Err(StoreError::invalid("name", "1 to 128 characters"));
-        }
+        let name = checked_name(&user.name, 128)?;
+        refuse_nul("locale", &user.locale)?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO users (email, email_normalized, name, password_hash, status, locale, \
-             created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+             created_at, name_folded) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
         )
         .bind(user.email.trim().to_owned())
         .bind(normalized)
@@ -360,6 +360,7 @@ impl Tx<Write> {
         .bind(user.status.as_str())
         .bind(user.locale.clone())
         .bind(self.now())
+        .bind(fold(name))
         .fetch_one(self.conn())
         .await?;
         Ok(UserId(id))
@@ -404,10 +405,7 @@ impl Tx<Write> {
         locale: Option<&str>,
     ) -> Result<(), StoreError> {
         if let Some(name) = name {
-            let name = name.trim();
-            if name.is_empty() || name.chars().count() > 128 {
-                return Err(StoreError::invalid("name", "1 to 128 characters"));
-            }
+            checked_name(name, 128)?;
         }
         if let Some(locale) = locale {
             let ok = (2..=16).contains(&locale.len())
@@ -422,11 +420,13 @@ impl Tx<Write> {
             }
         }
         let done = sqlx::query(
-            "UPDATE users SET name = COALESCE($1, name), locale = COALESCE($2, locale) WHERE id = $3",
+            "UPDATE users SET name = COALESCE($1, name), locale = COALESCE($2, locale), \
+             name_folded = COALESCE($4, name_folded) WHERE id = $3",
         )
         .bind(name.map(|n| n.trim().to_owned()))
         .bind(locale.map(str::to_owned))
         .bind(user.0)
+        .bind(name.map(|n| fold(n.trim())))
         .execute(self.conn())
         .await?;
         found(&done, "user")?;

@@ -11,5 +11,6 @@ mod basics;
 mod cache;
 mod concurrency;
 mod crash;
+mod hygiene;
 mod list_equals_get;
 mod seed_001;

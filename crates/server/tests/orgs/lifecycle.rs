@@ -1,7 +1,7 @@
 //! What administrators do with orgs, roles and templates, through the API.
 
 use crate::support::*;
-use arbor_core::BuiltinRole;
+use arbor_core::{BuiltinRole, OrgId, UserId};
 use arbor_testkit::{Engine, TestApp, both_engines};
 use serde_json::json;
 
@@ -9,6 +9,7 @@ both_engines!(
     org_settings_search_and_tree,
     creating_an_org_with_a_refused_invitation_creates_nothing,
     deleting_an_org_answers_409_with_counts_unless_contents_move_up,
+    an_org_whose_invitations_were_accepted_stays_deletable,
     roles_are_capped_renamed_and_deleted_with_replacement,
     templates_apply_and_push_with_a_report,
     every_change_is_audited_with_home_and_target_org,
@@ -309,6 +310,93 @@ async fn deleting_an_org_answers_409_with_counts_unless_contents_move_up(engine:
         rows.iter().any(|(a, o)| a == "org.delete" && o == "failed"),
         "{rows:?}"
     );
+}
+
+async fn an_org_whose_invitations_were_accepted_stays_deletable(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let w = World::build(&app).await;
+    let root = app.login("admin@root.test", PASSWORD).await;
+    let staff = w.role(BuiltinRole::Staff).0;
+    let sibling = w.sibling;
+    let new_org = |name: &'static str| {
+        let (app, root) = (&app, &root);
+        async move {
+            let reply = post(
+                app,
+                "/api/v1/orgs",
+                root,
+                json!({ "parent_id": sibling.0, "name": name }),
+            )
+            .await;
+            assert_eq!(reply.status, 201, "{reply:?}");
+            reply.body["id"].as_i64().unwrap()
+        }
+    };
+    let transfer = |user: UserId| {
+        let (app, root) = (&app, &root);
+        async move {
+            let reply = post(
+                app,
+                &format!("/api/v1/users/{}/transfer", user.0),
+                root,
+                json!({ "org_id": sibling.0, "role_id": staff }),
+            )
+            .await;
+            assert_eq!(reply.status, 204, "{reply:?}");
+        }
+    };
+
+    // Invited, accepted, transferred away: the org is empty and goes.
+    let emptied = new_org("Emptied").await;
+    let moved = invite_and_accept(&app, &root, "moved@root.test", OrgId(emptied), staff).await;
+    transfer(moved).await;
+    let reply = delete(&app, &format!("/api/v1/orgs/{emptied}"), &root).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert!(reply.body["moved_to"].is_null(), "{reply:?}");
+
+    // Invited and accepted, deleted with its contents moved up.
+    let folded = new_org("Folded").await;
+    let member = invite_and_accept(&app, &root, "member@root.test", OrgId(folded), staff).await;
+    let reply = delete(
+        &app,
+        &format!("/api/v1/orgs/{folded}?move_contents_to_parent=true"),
+        &root,
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.body["moved_to"], w.sibling.0);
+    let me = app.login("member@root.test", PASSWORD).await;
+    let body = get(&app, "/api/v1/me", &me).await.body;
+    assert_eq!(body["memberships"][0]["org_id"], w.sibling.0, "{body:?}");
+    assert_eq!(body["id"], member.0, "{body:?}");
+
+    // Invited, not yet accepted, transferred away: the org goes, and the
+    // link still activates the account, now in the org the user lives in.
+    let left = new_org("Left").await;
+    let reply = post(
+        &app,
+        "/api/v1/users/invitations",
+        &root,
+        json!({ "email": "pending@root.test", "name": "P", "org_id": left, "role_id": staff }),
+    )
+    .await;
+    assert_eq!(reply.status, 201, "{reply:?}");
+    let pending = UserId(reply.body["user_id"].as_i64().unwrap());
+    transfer(pending).await;
+    let reply = delete(&app, &format!("/api/v1/orgs/{left}"), &root).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    accept(&app, "pending@root.test").await;
+    let mut tx = app.db.store().read().await.unwrap();
+    let rows = tx
+        .audit_for_target(&format!("user:{}", pending.0))
+        .await
+        .unwrap();
+    tx.finish().await.unwrap();
+    let accepted = rows
+        .iter()
+        .find(|r| r.action == "user.accept_invitation")
+        .unwrap();
+    assert_eq!(accepted.target_org, Some(w.sibling));
 }
 
 async fn roles_are_capped_renamed_and_deleted_with_replacement(engine: Engine) {

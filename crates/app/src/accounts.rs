@@ -3,7 +3,7 @@
 
 use crate::password;
 use crate::run::{Decides, write_case};
-use crate::{App, AppError, Caller, hash_token, legacy, new_token};
+use crate::{App, AppError, Caller, hash_token, new_token};
 use arbor_core::policy as rules;
 use arbor_core::{OrgType, UserId, UserStatus};
 use arbor_store::{
@@ -193,7 +193,7 @@ impl App {
         let token = new_token();
         let expires_at = tx.now() + policy.session_absolute_ms;
         let session = tx
-            .insert_session(&legacy(&proof), user.id, &token.1, expires_at)
+            .insert_session(&proof, user.id, &token.1, expires_at)
             .await?;
         tx.commit(event.detail("session", session)).await?;
         Ok(Some(LoggedIn {
@@ -249,7 +249,8 @@ impl App {
     /// Ends one session.
     pub async fn logout(&self, auth: &Authenticated, client: ClientKind) -> Result<(), AppError> {
         let mut tx = self.store.write().await?;
-        tx.revoke_session(auth.session).await?;
+        tx.revoke_session(&rules::logout(auth.user), auth.session)
+            .await?;
         let mut event = AuditEvent::new(client, "auth.logout", format!("user:{}", auth.user));
         event.actor = Some(auth.user);
         tx.commit(event.detail("session", auth.session)).await?;
@@ -296,8 +297,8 @@ impl App {
                 arbor_core::Refusal::Denied(d) => AppError::denied(&d, "invitation"),
             })?;
             let user = *proof.target();
-            let by = legacy(&proof);
-            tx.accept_invitation(invitation.id).await?;
+            let by = proof;
+            tx.accept_invitation(&by, invitation.id).await?;
             tx.set_password_hash(&by, user, &hash).await?;
             tx.set_user_status(&by, user, UserStatus::Active).await?;
             if let Some(name) = name {
@@ -344,11 +345,10 @@ impl App {
         write_case!(self, &caller, event, |step| {
             let verdict = step.actor.edit_own_account();
             let by = step.allow(verdict, "user")?;
-            let by = legacy(&by);
             step.tx.set_password_hash(&by, auth.user, &hash).await?;
             let revoked = step
                 .tx
-                .revoke_other_sessions(auth.user, auth.session)
+                .revoke_other_sessions(&by, auth.user, auth.session)
                 .await?;
             // Reset links mailed before the change stop working.
             let withdrawn = step.tx.use_password_resets_of(&by, auth.user).await?;
@@ -392,11 +392,7 @@ impl App {
         write_case!(self, &caller, event, |step| {
             let verdict = step.actor.edit_own_account();
             let by = step.allow(verdict, "user")?;
-            match step
-                .tx
-                .update_profile(&legacy(&by), auth.user, name, locale)
-                .await
-            {
+            match step.tx.update_profile(&by, auth.user, name, locale).await {
                 Ok(()) => Ok(()),
                 Err(e @ arbor_store::StoreError::Invalid { .. }) => Err(step.fail(e.into())),
                 Err(e) => Err(e.into()),
@@ -438,8 +434,8 @@ impl App {
                 arbor_core::Refusal::Failed { error, .. } => AppError::from(error),
                 arbor_core::Refusal::Denied(d) => AppError::denied(&d, "reset link"),
             })?;
-            let by = legacy(&proof);
-            tx.use_password_reset(reset.id).await?;
+            let by = proof;
+            tx.use_password_reset(&by, reset.id).await?;
             tx.set_password_hash(&by, reset.user, &hash).await?;
             let revoked = tx.revoke_sessions(&by, reset.user).await?;
             let mut event = AuditEvent::new(

@@ -1,7 +1,7 @@
 //! Devices: creation and transfer (SPEC.md section 5).
 
 use crate::run::{Decides, Found, write_case};
-use crate::{App, AppError, Caller, legacy};
+use crate::{App, AppError, Caller};
 use arbor_core::{DeviceId, OrgId, UserId};
 use arbor_store::{AuditEvent, DeviceRecord, NewDevice};
 
@@ -33,10 +33,7 @@ impl App {
                     "the device owner must be a member of the device's organization",
                 )));
             }
-            let id = step
-                .tx
-                .insert_device(&legacy(&by), &record.path, device)
-                .await?;
+            let id = step.tx.insert_device(&by, &record.path, device).await?;
             step.event.target = format!("device:{id}");
             step.note("owner", device.owner);
             Ok(id)
@@ -78,7 +75,7 @@ impl App {
                 )));
             }
             step.tx
-                .move_device(&legacy(&by), device, target.org.id(), Some(target.owner))
+                .move_device(&by, device, target.org.id(), Some(target.owner))
                 .await?;
             step.note("from_org", record.org.id());
             step.note("to_org", target.org.id());

@@ -28,7 +28,7 @@ pub use orgs::{
 };
 
 use arbor_core::{OrgId, UserId};
-use arbor_store::{Allowed, ClientKind, Store};
+use arbor_store::{ClientKind, Store};
 use cache::CacheLimits as Limits;
 use cache::{AuthzCache, CacheLimits};
 use std::future::Future;
@@ -149,13 +149,4 @@ pub fn hash_token(token: &str) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
-}
-
-/// The store's proof for a core proof, while the store still takes the
-/// untyped one.
-pub(crate) fn legacy<A: arbor_core::policy::Action>(proof: &arbor_core::Allowed<A>) -> Allowed {
-    match proof.decision() {
-        Some(decision) => Allowed::from_decision(decision).unwrap_or_else(Allowed::bootstrap),
-        None => Allowed::bootstrap(),
-    }
 }

@@ -1,7 +1,7 @@
 //! Members: adding users to orgs and changing their roles.
 
 use crate::run::{Decides, Found, Step, Stop, write_case};
-use crate::{App, AppError, Caller, legacy};
+use crate::{App, AppError, Caller};
 use arbor_core::policy::TargetMembership;
 use arbor_core::role::check_org_keeps_admin;
 use arbor_core::{OrgId, RoleId, UserId, UserStatus};
@@ -43,7 +43,6 @@ impl App {
             let role_set = step.tx.role_permissions(org, member.role).await?;
             let verdict = step.actor.add_member(&record.path, member.role, role_set);
             let by = step.allow(verdict, "organization")?;
-            let by = legacy(&by);
             let settings = step.tx.hierarchy_settings(record.path.root_id()).await?;
             let user = match step.tx.user_by_email(&member.user.email).await? {
                 Some(existing) if settings.multi_org_membership => {
@@ -117,9 +116,7 @@ impl App {
             if let Err(e) = check_org_keeps_admin(before, after) {
                 return Err(step.fail(e.into()));
             }
-            step.tx
-                .set_member_role(&legacy(&by), user, org, role)
-                .await?;
+            step.tx.set_member_role(&by, user, org, role).await?;
             step.note("old_role", old_role.0);
             Ok(())
         })

@@ -3,7 +3,7 @@
 use crate::accounts::AccountPolicy;
 use crate::run::{Decides, Found, Step, Stop, read_case, write_case};
 use crate::users::{Invite, Invited, Links, invite_in};
-use crate::{App, AppError, Caller, legacy};
+use crate::{App, AppError, Caller};
 use arbor_core::org::{MovedSubtree, OrgContents};
 use arbor_core::policy::{DeleteOrgFacts, MemberMove, MovedMember, Operator};
 use arbor_core::{BuiltinRole, OrgId, OrgType, Role, RoleId, UserId};
@@ -129,9 +129,9 @@ impl App {
         input: &NewHierarchy,
         first_run: bool,
     ) -> Result<HierarchyCreated, AppError> {
-        let operator = Operator::first_run();
+        let operator = Operator::setup();
         let proof = operator.create_hierarchy();
-        let by = legacy(&proof);
+        let by = proof;
         let mut tx = self.store.write().await?;
         if first_run {
             tx.lock_first_run().await?;
@@ -247,7 +247,7 @@ impl App {
                     .move_org(&shape, &target.facts(), settings.depth_limit, confirmed);
             let by = step.allow(verdict, "organization")?;
             let (old, new) = by.target().clone();
-            let rows = step.tx.move_subtree(&legacy(&by), &old, &new).await?;
+            let rows = step.tx.move_subtree(&by, &old, &new).await?;
             step.note("org_name", &moved.name);
             step.note("from", old.ids());
             step.note("to", new.ids());
@@ -273,7 +273,6 @@ impl App {
             let org = step.tx.org(root).await.found(step, "organization")?;
             let verdict = step.actor.create_device_template(&org.path);
             let by = step.allow(verdict, "organization")?;
-            let by = legacy(&by);
             let id = step
                 .tx
                 .insert_device_template(&by, org.path.root_id(), name, datastreams)
@@ -303,7 +302,7 @@ impl App {
                 .found(step, "device template")?;
             let verdict = step.actor.enable_device_template(&record.path, hierarchy);
             let by = step.allow(verdict, "device template")?;
-            step.tx.enable_template(&legacy(&by), org, template).await?;
+            step.tx.enable_template(&by, org, template).await?;
             Ok(())
         })
     }
@@ -328,7 +327,7 @@ impl App {
                 unit_system: pick(&edit.unit_system, &record.unit_system),
                 contact: pick(&edit.contact, &record.contact),
             };
-            match step.tx.update_org(&legacy(&by), org, &settings).await {
+            match step.tx.update_org(&by, org, &settings).await {
                 Ok(()) => {}
                 Err(e @ arbor_store::StoreError::Invalid { .. }) => {
                     return Err(step.fail(e.into()));
@@ -427,10 +426,10 @@ impl App {
             let plan = by.target();
             let moved = if plan.move_contents {
                 step.tx
-                    .delete_org(&legacy(&by), &path, Some((&plan.parent, &plan.moves)))
+                    .delete_org(&by, &path, Some((&plan.parent, &plan.moves)))
                     .await?
             } else {
-                step.tx.delete_org(&legacy(&by), &path, None).await?
+                step.tx.delete_org(&by, &path, None).await?
             };
             let moved_to = plan.move_contents.then_some(plan.parent.id());
             step.note("moved_to", moved_to);
@@ -535,7 +534,6 @@ async fn create_suborg_in(step: &mut Step, parent: OrgId, org: &NewOrg) -> Resul
         .actor
         .create_suborg(&record.facts(), org.org_type, settings.depth_limit);
     let by = step.allow(verdict, "organization")?;
-    let by = legacy(&by);
     let created = match step.tx.insert_org(&by, Some(&record.path), org).await {
         Ok(created) => created,
         Err(e @ arbor_store::StoreError::Invalid { .. }) => return Err(step.fail(e.into())),

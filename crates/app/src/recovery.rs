@@ -2,7 +2,7 @@
 //! operator with local access to the database. It restores the root org's
 //! Admin set to the whole catalog and re-activates one Admin of the root org.
 
-use crate::{App, AppError, legacy};
+use crate::{App, AppError};
 use arbor_core::policy::Operator;
 use arbor_core::{BuiltinRole, OrgId, PermissionSet, UserId, UserStatus};
 use arbor_store::{AuditEvent, ClientKind};
@@ -69,7 +69,7 @@ impl App {
             .ok_or_else(|| AppError::internal("the hierarchy has no Admin role"))?
             .id;
         let proof = Operator::recovery().recover(root.org, user.id);
-        let by = legacy(&proof);
+        let by = proof;
         let old_set = tx.role_permissions(root.org, admin_role).await?;
         let admin_set_restored = old_set != PermissionSet::all();
         if admin_set_restored {

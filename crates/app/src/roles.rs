@@ -2,7 +2,7 @@
 //! templates.
 
 use crate::run::{Decides, Found, Step, Stop, read_case, write_case};
-use crate::{App, AppError, Caller, legacy};
+use crate::{App, AppError, Caller};
 use arbor_core::permission::Closure;
 use arbor_core::role::{RoleDeletion, TemplatePush};
 use arbor_core::{OrgId, OrgPath, PermissionMatrix, PermissionSet, Role, RoleId};
@@ -68,7 +68,7 @@ impl App {
             let by = step.allow(verdict, "organization")?;
             let closure = by.target().closure;
             step.tx
-                .set_role_permissions(&legacy(&by), org, role, closure.set)
+                .set_role_permissions(&by, org, role, closure.set)
                 .await?;
             step.note("permissions", closure.set.ids());
             step.note("added", closure.added.ids());
@@ -98,7 +98,7 @@ impl App {
             let position = step.tx.next_role_position(hierarchy).await?;
             let role = step
                 .tx
-                .insert_role(&legacy(&by), hierarchy, &name, None, position)
+                .insert_role(&by, hierarchy, &name, None, position)
                 .await?;
             step.note("role", role.id);
             Ok(role)
@@ -129,7 +129,7 @@ impl App {
                 .find(|r| r.id == role)
                 .cloned()
                 .ok_or_else(|| AppError::internal("the renamed role vanished"))?;
-            step.tx.rename_role(&legacy(&by), role, &name).await?;
+            step.tx.rename_role(&by, role, &name).await?;
             step.note("old_name", &old.name);
             Ok(Role { name, ..old })
         })
@@ -178,7 +178,7 @@ impl App {
                 &holders,
             );
             let by = step.allow(verdict, "role")?;
-            step.tx.delete_role(&legacy(&by), role, replacement).await?;
+            step.tx.delete_role(&by, role, replacement).await?;
             let plan = by.target().clone();
             step.note("moved", plan.moved.len());
             Ok(plan)
@@ -235,7 +235,7 @@ impl App {
             }
             let id = match step
                 .tx
-                .insert_permission_template(&legacy(&by), hierarchy, &template)
+                .insert_permission_template(&by, hierarchy, &template)
                 .await
             {
                 Ok(id) => id,
@@ -362,11 +362,10 @@ async fn apply_template(
             .apply_permission_template(stored.hierarchy, &stored.template, admin, orgs);
     let by = step.allow(verdict, "permission template")?;
     let plan = by.target().clone();
-    let proof = legacy(&by);
     for write in &plan.writes {
         for (role, set) in &write.sets {
             step.tx
-                .set_role_permissions(&proof, write.org, *role, *set)
+                .set_role_permissions(&by, write.org, *role, *set)
                 .await?;
         }
     }

@@ -9,7 +9,7 @@
 
 use crate::accounts::AccountPolicy;
 use crate::run::{Decides, Found, Step, Stop, read_case, write_case};
-use crate::{App, AppError, Caller, legacy, new_token};
+use crate::{App, AppError, Caller, new_token};
 use arbor_core::policy::{
     DeleteUser, EditUser, ForceLogout, MemberAct, ResendInvitation, ResetPassword,
     RevokeInvitation, SetSuspended, TargetMember, TargetMembership,
@@ -187,7 +187,6 @@ pub(crate) async fn invite_in(
     let role_set = step.tx.role_permissions(org.id, invite.role).await?;
     let verdict = step.actor.invite(&org.path, invite.role, role_set);
     let by = step.allow(verdict, "organization")?;
-    let by = legacy(&by);
     if step.tx.user_by_email(&invite.email).await?.is_some() {
         return Err(step.fail(AppError::conflict("a user with this email already exists")));
     }
@@ -405,8 +404,7 @@ impl App {
                     .membership(by.target())
                     .cloned()
                     .ok_or_else(|| AppError::internal("the membership acted on vanished"))?;
-                let by = legacy(&by);
-                step.tx.withdraw_invitations(user).await?;
+                step.tx.withdraw_invitations(&by, user).await?;
                 let (token, hash) = new_token();
                 let expires_at = step.tx.now() + policy.invitation_ms;
                 let inviter = step.actor.user();
@@ -453,7 +451,7 @@ impl App {
                 if member.record.status != UserStatus::Pending {
                     return Err(step.fail(AppError::conflict("the user has already accepted")));
                 }
-                step.tx.delete_user(&legacy(&by), user).await?;
+                step.tx.delete_user(&by, user).await?;
                 Ok(())
             }
         )
@@ -495,7 +493,7 @@ impl App {
                         keeps_admin(step, membership.org, user).await?;
                     }
                     step.tx
-                        .set_member_role(&legacy(&by), user, membership.org, role)
+                        .set_member_role(&by, user, membership.org, role)
                         .await?;
                     step.note("old_role", membership.role);
                 }
@@ -505,12 +503,7 @@ impl App {
                 let by = step.allow(verdict, "user")?;
                 match step
                     .tx
-                    .update_profile(
-                        &legacy(&by),
-                        user,
-                        edit.name.as_deref(),
-                        edit.locale.as_deref(),
-                    )
+                    .update_profile(&by, user, edit.name.as_deref(), edit.locale.as_deref())
                     .await
                 {
                     Ok(()) => {}
@@ -548,7 +541,6 @@ impl App {
                     "only an active account can reset its password",
                 )));
             }
-            let by = legacy(&by);
             let (token, hash) = new_token();
             let expires_at = step.tx.now() + policy.password_reset_ms;
             step.tx
@@ -580,7 +572,7 @@ impl App {
             event(caller, "user.force_logout", user),
             |step| {
                 let (_, by) = step.member_action::<ForceLogout>(user).await?;
-                let revoked = step.tx.revoke_sessions(&legacy(&by), user).await?;
+                let revoked = step.tx.revoke_sessions(&by, user).await?;
                 step.note("sessions_revoked", revoked);
                 Ok(revoked)
             }
@@ -619,7 +611,6 @@ impl App {
                     keeps_admin(step, m.org, user).await?;
                 }
             }
-            let by = legacy(&by);
             step.tx.set_user_status(&by, user, to).await?;
             let revoked = if suspended {
                 step.tx.revoke_sessions(&by, user).await?
@@ -647,7 +638,6 @@ impl App {
             for (m, _) in &member.memberships {
                 keeps_admin(step, m.org, user).await?;
             }
-            let by = legacy(&by);
             let mut handed = Vec::new();
             for (device, org) in step.tx.owned_devices(user).await? {
                 let admins: Vec<UserId> = step
@@ -717,7 +707,6 @@ impl App {
                     .transfer_user(user, &member.targets(), &target.path, role, granted);
             let by = step.allow(verdict, "user")?;
             let from = by.target().0.org_id();
-            let by = legacy(&by);
             if target.id == from {
                 return Err(step.fail(AppError::invalid(
                     "org",

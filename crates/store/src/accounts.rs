@@ -2,11 +2,12 @@
 //! joins with. Queries only; the decisions are made by the caller (arbor-app)
 //! with arbor-core.
 
-use crate::allowed::Allowed;
 use crate::error::StoreError;
 use crate::rows::SessionId;
 use crate::text::refuse_nul;
 use crate::tx::{Tx, Write};
+use arbor_core::Allowed;
+use arbor_core::policy::{Permits, writes};
 use arbor_core::{OrgId, Principal, RoleId, UserId};
 use sqlx::{AssertSqlSafe, Row};
 
@@ -186,9 +187,9 @@ impl crate::Store {
 
 impl Tx<Write> {
     /// Creates a session for `user`, valid until `expires_at`.
-    pub async fn insert_session(
+    pub async fn insert_session<A: Permits<writes::InsertSession>>(
         &mut self,
-        _by: &Allowed,
+        _by: &Allowed<A>,
         user: UserId,
         token_hash: &str,
         expires_at: i64,
@@ -208,9 +209,9 @@ impl Tx<Write> {
 
     /// Revokes every live session of `user` at once (logout everywhere,
     /// suspension, password change). Returns how many were revoked.
-    pub async fn revoke_sessions(
+    pub async fn revoke_sessions<A: Permits<writes::RevokeSessions>>(
         &mut self,
-        _by: &Allowed,
+        _by: &Allowed<A>,
         user: UserId,
     ) -> Result<u64, StoreError> {
         let done = sqlx::query(
@@ -224,7 +225,11 @@ impl Tx<Write> {
     }
 
     /// Revokes one session (logout).
-    pub async fn revoke_session(&mut self, session: SessionId) -> Result<(), StoreError> {
+    pub async fn revoke_session<A: Permits<writes::RevokeSessions>>(
+        &mut self,
+        _by: &Allowed<A>,
+        session: SessionId,
+    ) -> Result<(), StoreError> {
         sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
             .bind(self.now())
             .bind(session.0)
@@ -234,8 +239,9 @@ impl Tx<Write> {
     }
 
     /// Revokes every live session of a user but one (password change).
-    pub async fn revoke_other_sessions(
+    pub async fn revoke_other_sessions<A: Permits<writes::RevokeSessions>>(
         &mut self,
+        _by: &Allowed<A>,
         user: UserId,
         keep: SessionId,
     ) -> Result<u64, StoreError> {
@@ -251,9 +257,9 @@ impl Tx<Write> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    pub async fn insert_invitation(
+    pub async fn insert_invitation<A: Permits<writes::InsertInvitation>>(
         &mut self,
-        _by: &Allowed,
+        _by: &Allowed<A>,
         token_hash: &str,
         email: &str,
         user: UserId,
@@ -282,7 +288,11 @@ impl Tx<Write> {
 
     /// Marks an invitation used. Fails with a conflict if it already was, so a
     /// token is single-use even under concurrent acceptance.
-    pub async fn accept_invitation(&mut self, invitation: i64) -> Result<(), StoreError> {
+    pub async fn accept_invitation<A: Permits<writes::AcceptInvitation>>(
+        &mut self,
+        _by: &Allowed<A>,
+        invitation: i64,
+    ) -> Result<(), StoreError> {
         let done = sqlx::query(
             "UPDATE invitations SET accepted_at = $1 WHERE id = $2 AND accepted_at IS NULL",
         )
@@ -297,7 +307,11 @@ impl Tx<Write> {
     }
 
     /// Withdraws every open invitation of a user (resend replaces them).
-    pub async fn withdraw_invitations(&mut self, user: UserId) -> Result<u64, StoreError> {
+    pub async fn withdraw_invitations<A: Permits<writes::WithdrawInvitations>>(
+        &mut self,
+        _by: &Allowed<A>,
+        user: UserId,
+    ) -> Result<u64, StoreError> {
         let done =
             sqlx::query("DELETE FROM invitations WHERE user_id = $1 AND accepted_at IS NULL")
                 .bind(user.0)
@@ -306,9 +320,9 @@ impl Tx<Write> {
         Ok(done.rows_affected())
     }
 
-    pub async fn insert_password_reset(
+    pub async fn insert_password_reset<A: Permits<writes::InsertPasswordReset>>(
         &mut self,
-        _by: &Allowed,
+        _by: &Allowed<A>,
         token_hash: &str,
         user: UserId,
         expires_at: i64,
@@ -333,9 +347,9 @@ impl Tx<Write> {
 
     /// Marks a reset link used; single-use like invitations.
     /// Ends every outstanding reset link of `user` (its password changed).
-    pub async fn use_password_resets_of(
+    pub async fn use_password_resets_of<A: Permits<writes::UsePasswordResets>>(
         &mut self,
-        _by: &Allowed,
+        _by: &Allowed<A>,
         user: UserId,
     ) -> Result<u64, StoreError> {
         let done = sqlx::query(
@@ -348,7 +362,11 @@ impl Tx<Write> {
         Ok(done.rows_affected())
     }
 
-    pub async fn use_password_reset(&mut self, reset: i64) -> Result<(), StoreError> {
+    pub async fn use_password_reset<A: Permits<writes::UsePasswordResets>>(
+        &mut self,
+        _by: &Allowed<A>,
+        reset: i64,
+    ) -> Result<(), StoreError> {
         let done = sqlx::query(
             "UPDATE password_resets SET used_at = $1 WHERE id = $2 AND used_at IS NULL",
         )

@@ -108,14 +108,6 @@ impl AuditEvent {
         self
     }
 
-    /// Fills actor and orgs from the proof a mutation was allowed with.
-    pub fn by(self, allowed: &crate::allowed::Allowed) -> Self {
-        match allowed.decision() {
-            Some(decision) => self.decided(decision),
-            None => self,
-        }
-    }
-
     pub fn target_org(mut self, org: OrgId) -> Self {
         self.target_org = Some(org);
         self

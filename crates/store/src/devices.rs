@@ -1,11 +1,12 @@
 //! Devices, device templates (with their datastreams and the orgs they are
 //! enabled for) and device metafields.
 
-use crate::allowed::Allowed;
 use crate::error::{StoreError, found};
 use crate::rows::{DeviceRecord, DeviceTemplateId, NewDatastream, NewDevice};
 use crate::text::{checked_name, refuse_nul};
 use crate::tx::{Tx, Write, placeholders};
+use arbor_core::Allowed;
+use arbor_core::policy::{Permits, writes};
 use arbor_core::{DeviceId, OrgId, OrgPath, UserId};
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
@@ -137,9 +138,9 @@ impl Tx<Write> {
     }
 
     /// Inserts a device template with its datastreams.
-    pub async fn insert_device_template(
+    pub async fn insert_device_template<A: Permits<writes::InsertDeviceTemplate>>(
         &mut self,
-        _by: &Allowed,
+        _by: &Allowed<A>,
         hierarchy: OrgId,
         name: &str,
         datastreams: &[NewDatastream],
@@ -177,9 +178,9 @@ impl Tx<Write> {
         Ok(DeviceTemplateId(id))
     }
 
-    pub async fn enable_template(
+    pub async fn enable_template<A: Permits<writes::EnableTemplate>>(
         &mut self,
-        _by: &Allowed,
+        _by: &Allowed<A>,
         org: OrgId,
         template: DeviceTemplateId,
     ) -> Result<(), StoreError> {
@@ -195,9 +196,9 @@ impl Tx<Write> {
     }
 
     /// Inserts a device with its metafields into `org`.
-    pub async fn insert_device(
+    pub async fn insert_device<A: Permits<writes::InsertDevice>>(
         &mut self,
-        _by: &Allowed,
+        _by: &Allowed<A>,
         org: &OrgPath,
         device: &NewDevice,
     ) -> Result<DeviceId, StoreError> {
@@ -233,9 +234,9 @@ impl Tx<Write> {
     }
 
     /// Moves a device to `org` with `owner`. History stays with the device.
-    pub async fn move_device(
+    pub async fn move_device<A: Permits<writes::MoveDevice>>(
         &mut self,
-        _by: &Allowed,
+        _by: &Allowed<A>,
         device: DeviceId,
         org: OrgId,
         owner: Option<UserId>,
@@ -251,9 +252,9 @@ impl Tx<Write> {
     }
 
     /// Gives a device a new owner within its org.
-    pub async fn set_device_owner(
+    pub async fn set_device_owner<A: Permits<writes::SetDeviceOwner>>(
         &mut self,
-        _by: &Allowed,
+        _by: &Allowed<A>,
         device: DeviceId,
         owner: Option<UserId>,
     ) -> Result<(), StoreError> {

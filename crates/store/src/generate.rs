@@ -6,7 +6,6 @@
 //! so they are inlined into the SQL text: bulk statements then need no bind
 //! round-trips and are not kept in the prepared-statement cache.
 
-use crate::allowed::Allowed;
 use crate::audit::{AuditEvent, ClientKind};
 use crate::dialect::Dialect;
 use crate::error::StoreError;
@@ -14,6 +13,7 @@ use crate::roles::format_permissions;
 use crate::rows::{HierarchySettings, NewOrg};
 use crate::store::Store;
 use crate::tx::STAMP_CHANGES;
+use arbor_core::policy::Operator;
 use arbor_core::{BuiltinRole, OrgId, OrgType, Permission, PermissionSet, UserId};
 use sqlx::{AnyConnection, AssertSqlSafe, Executor};
 use std::time::{Duration, Instant};
@@ -153,7 +153,8 @@ pub async fn generate(
     mut progress: impl FnMut(&str, usize, Duration),
 ) -> Result<GenReport, StoreError> {
     let started = Instant::now();
-    let by = Allowed::bootstrap();
+    // Generated worlds are loaded on the operator's command, like demo data.
+    let by = Operator::setup().create_hierarchy();
     let mut rng = Rng(config.seed);
     let levels = config.levels.max(1);
     let orgs_wanted = config.orgs.max(1);

@@ -7,13 +7,14 @@
 //!   [`Dialect`].
 //! - Every mutation runs in a [`WriteTx`], which re-reads the facts a decision
 //!   needs inside the transaction and commits only together with an audit event
-//!   ([`WriteTx::commit`] takes it). Mutating methods take an [`Allowed`], which
-//!   only an allowing `arbor_core::Decision` produces.
+//!   ([`WriteTx::commit`] takes it). Every mutating method takes the proof
+//!   `&arbor_core::Allowed<A>` of an action `A` that arbor-core's table
+//!   permits to make that write (`A: Permits<writes::…>`); only arbor-core
+//!   constructs one, from an allowing decision (or an operator's command).
 //! - Lists turn arbor-core's scope filters into SQL in one place ([`list`]), with
 //!   keyset pagination.
 
 mod accounts;
-mod allowed;
 mod audit;
 mod audit_log;
 mod authz;
@@ -34,7 +35,6 @@ mod tx;
 mod users;
 
 pub use accounts::{InvitationRecord, PasswordResetRecord, SessionRecord};
-pub use allowed::Allowed;
 pub use audit::{AuditEvent, AuditOutcome, ClientKind};
 pub use audit_log::{AuditEntry, AuditRecord, AuditScope};
 pub use authz::{AuthzChange, AuthzChanges, AuthzVersion, DeviceAccess};

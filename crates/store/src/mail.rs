@@ -1,9 +1,10 @@
 //! The mail outbox: mail is queued inside the transaction that decides to send
 //! it and delivered after commit by the outbox worker.
 
-use crate::allowed::Allowed;
 use crate::error::StoreError;
 use crate::tx::{Tx, Write};
+use arbor_core::Allowed;
+use arbor_core::policy::{Permits, writes};
 use serde::Serialize;
 use sqlx::Row;
 
@@ -82,9 +83,9 @@ impl crate::Store {
 
 impl Tx<Write> {
     /// Queues a mail in the outbox; it is sent after commit by the outbox worker.
-    pub async fn enqueue_mail(
+    pub async fn enqueue_mail<A: Permits<writes::EnqueueMail>>(
         &mut self,
-        _by: &Allowed,
+        _by: &Allowed<A>,
         to: &str,
         subject: &str,
         body: &str,

@@ -1,13 +1,14 @@
 //! Organizations and hierarchies: reads, row locks, insert/update/move/delete,
 //! subtrees and name search.
 
-use crate::allowed::Allowed;
 use crate::error::{StoreError, found};
 use crate::rows::{HierarchySettings, NewOrg, OrgRecord, SignupMode};
 use crate::text::{checked_name, contains_pattern, fold, refuse_nul};
 use crate::tx::{Tx, Write, placeholders};
+use arbor_core::Allowed;
 use arbor_core::org::OrgContents;
 use arbor_core::policy::MemberMove;
+use arbor_core::policy::{Permits, writes};
 use arbor_core::{DepthLimit, OrgId, OrgPath, OrgType, RoleId, Scope, UserId};
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
@@ -299,9 +300,9 @@ impl Tx<Write> {
 
     /// Inserts an organization under `parent` (or a root when `None`) and
     /// returns it with its path.
-    pub async fn insert_org(
+    pub async fn insert_org<A: Permits<writes::InsertOrg>>(
         &mut self,
-        _by: &Allowed,
+        _by: &Allowed<A>,
         parent: Option<&OrgPath>,
         org: &NewOrg,
     ) -> Result<OrgRecord, StoreError> {
@@ -354,9 +355,9 @@ impl Tx<Write> {
         })
     }
 
-    pub async fn insert_hierarchy(
+    pub async fn insert_hierarchy<A: Permits<writes::InsertHierarchy>>(
         &mut self,
-        _by: &Allowed,
+        _by: &Allowed<A>,
         root: OrgId,
         settings: &HierarchySettings,
     ) -> Result<(), StoreError> {
@@ -375,9 +376,9 @@ impl Tx<Write> {
         Ok(())
     }
 
-    pub async fn update_org(
+    pub async fn update_org<A: Permits<writes::UpdateOrg>>(
         &mut self,
-        _by: &Allowed,
+        _by: &Allowed<A>,
         org: OrgId,
         settings: &OrgSettings,
     ) -> Result<(), StoreError> {
@@ -411,9 +412,9 @@ impl Tx<Write> {
 
     /// Re-parents the subtree at `old` so that its root's path becomes `new`:
     /// one UPDATE rewrites every path of the subtree.
-    pub async fn move_subtree(
+    pub async fn move_subtree<A: Permits<writes::MoveSubtree>>(
         &mut self,
-        _by: &Allowed,
+        _by: &Allowed<A>,
         old: &OrgPath,
         new: &OrgPath,
     ) -> Result<u64, StoreError> {
@@ -451,9 +452,9 @@ impl Tx<Write> {
     /// so the link still activates the account; accepted ones go with the
     /// org (the audit log keeps the acceptance). Returns the rows moved
     /// (sub-orgs, memberships, devices).
-    pub async fn delete_org(
+    pub async fn delete_org<A: Permits<writes::DeleteOrg> + Permits<writes::MoveSubtree>>(
         &mut self,
-        by: &Allowed,
+        by: &Allowed<A>,
         path: &OrgPath,
         move_to: Option<(&OrgPath, &[MemberMove])>,
     ) -> Result<OrgContents, StoreError> {

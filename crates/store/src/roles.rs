@@ -1,10 +1,11 @@
 //! Roles, their permission sets per org (`role_permissions`, the permission
 //! matrices) and permission templates.
 
-use crate::allowed::Allowed;
 use crate::error::{StoreError, found};
 use crate::text::{checked_name, refuse_nul};
 use crate::tx::{Tx, Write};
+use arbor_core::Allowed;
+use arbor_core::policy::{Permits, writes};
 use arbor_core::role::RoleHolder;
 use arbor_core::{
     BuiltinRole, OrgId, OrgPath, Permission, PermissionMatrix, PermissionSet, PermissionTemplate,
@@ -243,9 +244,9 @@ impl<M> Tx<M> {
 }
 
 impl Tx<Write> {
-    pub async fn insert_role(
+    pub async fn insert_role<A: Permits<writes::InsertRole>>(
         &mut self,
-        _by: &Allowed,
+        _by: &Allowed<A>,
         hierarchy: OrgId,
         name: &str,
         builtin: Option<BuiltinRole>,
@@ -270,9 +271,9 @@ impl Tx<Write> {
         })
     }
 
-    pub async fn rename_role(
+    pub async fn rename_role<A: Permits<writes::RenameRole>>(
         &mut self,
-        _by: &Allowed,
+        _by: &Allowed<A>,
         role: RoleId,
         name: &str,
     ) -> Result<(), StoreError> {
@@ -300,9 +301,9 @@ impl Tx<Write> {
 
     /// Deletes `role`, moving its memberships and open invitations to
     /// `replacement`; its sets and template entries go with it.
-    pub async fn delete_role(
+    pub async fn delete_role<A: Permits<writes::DeleteRole>>(
         &mut self,
-        _by: &Allowed,
+        _by: &Allowed<A>,
         role: RoleId,
         replacement: RoleId,
     ) -> Result<(), StoreError> {
@@ -326,9 +327,9 @@ impl Tx<Write> {
     }
 
     /// Sets `perms(org, role)`, stored as permission string ids.
-    pub async fn set_role_permissions(
+    pub async fn set_role_permissions<A: Permits<writes::SetRolePermissions>>(
         &mut self,
-        _by: &Allowed,
+        _by: &Allowed<A>,
         org: OrgId,
         role: RoleId,
         permissions: PermissionSet,
@@ -346,9 +347,9 @@ impl Tx<Write> {
     }
 
     /// Copies every role's set of `from` to `to` (a new sub-org inherits its parent's).
-    pub async fn copy_role_permissions(
+    pub async fn copy_role_permissions<A: Permits<writes::CopyRolePermissions>>(
         &mut self,
-        _by: &Allowed,
+        _by: &Allowed<A>,
         from: OrgId,
         to: OrgId,
     ) -> Result<(), StoreError> {
@@ -364,9 +365,9 @@ impl Tx<Write> {
     }
 
     /// Stores a permission template (names are unique per hierarchy).
-    pub async fn insert_permission_template(
+    pub async fn insert_permission_template<A: Permits<writes::InsertPermissionTemplate>>(
         &mut self,
-        _by: &Allowed,
+        _by: &Allowed<A>,
         hierarchy: OrgId,
         template: &PermissionTemplate,
     ) -> Result<i64, StoreError> {
@@ -394,9 +395,9 @@ impl Tx<Write> {
         Ok(id)
     }
 
-    pub async fn delete_permission_template(
+    pub async fn delete_permission_template<A: Permits<writes::DeletePermissionTemplate>>(
         &mut self,
-        _by: &Allowed,
+        _by: &Allowed<A>,
         id: i64,
     ) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM permission_template_sets WHERE template_id = $1")

@@ -231,8 +231,8 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::allowed::Allowed;
     use crate::rows::NewOrg;
+    use arbor_core::policy::Operator;
     use arbor_core::{OrgPath, OrgType};
     use sqlx::Connection;
 
@@ -499,7 +499,7 @@ mod tests {
         assert_eq!(device.owner.map(|u| u.0), Some(b));
         // The 0002 triggers still record changes.
         tx.set_user_status(
-            &Allowed::bootstrap(),
+            &Operator::recovery().recover(arbor_core::OrgId(root), arbor_core::UserId(b)),
             arbor_core::UserId(b),
             arbor_core::UserStatus::Suspended,
         )
@@ -516,7 +516,7 @@ mod tests {
         let parent = OrgPath::decode(&format!("/{root}/")).unwrap();
         let new = tx
             .insert_org(
-                &Allowed::bootstrap(),
+                &Operator::setup().create_hierarchy(),
                 Some(&parent),
                 &NewOrg::named("New", OrgType::Business),
             )

@@ -1,12 +1,13 @@
 //! Users and their memberships: reads (with the principals decisions are made
 //! on), credentials, row locks, and the mutations of accounts and memberships.
 
-use crate::allowed::Allowed;
 use crate::error::{StoreError, found};
 use crate::roles::parse_permissions;
 use crate::rows::{NewUser, UserRecord, parse_status};
 use crate::text::{checked_name, fold, refuse_nul};
 use crate::tx::{Tx, Write, placeholders};
+use arbor_core::Allowed;
+use arbor_core::policy::{Permits, writes};
 use arbor_core::{
     Membership, OrgId, OrgPath, PermissionSet, Principal, RoleId, UserId, UserStatus,
 };
@@ -341,9 +342,9 @@ impl Tx<Write> {
     }
 
     /// Inserts a user; the email must be new to the server (ignoring case).
-    pub async fn insert_user(
+    pub async fn insert_user<A: Permits<writes::InsertUser>>(
         &mut self,
-        _by: &Allowed,
+        _by: &Allowed<A>,
         user: &NewUser,
     ) -> Result<UserId, StoreError> {
         let normalized = normalize_email(&user.email)?;
@@ -366,9 +367,9 @@ impl Tx<Write> {
         Ok(UserId(id))
     }
 
-    pub async fn set_user_status(
+    pub async fn set_user_status<A: Permits<writes::SetUserStatus>>(
         &mut self,
-        _by: &Allowed,
+        _by: &Allowed<A>,
         user: UserId,
         status: UserStatus,
     ) -> Result<(), StoreError> {
@@ -381,9 +382,9 @@ impl Tx<Write> {
         Ok(())
     }
 
-    pub async fn set_password_hash(
+    pub async fn set_password_hash<A: Permits<writes::SetPasswordHash>>(
         &mut self,
-        _by: &Allowed,
+        _by: &Allowed<A>,
         user: UserId,
         hash: &str,
     ) -> Result<(), StoreError> {
@@ -397,9 +398,9 @@ impl Tx<Write> {
     }
 
     /// Changes name and locale; `None` keeps the current value.
-    pub async fn update_profile(
+    pub async fn update_profile<A: Permits<writes::UpdateProfile>>(
         &mut self,
-        _by: &Allowed,
+        _by: &Allowed<A>,
         user: UserId,
         name: Option<&str>,
         locale: Option<&str>,
@@ -433,9 +434,9 @@ impl Tx<Write> {
         Ok(())
     }
 
-    pub async fn insert_membership(
+    pub async fn insert_membership<A: Permits<writes::InsertMembership>>(
         &mut self,
-        _by: &Allowed,
+        _by: &Allowed<A>,
         user: UserId,
         org: OrgId,
         role: RoleId,
@@ -455,9 +456,9 @@ impl Tx<Write> {
         Ok(())
     }
 
-    pub async fn set_member_role(
+    pub async fn set_member_role<A: Permits<writes::SetMemberRole>>(
         &mut self,
-        _by: &Allowed,
+        _by: &Allowed<A>,
         user: UserId,
         org: OrgId,
         role: RoleId,
@@ -476,9 +477,9 @@ impl Tx<Write> {
     /// Removes a membership (user transfer; the user keeps their other
     /// memberships). Returns whether it was the home membership. Devices the
     /// user owns in that org must have been handed on or moved first.
-    pub async fn remove_membership(
+    pub async fn remove_membership<A: Permits<writes::RemoveMembership>>(
         &mut self,
-        _by: &Allowed,
+        _by: &Allowed<A>,
         user: UserId,
         org: OrgId,
     ) -> Result<bool, StoreError> {
@@ -498,9 +499,9 @@ impl Tx<Write> {
     }
 
     /// Makes `org` the user's home membership.
-    pub async fn set_home_membership(
+    pub async fn set_home_membership<A: Permits<writes::SetHomeMembership>>(
         &mut self,
-        _by: &Allowed,
+        _by: &Allowed<A>,
         user: UserId,
         org: OrgId,
     ) -> Result<(), StoreError> {
@@ -519,7 +520,11 @@ impl Tx<Write> {
     /// Deletes a user with everything that is theirs alone (memberships,
     /// sessions, invitations, resets, tag links). Devices must have been handed
     /// on first: the foreign key refuses the deletion otherwise.
-    pub async fn delete_user(&mut self, _by: &Allowed, user: UserId) -> Result<(), StoreError> {
+    pub async fn delete_user<A: Permits<writes::DeleteUser>>(
+        &mut self,
+        _by: &Allowed<A>,
+        user: UserId,
+    ) -> Result<(), StoreError> {
         for statement in [
             "DELETE FROM invitations WHERE user_id = $1",
             "UPDATE invitations SET invited_by = NULL WHERE invited_by = $1",

@@ -1,9 +1,10 @@
 //! Schema constraints and the single use cases, one rule at a time.
 
+use crate::support::proofs;
 use crate::support::*;
 use arbor_app::{AppError, NewMember};
 use arbor_core::{BuiltinRole, OrgType, Permission, PermissionSet, UserStatus};
-use arbor_store::{Allowed, AuditOutcome, NewOrg, NewUser, PageRequest, StoreError, Table};
+use arbor_store::{AuditOutcome, NewOrg, NewUser, PageRequest, StoreError, Table};
 
 both_engines!(
     migrations_are_idempotent_and_email_is_unique_ignoring_case,
@@ -35,7 +36,7 @@ async fn migrations_are_idempotent_and_email_is_unique_ignoring_case(db: TestDb)
     let mut tx = db.store().write().await.unwrap();
     let err = tx
         .insert_user(
-            &Allowed::bootstrap(),
+            &arbor_core::Operator::setup().create_hierarchy(),
             &NewUser::active("BOSS@acme.EXAMPLE", "Dup"),
         )
         .await
@@ -310,7 +311,7 @@ async fn suspended_user_and_revoked_session_are_denied(db: TestDb) {
     let (token, hash) = arbor_app::new_token();
     assert_ne!(token, hash);
     let mut tx = db.store().write().await.unwrap();
-    let by = Allowed::bootstrap();
+    let by = proofs::login(staff);
     tx.insert_session(&by, staff, &hash, tx.now() + 3_600_000)
         .await
         .unwrap();
@@ -327,7 +328,12 @@ async fn suspended_user_and_revoked_session_are_denied(db: TestDb) {
         .await
         .unwrap();
     let mut tx = db.store().write().await.unwrap();
-    assert_eq!(tx.revoke_sessions(&by, staff).await.unwrap(), 1);
+    assert_eq!(
+        tx.revoke_sessions(&proofs::suspend(staff), staff)
+            .await
+            .unwrap(),
+        1
+    );
     tx.commit(arbor_store::AuditEvent::new(
         arbor_store::ClientKind::Web,
         "user.force_logout",
@@ -342,7 +348,7 @@ async fn suspended_user_and_revoked_session_are_denied(db: TestDb) {
     );
     // Suspension: denied everything, even without a session.
     let mut tx = db.store().write().await.unwrap();
-    tx.set_user_status(&by, staff, UserStatus::Suspended)
+    tx.set_user_status(&proofs::suspend(staff), staff, UserStatus::Suspended)
         .await
         .unwrap();
     tx.commit(arbor_store::AuditEvent::new(

@@ -5,6 +5,7 @@
 //! filling lazily) and by the uncached app. Every answer must be the same.
 //! The change feed itself is checked write by write.
 
+use crate::support::proofs;
 use crate::support::*;
 use arbor_app::access::{Answer, Question, Target};
 use arbor_app::accounts::AccountPolicy;
@@ -12,7 +13,7 @@ use arbor_app::cache::CacheLimits;
 use arbor_app::{App, Caller, hash_token, new_token};
 use arbor_core::{DeviceAction, DeviceId, OrgId, Permission, PermissionSet, RoleId, UserId};
 use arbor_store::generate::{GenConfig, Rng, generate, generated_roots, sample_actors};
-use arbor_store::{Allowed, AuditEvent, AuthzChange, ClientKind, Store};
+use arbor_store::{AuditEvent, AuthzChange, ClientKind, Store};
 use sqlx::{Connection, Row};
 
 both_engines!(
@@ -111,7 +112,7 @@ async fn session(store: &Store, user: UserId) -> String {
     let (token, _) = new_token();
     let mut tx = store.write().await.unwrap();
     let far = tx.now() + 365 * 86_400_000;
-    tx.insert_session(&Allowed::bootstrap(), user, &hash_token(&token), far)
+    tx.insert_session(&proofs::login(user), user, &hash_token(&token), far)
         .await
         .unwrap();
     tx.commit(AuditEvent::new(

@@ -2,11 +2,12 @@
 //! differently, ids that came back, orgs that could not be deleted, search
 //! wildcards, and version bumps nothing asked for.
 
+use crate::support::proofs;
 use crate::support::*;
 use arbor_app::{AppError, NewMember, OrgEdit};
 use arbor_core::{BuiltinRole, OrgType, UserId};
 use arbor_store::generate::{GenConfig, generate, generated_roots};
-use arbor_store::{Allowed, AuditEvent, ClientKind, Engine, NewOrg, NewUser, StoreError};
+use arbor_store::{AuditEvent, ClientKind, Engine, NewOrg, NewUser, StoreError};
 use sqlx::Connection;
 
 both_engines!(
@@ -66,7 +67,7 @@ async fn a_nul_byte_is_refused_as_invalid_and_never_stored(db: TestDb) {
     // value, not contention to retry.
     let mut tx = db.store().write().await.unwrap();
     let result = tx
-        .enqueue_mail(&Allowed::bootstrap(), "x@acme.example", "Hi", "a\0b")
+        .enqueue_mail(&proofs::invite(), "x@acme.example", "Hi", "a\0b")
         .await;
     match db.store().engine() {
         Engine::Postgres => match result {
@@ -254,7 +255,7 @@ async fn search_folds_case_alike_and_matches_wildcards_literally(db: TestDb) {
         .unwrap()
         .id;
     let mut tx = db.store().write().await.unwrap();
-    tx.update_profile(&Allowed::bootstrap(), oel, Some("Ärger"), None)
+    tx.update_profile(&proofs::own_account(oel), oel, Some("Ärger"), None)
         .await
         .unwrap();
     tx.commit(AuditEvent::new(
@@ -309,9 +310,14 @@ async fn the_authz_version_moves_only_with_an_authorization_fact(db: TestDb) {
     );
     // A profile edit changes no authorization fact either.
     let mut tx = store.write().await.unwrap();
-    tx.update_profile(&Allowed::bootstrap(), staff, Some("Renamed"), Some("de"))
-        .await
-        .unwrap();
+    tx.update_profile(
+        &proofs::own_account(staff),
+        staff,
+        Some("Renamed"),
+        Some("de"),
+    )
+    .await
+    .unwrap();
     tx.commit(AuditEvent::new(
         ClientKind::Cli,
         "user.update",

@@ -109,3 +109,64 @@ pub async fn device(
         .await
         .unwrap()
 }
+
+/// Proofs for tests that write straight through the store, each from the
+/// decision arbor-core takes for that kind of action.
+pub mod proofs {
+    use arbor_core::policy::{self, EditOwnAccount, Invite, Login, SetSuspended, TargetMembership};
+    use arbor_core::{
+        Allowed, Membership, OrgId, OrgPath, PermissionSet, Principal, RoleId, UserId, UserStatus,
+    };
+
+    fn actor(user: UserId) -> arbor_core::Actor {
+        Principal {
+            user,
+            status: UserStatus::Active,
+            session_revoked: false,
+            memberships: vec![Membership {
+                org: OrgPath::root(OrgId(1)),
+                role: RoleId(1),
+                permissions: PermissionSet::all(),
+                home: true,
+            }],
+        }
+        .act_at_home()
+        .unwrap()
+    }
+
+    /// A login of `user` whose password matched.
+    pub fn login(user: UserId) -> Allowed<Login> {
+        policy::login(policy::LoginFacts {
+            user,
+            status: UserStatus::Active,
+            password_matches: true,
+        })
+        .unwrap()
+    }
+
+    /// `user` editing its own account.
+    pub fn own_account(user: UserId) -> Allowed<EditOwnAccount> {
+        actor(user).edit_own_account().unwrap()
+    }
+
+    /// An Admin suspending `user` (logs it out too).
+    pub fn suspend(user: UserId) -> Allowed<SetSuspended> {
+        let org = OrgPath::root(OrgId(1));
+        let membership = TargetMembership {
+            org: &org,
+            role: RoleId(3),
+            permissions: PermissionSet::EMPTY,
+            home: true,
+        };
+        actor(UserId(0))
+            .manage_member::<SetSuspended>(user, &[membership])
+            .unwrap()
+    }
+
+    /// An Admin inviting someone (may queue mail).
+    pub fn invite() -> Allowed<Invite> {
+        actor(UserId(1))
+            .invite(&OrgPath::root(OrgId(1)), RoleId(1), PermissionSet::EMPTY)
+            .unwrap()
+    }
+}

@@ -142,16 +142,18 @@ pub(crate) fn check<T>(decision: &Decision, rule: Result<T, DomainError>) -> Res
 
 /// The server's operator, acting without an actor. Made only by the commands
 /// that run with local access to the database or before any account exists:
-/// `arbor init` and first-run setup, the demo data, `arbor admin recover`.
+/// `arbor init` and first-run setup, the demo data (and the data generator),
+/// `arbor admin recover`.
 #[derive(Debug)]
 pub struct Operator {
     _private: (),
 }
 
 impl Operator {
-    /// First-run setup (`arbor init`, `POST /api/v1/setup`) and the demo data:
-    /// the store refuses a first run once a hierarchy exists.
-    pub fn first_run() -> Self {
+    /// Creating hierarchies on the operator's command: first-run setup
+    /// (`arbor init`, `POST /api/v1/setup` with the setup token, refused once
+    /// a hierarchy exists), the demo data, and the data generator.
+    pub fn setup() -> Self {
         Self { _private: () }
     }
 
@@ -257,7 +259,7 @@ actions! {
 
 /// What a proof for action `Self` lets the store write: `impl Permits<W>`
 /// for each write `W` of [`writes`]. The whole table is in this file.
-pub trait Permits<W> {}
+pub trait Permits<W>: Action {}
 
 /// Markers for the store's mutations, named after them.
 pub mod writes {
@@ -276,6 +278,7 @@ pub mod writes {
         SetRolePermissions,
         CopyRolePermissions,
         InsertPermissionTemplate,
+        DeletePermissionTemplate,
         InsertUser,
         SetUserStatus,
         UpdateProfile,
@@ -284,6 +287,7 @@ pub mod writes {
         InsertMembership,
         SetMemberRole,
         RemoveMembership,
+        SetHomeMembership,
         InsertSession,
         RevokeSessions,
         InsertInvitation,
@@ -308,7 +312,7 @@ macro_rules! permits {
 
 permits! {
     CreateHierarchy => [InsertOrg, InsertHierarchy, InsertRole, SetRolePermissions, InsertUser,
-        InsertMembership, EnableTemplate];
+        InsertMembership, InsertDeviceTemplate, EnableTemplate];
     Recover => [SetRolePermissions, SetUserStatus, SetMemberRole];
     CreateSuborg => [InsertOrg, CopyRolePermissions];
     UpdateOrg => [UpdateOrg];
@@ -334,7 +338,8 @@ permits! {
     ResendInvitation => [WithdrawInvitations, InsertInvitation, EnqueueMail];
     RevokeInvitation => [DeleteUser];
     ChangeMemberRole => [SetMemberRole];
-    TransferUser => [InsertMembership, RemoveMembership, MoveDevice, SetDeviceOwner];
+    TransferUser => [InsertMembership, RemoveMembership, SetHomeMembership, MoveDevice,
+        SetDeviceOwner];
     Login => [InsertSession];
     Logout => [RevokeSessions];
     AcceptInvitation => [AcceptInvitation, SetPasswordHash, SetUserStatus, UpdateProfile];

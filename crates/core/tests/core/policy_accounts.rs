@@ -132,7 +132,7 @@ fn logging_out_is_always_ones_own_choice_and_operators_act_without_a_decision() 
     let out = policy::logout(UserId(7));
     assert_eq!(*out.target(), UserId(7));
     assert!(out.decision().is_some_and(|d| d.is_allowed()));
-    for operator in [Operator::first_run(), Operator::recovery()] {
+    for operator in [Operator::setup(), Operator::recovery()] {
         assert!(operator.create_hierarchy().decision().is_none());
         let recover = operator.recover(OrgId(1), UserId(2));
         assert!(recover.decision().is_none());

@@ -78,10 +78,11 @@ impl Step {
     }
 }
 
-/// A running read use case.
+/// A running read use case, with the audit event of its refusal.
 pub(crate) struct ReadStep {
     pub tx: ReadTx,
     pub actor: Actor,
+    event: AuditEvent,
 }
 
 /// Common to both steps: turning verdicts into proofs or stops.
@@ -265,24 +266,23 @@ pub(crate) enum Attempt<T> {
     Retry(AppError),
 }
 
-/// Runs a write use case (see the module docs): `write_case!(app, caller,
-/// event, |step| { … })`, where the block uses `step: &mut Step` and
-/// yields `Result<T, Stop>`. A macro rather than a function taking an async
-/// closure, so that the use case's future stays `Send` for the server.
-macro_rules! write_case {
-    ($app:expr, $caller:expr, $event:expr, |$step:ident| $body:block) => {{
+/// One attempt after another of a use case until it is final: opens the
+/// transaction with `$begin`, runs the block with `$step` bound to the step,
+/// ends it with `$end`. Behind [`write_case!`] and [`read_case!`].
+macro_rules! run_case {
+    ($begin:ident, $end:ident, $app:expr, $caller:expr, $event:expr, |$step:ident| $body:block) => {{
         let app: &$crate::App = $app;
         let caller: &$crate::Caller = $caller;
         let event: ::arbor_store::AuditEvent = $event;
         let mut attempt = 0u32;
         loop {
-            let outcome = match app.begin_write(caller, &event).await {
+            let outcome = match app.$begin(caller, &event).await {
                 Ok(mut begun) => {
                     let result: Result<_, $crate::run::Stop> = {
                         let $step = &mut begun;
                         async { $body }.await
                     };
-                    app.end_write(begun, result).await
+                    app.$end(begun, result).await
                 }
                 Err(early) => early,
             };
@@ -292,31 +292,20 @@ macro_rules! write_case {
         }
     }};
 }
+pub(crate) use run_case;
+
+/// Runs a write use case (see the module docs): `write_case!(app, caller,
+/// event, |step| { … })`, where the block uses `step: &mut Step` and
+/// yields `Result<T, Stop>`. A macro rather than a function taking an async
+/// closure, so that the use case's future stays `Send` for the server.
+macro_rules! write_case {
+    ($($case:tt)*) => { $crate::run::run_case!(begin_write, end_write, $($case)*) };
+}
 pub(crate) use write_case;
 
 /// Runs a read use case: like [`write_case!`] with `step: &mut ReadStep`.
 macro_rules! read_case {
-    ($app:expr, $caller:expr, $event:expr, |$step:ident| $body:block) => {{
-        let app: &$crate::App = $app;
-        let caller: &$crate::Caller = $caller;
-        let event: ::arbor_store::AuditEvent = $event;
-        let mut attempt = 0u32;
-        loop {
-            let outcome = match app.begin_read(caller, &event).await {
-                Ok(mut begun) => {
-                    let result: Result<_, $crate::run::Stop> = {
-                        let $step = &mut begun;
-                        async { $body }.await
-                    };
-                    app.end_read(begun, &event, result).await
-                }
-                Err(early) => early,
-            };
-            if let Some(result) = $crate::run::settled(outcome, &mut attempt).await {
-                break result;
-            }
-        }
-    }};
+    ($($case:tt)*) => { $crate::run::run_case!(begin_read, end_read, $($case)*) };
 }
 pub(crate) use read_case;
 
@@ -410,7 +399,11 @@ impl App {
     ) -> Result<ReadStep, Attempt<T>> {
         let mut tx = early(self.store.read().await.map_err(AppError::from))?;
         match early(resolve(&mut tx, caller).await)? {
-            Ok(actor) => Ok(ReadStep { tx, actor }),
+            Ok(actor) => Ok(ReadStep {
+                tx,
+                actor,
+                event: event.clone(),
+            }),
             Err(unresolved) => {
                 let _ = tx.finish().await;
                 let row = refusal_event(event.clone(), &unresolved.decision, unresolved.home);
@@ -422,17 +415,12 @@ impl App {
     }
 
     /// Ends a read use case; a refusal is audited.
-    pub(crate) async fn end_read<T>(
-        &self,
-        step: ReadStep,
-        event: &AuditEvent,
-        result: Result<T, Stop>,
-    ) -> Attempt<T> {
+    pub(crate) async fn end_read<T>(&self, step: ReadStep, result: Result<T, Stop>) -> Attempt<T> {
         match result {
             Ok(value) => settle(step.tx.finish().await.map(|()| value).map_err(Into::into)),
             Err(stop) => {
                 let _ = step.tx.finish().await;
-                self.stopped(stop, event.clone(), &step.actor).await
+                self.stopped(stop, step.event, &step.actor).await
             }
         }
     }

@@ -129,29 +129,11 @@ impl Actor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decision::{Membership, Outcome};
-    use crate::ids::RoleId;
+    use crate::policy::testing::{actor, path};
+    use crate::decision::Outcome;
     use crate::permission::PermissionSet;
 
-    fn path(ids: &[i64]) -> OrgPath {
-        OrgPath::from_ids(ids.iter().copied().map(OrgId).collect()).unwrap()
-    }
 
-    fn actor(org: &OrgPath, permissions: PermissionSet) -> Actor {
-        Principal {
-            user: UserId(1),
-            status: UserStatus::Active,
-            session_revoked: false,
-            memberships: vec![Membership {
-                org: org.clone(),
-                role: RoleId(1),
-                permissions,
-                home: true,
-            }],
-        }
-        .act_at_home()
-        .unwrap()
-    }
 
     #[test]
     fn templates_are_enabled_by_the_parent_within_the_hierarchy() {

@@ -29,6 +29,9 @@ mod orgs;
 mod roles;
 mod users;
 
+#[cfg(test)]
+mod testing;
+
 pub use accounts::{
     InvitationFacts, LoginFacts, ResetFacts, accept_invitation, complete_password_reset, login,
     logout,

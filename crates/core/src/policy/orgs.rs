@@ -267,12 +267,8 @@ pub struct DeletionPlan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decision::{Membership, Principal, UserStatus};
-    use crate::ids::OrgId;
+    use crate::policy::testing::{actor, path};
 
-    fn path(ids: &[i64]) -> OrgPath {
-        OrgPath::from_ids(ids.iter().copied().map(OrgId).collect()).unwrap()
-    }
 
     fn role(id: i64, builtin: Option<BuiltinRole>) -> Role {
         Role {
@@ -283,19 +279,7 @@ mod tests {
     }
 
     fn admin_at(org: &OrgPath) -> Actor {
-        Principal {
-            user: UserId(1),
-            status: UserStatus::Active,
-            session_revoked: false,
-            memberships: vec![Membership {
-                org: org.clone(),
-                role: RoleId(1),
-                permissions: PermissionSet::all(),
-                home: true,
-            }],
-        }
-        .act_at_home()
-        .unwrap()
+        actor(org, PermissionSet::all())
     }
 
     #[test]

@@ -245,30 +245,13 @@ impl Actor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decision::{Membership, Outcome, Principal, Rule, UserStatus};
+    use crate::policy::testing::{actor, path};
+    use crate::decision::{Outcome, Rule};
     use crate::ids::UserId;
     use crate::role::BuiltinRole;
     use std::collections::BTreeMap;
 
-    fn path(ids: &[i64]) -> OrgPath {
-        OrgPath::from_ids(ids.iter().copied().map(OrgId).collect()).unwrap()
-    }
 
-    fn actor(org: &OrgPath, permissions: PermissionSet) -> Actor {
-        Principal {
-            user: UserId(1),
-            status: UserStatus::Active,
-            session_revoked: false,
-            memberships: vec![Membership {
-                org: org.clone(),
-                role: RoleId(1),
-                permissions,
-                home: true,
-            }],
-        }
-        .act_at_home()
-        .unwrap()
-    }
 
     fn roles() -> Vec<Role> {
         BuiltinRole::ALL

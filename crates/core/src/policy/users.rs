@@ -292,27 +292,9 @@ impl TargetMember {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decision::{Membership, Principal, UserStatus};
+    use crate::policy::testing::{actor, path};
 
-    fn path(ids: &[i64]) -> OrgPath {
-        OrgPath::from_ids(ids.iter().copied().map(OrgId).collect()).unwrap()
-    }
 
-    fn actor(org: &OrgPath, permissions: PermissionSet) -> Actor {
-        Principal {
-            user: UserId(1),
-            status: UserStatus::Active,
-            session_revoked: false,
-            memberships: vec![Membership {
-                org: org.clone(),
-                role: RoleId(1),
-                permissions,
-                home: true,
-            }],
-        }
-        .act_at_home()
-        .unwrap()
-    }
 
     #[test]
     fn user_wide_actions_need_the_home_membership() {

@@ -249,14 +249,27 @@ fn refusal_event(event: AuditEvent, decision: &Decision, home: Option<OrgId>) ->
     event
 }
 
-fn failed_event(event: AuditEvent, decision: Option<&Decision>, error: &AppError) -> AuditEvent {
-    let event = match decision {
+fn failed_event(
+    event: AuditEvent,
+    decision: Option<&Decision>,
+    error: &AppError,
+    actor: &Actor,
+) -> AuditEvent {
+    let mut event = match decision {
         Some(decision) => event.decided(decision),
-        None => event,
+        None => {
+            let mut event = event;
+            event.actor = Some(actor.user());
+            event.actor_home_org = Some(actor.via().org);
+            event.target_org = event.target_org.or(Some(actor.via().org));
+            event
+        }
     };
-    event
-        .outcome(AuditOutcome::Failed)
-        .detail("reason", error.to_string())
+    event.outcome = match error {
+        AppError::Forbidden { .. } | AppError::ForbiddenWith { .. } => AuditOutcome::Forbidden,
+        _ => AuditOutcome::Failed,
+    };
+    event.detail("reason", error.to_string())
 }
 
 /// How one attempt of a use case ended.
@@ -440,7 +453,7 @@ impl App {
                 self.audit(row, AppError::denied(&decision, what)).await
             }
             Stop::Failed { decision, error } => {
-                let row = failed_event(event, decision.as_ref(), &error);
+                let row = failed_event(event, decision.as_ref(), &error, actor);
                 self.audit(row, error).await
             }
         }

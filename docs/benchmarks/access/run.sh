@@ -10,7 +10,7 @@ bin=$here/../../../target/release/arbor
 port=18097
 base=http://127.0.0.1:$port
 . "$env"
-export BENCH_TOKEN USER_MIN USER_MAX DEVICE_MIN DEVICE_MAX
+export BENCH_TOKEN USER_MIN USER_MAX DEVICE_MIN DEVICE_MAX ORG_MIN ORG_MAX
 
 start() { # extra environment for the server, e.g. ARBOR_AUTHZ_CACHE__WARM=false
   env "$@" ARBOR_LOG=info "$bin" serve --bind 127.0.0.1:$port --database-url "$url" > /tmp/arbor-bench.log 2>&1 &
@@ -31,6 +31,9 @@ run() { echo "== $engine: $1 (load $(cut -d' ' -f1 /proc/loadavg))"; shift; (cd 
 
 start
 grep "decision cache" /tmp/arbor-bench.log | sed 's/.*INFO //' || true
+run "baseline: GET /healthz, 64 connections" wrk -t2 -c64 -d10s --latency $base/healthz
+run "org writes (PATCH settings), 8 connections" env KIND=org wrk -t2 -c8 -d15s --latency -s writes.lua $base
+run "role writes (PUT a role's set), 8 connections" env KIND=role wrk -t2 -c8 -d15s --latency -s writes.lua $base
 run "check, 1 question, 64 connections" env QUESTIONS=1 wrk -t2 -c64 -d20s --latency -s check.lua $base
 run "check, 50 questions, 64 connections" env QUESTIONS=50 wrk -t2 -c64 -d20s --latency -s check.lua $base
 run "check, 1 question, 1 connection" env QUESTIONS=1 wrk -t1 -c1 -d10s --latency -s check.lua $base

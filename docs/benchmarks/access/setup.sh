@@ -17,7 +17,7 @@ sql="INSERT INTO sessions (token_hash, user_id, created_at, last_seen_at, expire
      SELECT '$hash', MIN(m.user_id), $now, $now, $now + 86400000
      FROM memberships m JOIN roles r ON r.id = m.role_id JOIN organizations o ON o.id = m.org_id
      WHERE o.parent_id IS NULL AND r.builtin = 'admin';"
-ranges="SELECT MIN(id), MAX(id) FROM users; SELECT MIN(id), MAX(id) FROM devices;"
+ranges="SELECT MIN(id), MAX(id) FROM users; SELECT MIN(id), MAX(id) FROM devices; SELECT MIN(id), MAX(id) FROM organizations WHERE parent_id IS NOT NULL;"
 case $engine in
   sqlite)
     sqlite3 "$target" "$sql"
@@ -25,7 +25,8 @@ case $engine in
     ;;
   postgres)
     psql -q "$target" -c "$sql"
-    set -- $(psql -At -F ' ' "$target" -c "SELECT MIN(id), MAX(id) FROM users" -c "SELECT MIN(id), MAX(id) FROM devices")
+    set -- $(psql -At -F ' ' "$target" -c "SELECT MIN(id), MAX(id) FROM users" -c "SELECT MIN(id), MAX(id) FROM devices" \
+      -c "SELECT MIN(id), MAX(id) FROM organizations WHERE parent_id IS NOT NULL")
     ;;
 esac
-echo "export BENCH_TOKEN=$token USER_MIN=$1 USER_MAX=$2 DEVICE_MIN=$3 DEVICE_MAX=$4"
+echo "export BENCH_TOKEN=$token USER_MIN=$1 USER_MAX=$2 DEVICE_MIN=$3 DEVICE_MAX=$4 ORG_MIN=$5 ORG_MAX=$6"

@@ -129,11 +129,9 @@ impl Actor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::testing::{actor, path};
     use crate::decision::Outcome;
     use crate::permission::PermissionSet;
-
-
+    use crate::policy::testing::{actor, path};
 
     #[test]
     fn templates_are_enabled_by_the_parent_within_the_hierarchy() {

@@ -269,7 +269,6 @@ mod tests {
     use super::*;
     use crate::policy::testing::{actor, path};
 
-
     fn role(id: i64, builtin: Option<BuiltinRole>) -> Role {
         Role {
             id: RoleId(id),

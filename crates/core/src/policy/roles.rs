@@ -245,13 +245,11 @@ impl Actor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::testing::{actor, path};
     use crate::decision::{Outcome, Rule};
     use crate::ids::UserId;
+    use crate::policy::testing::{actor, path};
     use crate::role::BuiltinRole;
     use std::collections::BTreeMap;
-
-
 
     fn roles() -> Vec<Role> {
         BuiltinRole::ALL

@@ -294,8 +294,6 @@ mod tests {
     use super::*;
     use crate::policy::testing::{actor, path};
 
-
-
     #[test]
     fn user_wide_actions_need_the_home_membership() {
         let child = path(&[1, 2]);

@@ -246,6 +246,33 @@ impl App {
         }))
     }
 
+    /// Records a request refused before any use case ran (a cross-site
+    /// write made with the session cookie) against the session's user and
+    /// its home org; nothing when the session is not live (no one to
+    /// attribute it to).
+    pub async fn audit_refused_request(
+        &self,
+        token: &str,
+        policy: &AccountPolicy,
+        client: ClientKind,
+        what: String,
+        reason: &str,
+    ) -> Result<(), AppError> {
+        let Some(auth) = self.authenticate(token, policy).await? else {
+            return Ok(());
+        };
+        let mut tx = self.store.write().await?;
+        let home = tx.memberships(auth.user).await?.first().map(|m| m.org);
+        let mut event = AuditEvent::new(client, "request.refused", what)
+            .outcome(AuditOutcome::Forbidden)
+            .detail("reason", format!("cross-site request ({reason})"));
+        event.actor = Some(auth.user);
+        event.actor_home_org = home;
+        event.target_org = home;
+        tx.commit(event).await?;
+        Ok(())
+    }
+
     /// Ends one session.
     pub async fn logout(&self, auth: &Authenticated, client: ClientKind) -> Result<(), AppError> {
         let mut tx = self.store.write().await?;

@@ -100,7 +100,11 @@ pub fn app(state: AppState) -> (Router, OpenApi) {
     let docs = SwaggerUi::new("/api/docs")
         .url("/api/openapi.json", openapi.clone())
         .config(utoipa_swagger_ui::Config::default().validator_url("none"));
-    let origins = Arc::new(auth::cross_site::Origins::new(&state.config.public_url));
+    let cross_site = Arc::new(auth::cross_site::CrossSite {
+        origins: auth::cross_site::Origins::new(&state.config.public_url),
+        app: state.app.clone(),
+        policy: state.policy,
+    });
     // Layers run from the last added to the first: the request id is known to
     // everything below it, and every answer below the problem-details layer
     // leaves as problem details.
@@ -112,7 +116,7 @@ pub fn app(state: AppState) -> (Router, OpenApi) {
         .with_state(state)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(from_fn_with_state(body_limit, edge::body_limit))
-        .layer(from_fn_with_state(origins, auth::cross_site::middleware))
+        .layer(from_fn_with_state(cross_site, auth::cross_site::middleware))
         .layer(from_fn(edge::problem_details))
         .layer(TraceLayer::new_for_http())
         .layer(from_fn(request_id::middleware));

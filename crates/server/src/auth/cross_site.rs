@@ -16,8 +16,10 @@
 //! them on every such request, so their absence means a non-browser client.
 //! A bearer token is never sent by a browser on its own, so bearer requests
 //! are not checked. The check runs before routing, so it also covers routes
-//! that do not authenticate and requests whose cookie is no longer valid; a
-//! refusal is logged, not audited (no use case ran).
+//! that do not authenticate and requests whose cookie is no longer valid. A
+//! refusal is logged and, when the cookie's session is live, audited against
+//! its user's home org (the attacker's target is the user, not another
+//! tenant).
 
 use crate::auth::session::token_from;
 use crate::error::{ApiError, ProblemKind};
@@ -96,12 +98,21 @@ impl Origins {
     }
 }
 
+/// What the refusal layer needs: this server's origins, and the use cases to
+/// audit a refusal with.
+pub struct CrossSite {
+    pub origins: Origins,
+    pub app: arbor_app::App,
+    pub policy: arbor_app::accounts::AccountPolicy,
+}
+
 /// Refuses cross-site requests that the session cookie would authenticate.
 pub async fn middleware(
-    State(origins): State<Arc<Origins>>,
+    State(cross_site): State<Arc<CrossSite>>,
     request: Request,
     next: Next,
 ) -> Response {
+    let origins = &cross_site.origins;
     let host = request
         .headers()
         .get(header::HOST)
@@ -113,6 +124,16 @@ pub async fn middleware(
             path = %request.uri().path(),
             "cross-site request with the session cookie refused ({why})"
         );
+        if let Some((token, client)) = token_from(request.headers()) {
+            let what = format!("request:{} {}", request.method(), request.uri().path());
+            let audited = cross_site
+                .app
+                .audit_refused_request(&token, &cross_site.policy, client, what, &why)
+                .await;
+            if let Err(e) = audited {
+                tracing::warn!("auditing a refused cross-site request failed: {e}");
+            }
+        }
         return ApiError::new(
             ProblemKind::Forbidden,
             "cross-site request refused: a request made with the session cookie must come from this server's own pages",

@@ -65,11 +65,21 @@ async fn state(admin: &Client<'_>) -> Vec<Value> {
         "/api/v1/orgs?limit=500",
         "/api/v1/users?limit=500",
         "/api/v1/roles",
-        "/api/v1/audit?limit=500",
     ] {
         state.push(json(admin.get(path).await, 200).await);
     }
     state
+}
+
+/// The audit rows the actions log shows, oldest first.
+async fn audit_rows(admin: &Client<'_>) -> Vec<Value> {
+    let mut rows = json(admin.get("/api/v1/audit?limit=500").await, 200)
+        .await
+        .as_array()
+        .unwrap()
+        .clone();
+    rows.reverse();
+    rows
 }
 
 async fn cross_site_writes_with_the_cookie_are_refused_and_change_nothing(engine: Engine) {
@@ -82,6 +92,8 @@ async fn cross_site_writes_with_the_cookie_are_refused_and_change_nothing(engine
     let staff = Browser::login(&app, "staff@root.test").await;
     let admin = Client::login(&app, "root-admin@root.test").await;
     let before = state(&admin).await;
+    let audited_before = audit_rows(&admin).await.len();
+    let mut refused_with_live_cookie = 0;
 
     for how in 0..WAYS {
         let writes: Vec<(Method, String, Option<Value>)> = vec![
@@ -131,11 +143,13 @@ async fn cross_site_writes_with_the_cookie_are_refused_and_change_nothing(engine
                 request = request.json(&body);
             }
             is_refused(request.send().await.unwrap()).await;
+            refused_with_live_cookie += 1;
         }
         // A form post, as a hostile page's <form> would send it.
         let form =
             forged(browser.request(Method::POST, "/api/v1/auth/logout"), how).form(&[("x", "1")]);
         is_refused(form.send().await.unwrap()).await;
+        refused_with_live_cookie += 1;
     }
     // Refused before authentication: an invalid cookie gets the same 403, not 401.
     let stale = Browser {
@@ -153,10 +167,22 @@ async fn cross_site_writes_with_the_cookie_are_refused_and_change_nothing(engine
     let link_page = forged(browser.request(Method::POST, "/password-reset"), 1)
         .form(&[("token", "t"), ("password", "whatever it is now")]);
     is_refused(link_page.send().await.unwrap()).await;
+    refused_with_live_cookie += 1;
 
-    // Nothing changed, and the refusals left no audit event (no use case ran;
-    // the server log has a warning for each).
+    // Nothing changed. Each refusal made with the live cookie is audited
+    // once, against the cookie's user in its own home org (the invalid
+    // cookie names no one); nothing else was written.
     assert_eq!(state(&admin).await, before);
+    let rows = audit_rows(&admin).await;
+    let new = &rows[audited_before..];
+    assert_eq!(new.len(), refused_with_live_cookie, "{new:#?}");
+    let me = json(admin.get("/api/v1/me").await, 200).await;
+    for row in new {
+        assert_eq!(row["action"], "request.refused", "{row}");
+        assert_eq!(row["outcome"], "forbidden", "{row}");
+        assert_eq!(row["actor_user_id"], me["id"], "{row}");
+        assert_eq!(row["target_org_id"], w.root.0, "{row}");
+    }
     // Both sessions are still valid after the forged logouts.
     for session in [&browser, &staff] {
         let me = session

@@ -12,3 +12,4 @@ mod nodes;
 mod reparent;
 mod seed;
 mod support;
+mod walk;

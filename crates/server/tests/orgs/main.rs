@@ -11,5 +11,6 @@ mod matrix;
 mod nodes;
 mod reparent;
 mod seed;
+mod shared;
 mod support;
 mod walk;

@@ -383,3 +383,81 @@ pub async fn audit_since(app: &TestApp, after: i64) -> Vec<AuditRow> {
     conn.close().await.unwrap();
     rows
 }
+
+/// A hierarchy with multi-org membership on, built through the use cases:
+///
+/// ```text
+/// Heat ─┬─ East   (Admin e@east.test)
+///       └─ West   (Admin w@west.test)
+/// ```
+/// with `a@heat.test` the root Admin; every password [`PASSWORD`].
+pub struct Shared {
+    pub east: OrgId,
+    pub west: OrgId,
+    /// Admin, Staff, User.
+    pub roles: [RoleId; 3],
+    pub admin: UserId,
+}
+
+impl Shared {
+    pub async fn build(app: &TestApp) -> Shared {
+        let created = app
+            .app()
+            .create_hierarchy(&arbor_app::NewHierarchy {
+                root: arbor_store::NewOrg::named("Heat", arbor_core::OrgType::Root),
+                settings: arbor_store::HierarchySettings {
+                    multi_org_membership: true,
+                    ..Default::default()
+                },
+                admin: new_user("a@heat.test"),
+                client: ClientKind::Cli,
+            })
+            .await
+            .unwrap();
+        let by = cli(created.admin);
+        let mut orgs = Vec::new();
+        for name in ["East", "West"] {
+            let org = arbor_store::NewOrg::named(name, arbor_core::OrgType::Business);
+            orgs.push(
+                app.app()
+                    .create_suborg(&by, created.root.id, &org)
+                    .await
+                    .unwrap()
+                    .id,
+            );
+        }
+        let shared = Shared {
+            east: orgs[0],
+            west: orgs[1],
+            roles: created.roles,
+            admin: created.admin,
+        };
+        shared
+            .add(app, shared.east, BuiltinRole::Admin, "e@east.test")
+            .await;
+        shared
+            .add(app, shared.west, BuiltinRole::Admin, "w@west.test")
+            .await;
+        shared
+    }
+
+    pub fn role(&self, kind: BuiltinRole) -> RoleId {
+        self.roles[KINDS.iter().position(|k| *k == kind).unwrap()]
+    }
+
+    /// Adds `email` to `org` as the root Admin would: a new active account
+    /// (home there), or another membership of an existing one.
+    pub async fn add(&self, app: &TestApp, org: OrgId, kind: BuiltinRole, email: &str) -> UserId {
+        app.app()
+            .add_member(
+                &cli(self.admin),
+                org,
+                &NewMember {
+                    user: new_user(email),
+                    role: self.role(kind),
+                },
+            )
+            .await
+            .unwrap()
+    }
+}

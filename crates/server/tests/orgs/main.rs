@@ -4,7 +4,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod agreement;
+mod audit;
 mod concurrency;
+mod context;
 mod escalation;
 mod lifecycle;
 mod matrix;

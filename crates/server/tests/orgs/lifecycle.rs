@@ -14,6 +14,8 @@ both_engines!(
     every_change_is_audited_with_home_and_target_org,
     deleting_an_org_moves_its_members_up_without_promoting_them,
     the_root_admin_set_always_holds_the_whole_catalog,
+    an_org_whose_invitation_was_accepted_stays_deletable,
+    search_text_is_literal_and_folds_case_alike_on_both_engines,
 );
 
 async fn org_settings_search_and_tree(engine: Engine) {
@@ -122,16 +124,41 @@ async fn creating_an_org_with_a_refused_invitation_creates_nothing(engine: Engin
             .len()
     };
     let before = count(&app).await;
-    let reply = post(
-        &app,
-        "/api/v1/orgs",
-        &root,
-        json!({ "parent_id": w.child.0, "name": "Taken",
-                "admin": { "email": email(BuiltinRole::Staff, "sibling"), "name": "Dup" } }),
-    )
-    .await;
-    assert_eq!(reply.status, 409, "{reply:?}");
-    assert_eq!(count(&app).await, before);
+    // One transaction (defect 9): a refused invitation leaves no org behind,
+    // one audit row for the refusal, and no compensating "undo" rows.
+    // (A malformed address is refused as input, 400, before any decision.)
+    let refusal: &[(&str, &str)] = &[("org.create", "failed")];
+    for (admin, status, audited) in [
+        (
+            json!({ "email": email(BuiltinRole::Staff, "sibling"), "name": "Dup" }),
+            409,
+            refusal,
+        ),
+        (
+            json!({ "email": "not an address", "name": "Nobody" }),
+            400,
+            &[],
+        ),
+    ] {
+        let mark = audit_mark(&app).await;
+        let reply = post(
+            &app,
+            "/api/v1/orgs",
+            &root,
+            json!({ "parent_id": w.child.0, "name": "Taken", "admin": admin }),
+        )
+        .await;
+        assert_eq!(reply.status, status, "{reply:?}");
+        assert_eq!(count(&app).await, before);
+        let rows = audit_since(&app, mark).await;
+        let actions: Vec<(&str, &str)> = rows
+            .iter()
+            .map(|r| (r.action.as_str(), r.outcome.as_str()))
+            .collect();
+        assert_eq!(actions, audited, "{reply:?}: {rows:?}");
+    }
+    let users = get(&app, "/api/v1/users?q=not%20an%20address", &root).await;
+    assert_eq!(users.body["items"], json!([]), "{users:?}");
     // The type rule and depth limit answer 409 / 400.
     let reply = post(
         &app,
@@ -221,6 +248,12 @@ async fn creating_an_org_with_a_refused_invitation_creates_nothing(engine: Engin
     );
     assert_eq!(reply.body["via_org_id"], org);
     assert!(reply.body.get("denied").is_none());
+    let undone: Vec<AuditRow> = audit_since(&app, 0)
+        .await
+        .into_iter()
+        .filter(|r| r.action.contains("undo"))
+        .collect();
+    assert!(undone.is_empty(), "{undone:?}");
 }
 
 async fn deleting_an_org_answers_409_with_counts_unless_contents_move_up(engine: Engine) {
@@ -964,4 +997,159 @@ async fn the_root_admin_set_always_holds_the_whole_catalog(engine: Engine) {
     // And the root Admin still manages roles.
     let reply = post(&app, "/api/v1/roles", &root, json!({ "name": "Installer" })).await;
     assert_eq!(reply.status, 201, "{reply:?}");
+}
+
+/// Defect 9: an accepted invitation kept a reference to its org, so the org
+/// could no longer be deleted once the member had moved on.
+async fn an_org_whose_invitation_was_accepted_stays_deletable(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let w = World::build(&app).await;
+    let root = app.login("admin@root.test", PASSWORD).await;
+    let user = w.role(BuiltinRole::User).0;
+    // An org created with its Admin invited; the Admin accepts.
+    let reply = post(
+        &app,
+        "/api/v1/orgs",
+        &root,
+        json!({ "parent_id": w.root.0, "name": "Client",
+                "admin": { "email": "boss@client.test", "name": "Boss" } }),
+    )
+    .await;
+    assert_eq!(reply.status, 201, "{reply:?}");
+    let client = reply.body["id"].as_i64().unwrap();
+    accept(&app, "boss@client.test").await;
+    let reply = delete(
+        &app,
+        &format!("/api/v1/orgs/{client}?move_contents_to_parent=true"),
+        &root,
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let boss = app.login("boss@client.test", PASSWORD).await;
+    assert_eq!(
+        get(&app, "/api/v1/me", &boss).await.body["memberships"][0]["org_id"],
+        w.root.0
+    );
+    // An org whose only member accepted an invitation and then moved to
+    // another org is empty, and goes without moving anything.
+    let reply = post(
+        &app,
+        "/api/v1/orgs",
+        &root,
+        json!({ "parent_id": w.root.0, "name": "Waypoint" }),
+    )
+    .await;
+    assert_eq!(reply.status, 201, "{reply:?}");
+    let waypoint = reply.body["id"].as_i64().unwrap();
+    let visitor = invite_and_accept(
+        &app,
+        &root,
+        "visitor@waypoint.test",
+        arbor_core::OrgId(waypoint),
+        user,
+    )
+    .await;
+    let moved = post(
+        &app,
+        &format!("/api/v1/users/{}/transfer", visitor.0),
+        &root,
+        json!({ "org_id": w.sibling.0, "role_id": user }),
+    )
+    .await;
+    assert_eq!(moved.status, 204, "{moved:?}");
+    let reply = delete(&app, &format!("/api/v1/orgs/{waypoint}"), &root).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert!(reply.body["moved_to"].is_null(), "{reply:?}");
+    assert_eq!(
+        get(&app, &format!("/api/v1/orgs/{waypoint}"), &root)
+            .await
+            .status,
+        404
+    );
+}
+
+/// Defect 9: `?q=` treated `%` and `_` as wildcards and folded case only for
+/// ASCII on SQLite, so the two engines answered differently.
+async fn search_text_is_literal_and_folds_case_alike_on_both_engines(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let w = World::build(&app).await;
+    let root = app.login("admin@root.test", PASSWORD).await;
+    let mut orgs = Vec::new();
+    for name in [
+        "100% Solar",
+        "Solar_Ost",
+        "SolarXOst",
+        "Éclair Öfen",
+        "Ärzte",
+    ] {
+        let reply = post(
+            &app,
+            "/api/v1/orgs",
+            &root,
+            json!({ "parent_id": w.root.0, "name": name }),
+        )
+        .await;
+        assert_eq!(reply.status, 201, "{reply:?}");
+        orgs.push(reply.body["id"].as_i64().unwrap());
+    }
+    let found = async |path: &str| -> Vec<i64> {
+        let reply = get(&app, path, &root).await;
+        assert_eq!(reply.status, 200, "{path}: {reply:?}");
+        reply.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["id"].as_i64().unwrap())
+            .collect()
+    };
+    let mut failures = Vec::new();
+    for (query, want) in [
+        ("100%25", vec![orgs[0]]),
+        ("%25", vec![orgs[0]]),
+        ("r_o", vec![orgs[1]]),
+        ("_", vec![orgs[1]]),
+        ("éclair", vec![orgs[3]]),
+        ("ÉCLAIR", vec![orgs[3]]),
+        ("öfen", vec![orgs[3]]),
+        ("ärzte", vec![orgs[4]]),
+        ("ÄRZTE", vec![orgs[4]]),
+    ] {
+        let got = found(&format!("/api/v1/orgs?q={query}")).await;
+        if got != want {
+            failures.push(format!("orgs ?q={query}: got {got:?}, want {want:?}"));
+        }
+    }
+    // Users: names and emails fold alike too (the wildcards of a user
+    // search are pinned in the api suite's user-list test).
+    let by = cli(w.root_admin);
+    let mut users = Vec::new();
+    for (address, name) in [("elodie@child.test", "Élodie"), ("jorg@child.test", "JÖRG")] {
+        let mut new = new_user(address);
+        new.name = name.into();
+        users.push(
+            app.app()
+                .add_member(
+                    &by,
+                    w.child,
+                    &arbor_app::NewMember {
+                        user: new,
+                        role: w.role(BuiltinRole::User),
+                    },
+                )
+                .await
+                .unwrap()
+                .0,
+        );
+    }
+    for (query, want) in [
+        ("élodie", vec![users[0]]),
+        ("ÉLODIE", vec![users[0]]),
+        ("jörg", vec![users[1]]),
+    ] {
+        let got = found(&format!("/api/v1/users?q={query}")).await;
+        if got != want {
+            failures.push(format!("users ?q={query}: got {got:?}, want {want:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

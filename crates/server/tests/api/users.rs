@@ -461,8 +461,29 @@ async fn the_user_list_filters_by_status_org_and_text(engine: Engine) {
     .await;
 }
 
+/// Defect 9: the user list and the single read disagreed about a member
+/// without users.view looking at itself.
+async fn a_member_without_users_view_sees_itself_alike_in_the_list_and_by_id(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let w = World::build(app.app()).await;
+    let a = app.app();
+    let solo = w.member(a, w.child, w.user, "solo@root.test").await;
+    let colleague = w.member(a, w.child, w.user, "colleague@root.test").await;
+    let me = Client::login(&app, "solo@root.test").await;
+    let list = json(me.get("/api/v1/users?limit=500").await, 200).await;
+    let single = json(me.get(&format!("/api/v1/users/{}", solo.0)).await, 200).await;
+    assert_eq!(list["items"], json!([single]), "{list}");
+    let found = json(me.get("/api/v1/users?q=solo").await, 200).await;
+    assert_eq!(found["items"], json!([single]), "{found}");
+    // Others stay out of sight, in the list and by id.
+    let none = json(me.get("/api/v1/users?q=colleague").await, 200).await;
+    assert_eq!(none["items"], json!([]), "{none}");
+    problem(me.get(&format!("/api/v1/users/{}", colleague.0)).await, 404).await;
+}
+
 both_engines!(
     the_user_list_filters_by_status_org_and_text,
+    a_member_without_users_view_sees_itself_alike_in_the_list_and_by_id,
     bulk_invitation_reports_each_row_and_half_creates_nothing,
     deleting_a_user_hands_their_devices_to_the_earliest_admin,
     transferring_a_user_moves_the_membership_and_optionally_the_devices,

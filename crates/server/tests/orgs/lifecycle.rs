@@ -16,6 +16,7 @@ both_engines!(
     the_root_admin_set_always_holds_the_whole_catalog,
     an_org_whose_invitation_was_accepted_stays_deletable,
     search_text_is_literal_and_folds_case_alike_on_both_engines,
+    device_templates_are_enabled_from_the_parent_within_the_hierarchy,
 );
 
 async fn org_settings_search_and_tree(engine: Engine) {
@@ -1152,4 +1153,86 @@ async fn search_text_is_literal_and_folds_case_alike_on_both_engines(engine: Eng
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Whether `template` is enabled for `org`, straight from the store.
+async fn enabled(
+    app: &TestApp,
+    org: arbor_core::OrgId,
+    template: arbor_store::DeviceTemplateId,
+) -> bool {
+    let mut tx = app.db.store().read().await.unwrap();
+    let enabled = tx.template_enabled(org, template).await.unwrap();
+    tx.finish().await.unwrap();
+    enabled
+}
+
+/// Enabling a device template (a use case without an HTTP route yet): a
+/// template of another hierarchy is absent, and the decision is taken at the
+/// org's parent, so a sub-org's Admin cannot enable templates for itself.
+async fn device_templates_are_enabled_from_the_parent_within_the_hierarchy(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let w = World::build(&app).await;
+    let core = app.app();
+    let root_admin = cli(w.root_admin);
+    let other_admin = cli(user_id(&app, "admin@other.test").await);
+    let child_admin_id = user_id(&app, &email(BuiltinRole::Admin, "child")).await;
+    let child_admin = cli(child_admin_id);
+    let child_staff = cli(user_id(&app, &email(BuiltinRole::Staff, "child")).await);
+    let alien = core
+        .create_device_template(&other_admin, w.other, "Alien", &[])
+        .await
+        .unwrap();
+    let meter = core
+        .create_device_template(&root_admin, w.root, "Meter", &[])
+        .await
+        .unwrap();
+
+    let mark = audit_mark(&app).await;
+    let refused = core
+        .enable_device_template(&root_admin, w.child, alien)
+        .await;
+    assert!(
+        matches!(refused, Err(arbor_app::AppError::NotFound { .. })),
+        "another hierarchy's template: {refused:?}"
+    );
+    let refused = core
+        .enable_device_template(&child_admin, w.child, meter)
+        .await;
+    assert!(
+        matches!(refused, Err(arbor_app::AppError::NotFound { .. })),
+        "decided at Root, outside Child's Admin's scope: {refused:?}"
+    );
+    let refused = core
+        .enable_device_template(&child_staff, w.grandchild, meter)
+        .await;
+    assert!(
+        matches!(refused, Err(arbor_app::AppError::Forbidden { .. })),
+        "Child's Staff lacks templates.edit: {refused:?}"
+    );
+    let rows = audit_since(&app, mark).await;
+    let seen: Vec<(&str, Option<i64>, Option<i64>)> = rows
+        .iter()
+        .map(|r| (r.outcome.as_str(), r.actor_home_org, r.target_org))
+        .collect();
+    let (root, c, gc) = (Some(w.root.0), Some(w.child.0), Some(w.grandchild.0));
+    assert_eq!(
+        seen,
+        [
+            ("hidden", root, root),
+            ("hidden", c, c),
+            ("forbidden", c, gc)
+        ],
+        "{rows:?}"
+    );
+    assert!(rows.iter().all(|r| r.action == "template.enable"));
+    assert!(!enabled(&app, w.child, alien).await && !enabled(&app, w.child, meter).await);
+    // From the parent it works: Child's Admin for Grandchild, the root's for Child.
+    core.enable_device_template(&child_admin, w.grandchild, meter)
+        .await
+        .unwrap();
+    core.enable_device_template(&root_admin, w.child, meter)
+        .await
+        .unwrap();
+    assert!(enabled(&app, w.grandchild, meter).await && enabled(&app, w.child, meter).await);
 }

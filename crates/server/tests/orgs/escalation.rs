@@ -12,6 +12,7 @@ both_engines!(
     escalation_attempts_are_refused_and_change_nothing,
     rule_6_guards_invitations_and_role_changes,
     who_can_shows_identities_only_to_holders_of_users_view,
+    a_role_map_may_not_grant_what_the_deleting_actor_lacks,
 );
 
 /// Everything an attempt could have changed, read as the root Admin.
@@ -525,4 +526,53 @@ async fn who_can_shows_identities_only_to_holders_of_users_view(engine: Engine) 
             "{named}"
         );
     }
+}
+
+/// Rule 6 on a deletion's role map: moving members up may not hand out a
+/// role the deleting actor could not grant; without a map they move as the
+/// least-privileged role, which it can.
+async fn a_role_map_may_not_grant_what_the_deleting_actor_lacks(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let w = World::build(&app).await;
+    let root = app.login("admin@root.test", PASSWORD).await;
+    let [admin, staff, _] = w.roles.map(|r| r.0);
+    let mut set: Vec<&str> = BuiltinRole::Staff.default_permissions().ids();
+    set.push("organizations.create_suborgs");
+    let saved = put(
+        &app,
+        &format!("/api/v1/orgs/{}/roles/{staff}/permissions", w.child.0),
+        &root,
+        json!({ "permissions": set }),
+    )
+    .await;
+    assert_eq!(saved.status, 200, "{saved:?}");
+    let child_staff = app
+        .login(&email(BuiltinRole::Staff, "child"), PASSWORD)
+        .await;
+    let gc = format!(
+        "/api/v1/orgs/{}?move_contents_to_parent=true",
+        w.grandchild.0
+    );
+    let mark = audit_mark(&app).await;
+    let reply = delete(
+        &app,
+        &format!("{gc}&role_map={admin}:{admin}"),
+        &child_staff,
+    )
+    .await;
+    assert!(missing(&reply).contains(&"users.delete".to_owned()));
+    let rows = audit_since(&app, mark).await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(
+        (rows[0].action.as_str(), rows[0].outcome.as_str()),
+        ("org.delete", "forbidden")
+    );
+    assert_eq!(
+        get(&app, &format!("/api/v1/orgs/{}", w.grandchild.0), &root)
+            .await
+            .status,
+        200
+    );
+    let reply = delete(&app, &gc, &child_staff).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
 }

@@ -424,8 +424,105 @@ async fn the_caller_edits_their_own_profile(engine: Engine) {
     assert_eq!(problem(bad, 400).await["field"], "locale");
 }
 
+/// Defect 9: several first-run setups at once could each find no hierarchy
+/// and create one.
+async fn concurrent_setups_create_exactly_one_hierarchy(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let mut tasks = Vec::new();
+    for i in 0..6 {
+        let (http, url, token) = (
+            app.http.clone(),
+            app.url("/api/v1/setup"),
+            app.setup_token.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let body = json!({"setup_token": token, "org_name": format!("Org {i}"),
+                              "admin_email": format!("boss{i}@setup.test"), "admin_name": "Boss",
+                              "admin_password": PASSWORD});
+            let response = http.post(url).json(&body).send().await.unwrap();
+            (i, response.status().as_u16())
+        }));
+    }
+    let mut statuses = Vec::new();
+    for task in tasks {
+        statuses.push(task.await.unwrap());
+    }
+    let winners: Vec<usize> = statuses
+        .iter()
+        .filter(|(_, s)| *s == 201)
+        .map(|(i, _)| *i)
+        .collect();
+    assert_eq!(winners.len(), 1, "{statuses:?}");
+    assert!(
+        statuses.iter().all(|(_, s)| [201, 409].contains(s)),
+        "{statuses:?}"
+    );
+    // One hierarchy, one Admin: the losers left no account behind.
+    let boss = Client {
+        app: &app,
+        token: app
+            .login(&format!("boss{}@setup.test", winners[0]), PASSWORD)
+            .await,
+    };
+    let orgs = json(boss.get("/api/v1/orgs").await, 200).await;
+    assert_eq!(orgs["items"].as_array().unwrap().len(), 1, "{orgs}");
+    let users = json(boss.get("/api/v1/users").await, 200).await;
+    assert_eq!(users["items"].as_array().unwrap().len(), 1, "{users}");
+    for (i, _) in statuses.iter().filter(|(i, _)| *i != winners[0]) {
+        problem(
+            login_status(&app, &format!("boss{i}@setup.test"), PASSWORD).await,
+            401,
+        )
+        .await;
+    }
+}
+
+/// Defect 12: a reset link an administrator had sent stayed valid after the
+/// user chose a new password themselves, so whoever held the mail could
+/// still take the account over.
+async fn a_users_own_password_change_ends_the_reset_links_an_admin_sent(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let w = World::build(app.app()).await;
+    let id = w.member(app.app(), w.child, w.staff, "kim@root.test").await;
+    let admin = Client::login(&app, "root-admin@root.test").await;
+    let asked = admin
+        .post(&format!("/api/v1/users/{}/password-reset", id.0), json!({}))
+        .await;
+    assert_eq!(asked.status(), 202);
+    let link = app.mailed_token("kim@root.test").await;
+    let kim = Client::login(&app, "kim@root.test").await;
+    let changed = kim
+        .post(
+            "/api/v1/me/password",
+            json!({"current_password": PASSWORD, "new_password": "kim's very own choice"}),
+        )
+        .await;
+    assert_eq!(changed.status(), 204);
+    let used = app
+        .http
+        .post(app.url("/api/v1/password-reset/complete"))
+        .json(&json!({"token": link, "password": "whoever holds the mail"}))
+        .send()
+        .await
+        .unwrap();
+    let status = used.status().as_u16();
+    assert!(
+        [404, 409].contains(&status),
+        "the old link still works: {status}"
+    );
+    problem(used, status).await;
+    problem(
+        login_status(&app, "kim@root.test", "whoever holds the mail").await,
+        401,
+    )
+    .await;
+    app.login("kim@root.test", "kim's very own choice").await;
+}
+
 both_engines!(
     a_newcomer_sets_up_invites_and_the_invitee_logs_in,
+    concurrent_setups_create_exactly_one_hierarchy,
+    a_users_own_password_change_ends_the_reset_links_an_admin_sent,
     unknown_email_and_wrong_password_answer_alike,
     failed_logins_are_throttled_per_account_until_the_window_passes,
     sessions_end_on_logout_force_logout_suspension_and_password_change,

@@ -128,3 +128,11 @@ pub async fn problem(response: Response, status: u16) -> Value {
     assert_eq!(content_type, "application/problem+json", "{body}");
     body
 }
+
+/// The id of the user with `email`.
+pub async fn user_id(app: &TestApp, email: &str) -> UserId {
+    let mut tx = app.db.store().read().await.unwrap();
+    let user = tx.user_by_email(email).await.unwrap().unwrap();
+    tx.finish().await.unwrap();
+    user.id
+}

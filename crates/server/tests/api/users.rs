@@ -1,6 +1,6 @@
 //! User lifecycle flows beyond the authorization matrix.
 
-use crate::support::{Client, World, json, problem};
+use crate::support::{Client, World, json, problem, user_id};
 use arbor_app::Caller;
 use arbor_app::model::{ClientKind, NewDatastream, NewDevice};
 use arbor_core::{DeviceId, UserId};
@@ -337,7 +337,17 @@ async fn the_actions_log_shows_changes_and_denials_within_scope(engine: Engine) 
         .post("/api/v1/users/invitations", json!({"email": "new@root.test", "name": "New", "org_id": w.child.0, "role_id": w.user.0}))
         .await;
     json(invited, 201).await;
-    // A denied attempt from the sibling org is logged too (against Child).
+    let ids = |log: &serde_json::Value| -> Vec<i64> {
+        log.as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_i64().unwrap())
+            .collect()
+    };
+    let child_log = json(child_admin.get("/api/v1/audit?limit=500").await, 200).await;
+    // Denied attempts from the sibling org on Child (a write and a read) are
+    // logged in the sibling's own org (defect 6: they used to land in
+    // Child's), and Child's log gains nothing.
     let sibling = Client::login(&app, "sibling-admin@root.test").await;
     let denied = sibling
         .post(
@@ -346,6 +356,13 @@ async fn the_actions_log_shows_changes_and_denials_within_scope(engine: Engine) 
         )
         .await;
     problem(denied, 404).await;
+    problem(
+        sibling.get(&format!("/api/v1/orgs/{}", w.child.0)).await,
+        404,
+    )
+    .await;
+    let child_log_after = json(child_admin.get("/api/v1/audit?limit=500").await, 200).await;
+    assert_eq!(ids(&child_log_after), ids(&child_log), "{child_log_after}");
     let root_admin = Client::login(&app, "root-admin@root.test").await;
     let log = json(root_admin.get("/api/v1/audit?limit=500").await, 200).await;
     let events = log.as_array().unwrap();
@@ -355,12 +372,18 @@ async fn the_actions_log_shows_changes_and_denials_within_scope(engine: Engine) 
         .unwrap();
     assert_eq!(invite["target_org_id"], w.child.0);
     assert_eq!(invite["actor_home_org_id"], w.child.0);
-    assert!(
-        events
+    let sibling_admin = user_id(&app, "sibling-admin@root.test").await;
+    for action in ["user.invite", "org.view"] {
+        let hidden: Vec<&serde_json::Value> = events
             .iter()
-            .any(|e| e["action"] == "user.invite" && e["outcome"] == "hidden")
-    );
-    // The sibling Admin's log shows nothing of Child.
+            .filter(|e| e["action"] == action && e["outcome"] == "hidden")
+            .collect();
+        assert_eq!(hidden.len(), 1, "{action}: {hidden:?}");
+        assert_eq!(hidden[0]["actor_user_id"], sibling_admin.0);
+        assert_eq!(hidden[0]["actor_home_org_id"], w.sibling.0);
+        assert_eq!(hidden[0]["target_org_id"], w.sibling.0, "{}", hidden[0]);
+    }
+    // The sibling Admin's log shows nothing of Child, and its own denials.
     let theirs = json(sibling.get("/api/v1/audit?limit=500").await, 200).await;
     assert!(
         theirs
@@ -368,6 +391,14 @@ async fn the_actions_log_shows_changes_and_denials_within_scope(engine: Engine) 
             .unwrap()
             .iter()
             .all(|e| e["target_org_id"] == w.sibling.0)
+    );
+    assert!(
+        theirs
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "user.invite" && e["outcome"] == "hidden"),
+        "{theirs}"
     );
     // The other hierarchy sees none of it.
     let other = Client::login(&app, "other-admin@other.test").await;
@@ -430,8 +461,29 @@ async fn the_user_list_filters_by_status_org_and_text(engine: Engine) {
     .await;
 }
 
+/// Defect 9: the user list and the single read disagreed about a member
+/// without users.view looking at itself.
+async fn a_member_without_users_view_sees_itself_alike_in_the_list_and_by_id(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let w = World::build(app.app()).await;
+    let a = app.app();
+    let solo = w.member(a, w.child, w.user, "solo@root.test").await;
+    let colleague = w.member(a, w.child, w.user, "colleague@root.test").await;
+    let me = Client::login(&app, "solo@root.test").await;
+    let list = json(me.get("/api/v1/users?limit=500").await, 200).await;
+    let single = json(me.get(&format!("/api/v1/users/{}", solo.0)).await, 200).await;
+    assert_eq!(list["items"], json!([single]), "{list}");
+    let found = json(me.get("/api/v1/users?q=solo").await, 200).await;
+    assert_eq!(found["items"], json!([single]), "{found}");
+    // Others stay out of sight, in the list and by id.
+    let none = json(me.get("/api/v1/users?q=colleague").await, 200).await;
+    assert_eq!(none["items"], json!([]), "{none}");
+    problem(me.get(&format!("/api/v1/users/{}", colleague.0)).await, 404).await;
+}
+
 both_engines!(
     the_user_list_filters_by_status_org_and_text,
+    a_member_without_users_view_sees_itself_alike_in_the_list_and_by_id,
     bulk_invitation_reports_each_row_and_half_creates_nothing,
     deleting_a_user_hands_their_devices_to_the_earliest_admin,
     transferring_a_user_moves_the_membership_and_optionally_the_devices,

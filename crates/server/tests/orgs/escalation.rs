@@ -8,7 +8,12 @@ use arbor_testkit::{Engine, TestApp, both_engines};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-both_engines!(escalation_attempts_are_refused_and_change_nothing);
+both_engines!(
+    escalation_attempts_are_refused_and_change_nothing,
+    rule_6_guards_invitations_and_role_changes,
+    who_can_shows_identities_only_to_holders_of_users_view,
+    a_role_map_may_not_grant_what_the_deleting_actor_lacks,
+);
 
 /// Everything an attempt could have changed, read as the root Admin.
 async fn snapshot(app: &TestApp, token: &str, w: &World) -> Vec<Value> {
@@ -305,4 +310,269 @@ async fn escalation_attempts_are_refused_and_change_nothing(engine: Engine) {
     .await;
     assert_eq!(reply.status, 200, "{reply:?}");
     assert_eq!(reply.body["added"], json!(["users.view"]));
+}
+
+/// The missing permissions of a rule-6 refusal (asserting it is one).
+fn missing(reply: &Reply) -> Vec<String> {
+    assert_eq!(reply.status, 403, "{reply:?}");
+    assert_eq!(
+        reply.body["type"], "urn:arbor:problem:forbidden",
+        "{reply:?}"
+    );
+    let missing: Vec<String> = reply.body["extra"]["missing_permissions"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no missing_permissions: {reply:?}"))
+        .iter()
+        .map(|p| p.as_str().unwrap().to_owned())
+        .collect();
+    assert!(!missing.is_empty(), "{reply:?}");
+    missing
+}
+
+/// Defect 3: rule 6 did not guard a pending member's invitation (a Staff
+/// member with users.invite could withdraw or re-send a pending Admin's) nor
+/// renaming and deleting a role (the actor must hold every permission the
+/// role holds in any org).
+async fn rule_6_guards_invitations_and_role_changes(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let w = World::build(&app).await;
+    let root = app.login("admin@root.test", PASSWORD).await;
+    let [admin, staff, user] = w.roles.map(|r| r.0);
+    let c = w.child.0;
+    let staff_defaults: Vec<&str> = BuiltinRole::Staff.default_permissions().ids();
+    let with = |extra: &[&'static str]| {
+        let mut set = staff_defaults.clone();
+        set.extend_from_slice(extra);
+        json!({ "permissions": set })
+    };
+    for (org, extra) in [
+        (c, &["users.invite"][..]),
+        (w.root.0, &["roles.view", "roles.edit", "roles.delete"][..]),
+    ] {
+        let saved = put(
+            &app,
+            &format!("/api/v1/orgs/{org}/roles/{staff}/permissions"),
+            &root,
+            with(extra),
+        )
+        .await;
+        assert_eq!(saved.status, 200, "{saved:?}");
+    }
+    let invite = async |email: &str, role: i64| {
+        let reply = post(
+            &app,
+            "/api/v1/users/invitations",
+            &root,
+            json!({ "email": email, "name": "Pending", "org_id": c, "role_id": role }),
+        )
+        .await;
+        assert_eq!(reply.status, 201, "{reply:?}");
+        reply.body["user_id"].as_i64().unwrap()
+    };
+    let pending_admin = invite("boss@child.test", admin).await;
+    let pending_user = invite("newbie@child.test", user).await;
+    let link = app.mailed_token("boss@child.test").await;
+    let child_staff = app
+        .login(&email(BuiltinRole::Staff, "child"), PASSWORD)
+        .await;
+
+    // The pending Admin's invitation is beyond the Staff member: 403.
+    let mark = audit_mark(&app).await;
+    let revoke = delete(
+        &app,
+        &format!("/api/v1/users/{pending_admin}/invitation"),
+        &child_staff,
+    )
+    .await;
+    assert!(missing(&revoke).contains(&"users.delete".to_owned()));
+    let resend = post(
+        &app,
+        &format!("/api/v1/users/{pending_admin}/invitation/resend"),
+        &child_staff,
+        json!({}),
+    )
+    .await;
+    missing(&resend);
+    let rows = audit_since(&app, mark).await;
+    let actions: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r.action.as_str(), r.outcome.as_str()))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("user.revoke_invitation", "forbidden"),
+            ("user.resend_invitation", "forbidden")
+        ]
+    );
+    // Nothing changed: still pending, and the first link is still the newest.
+    let seen = get(&app, &format!("/api/v1/users/{pending_admin}"), &root).await;
+    assert_eq!(seen.body["status"], "pending", "{seen:?}");
+    assert_eq!(app.mailed_token("boss@child.test").await, link);
+    // A pending User's invitation is the Staff member's to withdraw.
+    let revoke = delete(
+        &app,
+        &format!("/api/v1/users/{pending_user}/invitation"),
+        &child_staff,
+    )
+    .await;
+    assert_eq!(revoke.status, 204, "{revoke:?}");
+
+    // Roles: the root org's Staff may edit and delete roles, but not one
+    // holding what it lacks anywhere.
+    let root_staff = app
+        .login(&email(BuiltinRole::Staff, "root"), PASSWORD)
+        .await;
+    let roles_before = get(&app, "/api/v1/roles", &root).await.body;
+    let rename = patch(
+        &app,
+        &format!("/api/v1/roles/{admin}"),
+        &root_staff,
+        json!({ "name": "Boss" }),
+    )
+    .await;
+    assert!(missing(&rename).contains(&"users.delete".to_owned()));
+    let mut created = Vec::new();
+    for (name, set) in [
+        ("Installer", "users.delete"),
+        ("Helper", "org_devices.view"),
+    ] {
+        let reply = post(&app, "/api/v1/roles", &root, json!({ "name": name })).await;
+        assert_eq!(reply.status, 201, "{reply:?}");
+        let role = reply.body["id"].as_i64().unwrap();
+        // The set lives in Child only: rule 6 counts every org.
+        let saved = put(
+            &app,
+            &format!("/api/v1/orgs/{c}/roles/{role}/permissions"),
+            &root,
+            json!({ "permissions": [set] }),
+        )
+        .await;
+        assert_eq!(saved.status, 200, "{saved:?}");
+        created.push(role);
+    }
+    let (installer, helper) = (created[0], created[1]);
+    let rename = patch(
+        &app,
+        &format!("/api/v1/roles/{installer}"),
+        &root_staff,
+        json!({ "name": "Fitter" }),
+    )
+    .await;
+    assert_eq!(missing(&rename), ["users.delete"]);
+    let removal = delete(
+        &app,
+        &format!("/api/v1/roles/{installer}?replacement={user}"),
+        &root_staff,
+    )
+    .await;
+    assert_eq!(missing(&removal), ["users.delete"]);
+    let roles = get(&app, "/api/v1/roles", &root).await.body;
+    assert_eq!(roles.as_array().unwrap().len(), 5, "{roles}");
+    assert_eq!(roles[0], roles_before[0], "Admin keeps its name");
+    // A role within the Staff member's own permissions is its to change.
+    let rename = patch(
+        &app,
+        &format!("/api/v1/roles/{helper}"),
+        &root_staff,
+        json!({ "name": "Assistant" }),
+    )
+    .await;
+    assert_eq!(rename.status, 200, "{rename:?}");
+    let removal = delete(
+        &app,
+        &format!("/api/v1/roles/{helper}?replacement={user}"),
+        &root_staff,
+    )
+    .await;
+    assert_eq!(removal.status, 200, "{removal:?}");
+}
+
+/// Defect 3: who-can named the users it listed (email, name) to callers who
+/// may not view users.
+async fn who_can_shows_identities_only_to_holders_of_users_view(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let w = World::build(&app).await;
+    let root = app.login("admin@root.test", PASSWORD).await;
+    let user = w.role(BuiltinRole::User).0;
+    let saved = put(
+        &app,
+        &format!("/api/v1/orgs/{}/roles/{user}/permissions", w.root.0),
+        &root,
+        json!({ "permissions": ["roles.view"] }),
+    )
+    .await;
+    assert_eq!(saved.status, 200, "{saved:?}");
+    let root_user = app.login(&email(BuiltinRole::User, "root"), PASSWORD).await;
+    let query = format!(
+        "/api/v1/access/who-can?permission=organizations.settings&org_id={}",
+        w.root.0
+    );
+    let without = get(&app, &query, &root_user).await;
+    assert_eq!(without.status, 200, "{without:?}");
+    let with = get(&app, &query, &root).await;
+    assert_eq!(with.status, 200, "{with:?}");
+    let grants = |reply: &Reply| reply.body["grants"].as_array().unwrap().clone();
+    assert_eq!(grants(&without).len(), grants(&with).len());
+    assert!(!grants(&without).is_empty());
+    for (bare, named) in grants(&without).iter().zip(grants(&with)) {
+        assert_eq!(bare["user_id"], named["user_id"]);
+        assert!(
+            bare.get("email").is_none() && bare.get("name").is_none(),
+            "{bare}"
+        );
+        assert!(
+            named["email"].is_string() && named["name"].is_string(),
+            "{named}"
+        );
+    }
+}
+
+/// Rule 6 on a deletion's role map: moving members up may not hand out a
+/// role the deleting actor could not grant; without a map they move as the
+/// least-privileged role, which it can.
+async fn a_role_map_may_not_grant_what_the_deleting_actor_lacks(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let w = World::build(&app).await;
+    let root = app.login("admin@root.test", PASSWORD).await;
+    let [admin, staff, _] = w.roles.map(|r| r.0);
+    let mut set: Vec<&str> = BuiltinRole::Staff.default_permissions().ids();
+    set.push("organizations.create_suborgs");
+    let saved = put(
+        &app,
+        &format!("/api/v1/orgs/{}/roles/{staff}/permissions", w.child.0),
+        &root,
+        json!({ "permissions": set }),
+    )
+    .await;
+    assert_eq!(saved.status, 200, "{saved:?}");
+    let child_staff = app
+        .login(&email(BuiltinRole::Staff, "child"), PASSWORD)
+        .await;
+    let gc = format!(
+        "/api/v1/orgs/{}?move_contents_to_parent=true",
+        w.grandchild.0
+    );
+    let mark = audit_mark(&app).await;
+    let reply = delete(
+        &app,
+        &format!("{gc}&role_map={admin}:{admin}"),
+        &child_staff,
+    )
+    .await;
+    assert!(missing(&reply).contains(&"users.delete".to_owned()));
+    let rows = audit_since(&app, mark).await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(
+        (rows[0].action.as_str(), rows[0].outcome.as_str()),
+        ("org.delete", "forbidden")
+    );
+    assert_eq!(
+        get(&app, &format!("/api/v1/orgs/{}", w.grandchild.0), &root)
+            .await
+            .status,
+        200
+    );
+    let reply = delete(&app, &gc, &child_staff).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
 }

@@ -4,11 +4,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod agreement;
+mod audit;
 mod concurrency;
+mod context;
 mod escalation;
 mod lifecycle;
 mod matrix;
 mod nodes;
 mod reparent;
 mod seed;
+mod shared;
 mod support;
+mod walk;

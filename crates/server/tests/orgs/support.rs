@@ -334,3 +334,130 @@ pub async fn accept(app: &TestApp, email: &str) {
         .unwrap();
     assert_eq!(reply.status(), 200, "{email} accepts");
 }
+
+/// One audit row as stored, every column the tests look at.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AuditRow {
+    pub id: i64,
+    pub actor: Option<i64>,
+    pub actor_home_org: Option<i64>,
+    pub target_org: Option<i64>,
+    pub action: String,
+    pub target: String,
+    pub outcome: String,
+    pub details: Value,
+}
+
+/// The id of the newest audit row (0 while there is none): pass it to
+/// [`audit_since`] to see what a request wrote.
+pub async fn audit_mark(app: &TestApp) -> i64 {
+    audit_since(app, 0).await.last().map_or(0, |r| r.id)
+}
+
+/// Every audit row newer than `after`, oldest first, straight from the table
+/// (rows without a target org too, which the actions log leaves out).
+pub async fn audit_since(app: &TestApp, after: i64) -> Vec<AuditRow> {
+    use sqlx::{Connection as _, Row as _};
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(&app.db.url).await.unwrap();
+    let rows = sqlx::query(
+        "SELECT id, actor_user_id, actor_home_org_id, target_org_id, action, target, outcome, \
+         details FROM audit_events WHERE id > $1 ORDER BY id",
+    )
+    .bind(after)
+    .fetch_all(&mut conn)
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| AuditRow {
+        id: r.get(0),
+        actor: r.get(1),
+        actor_home_org: r.get(2),
+        target_org: r.get(3),
+        action: r.get(4),
+        target: r.get(5),
+        outcome: r.get(6),
+        details: serde_json::from_str(&r.get::<String, _>(7)).unwrap(),
+    })
+    .collect();
+    conn.close().await.unwrap();
+    rows
+}
+
+/// A hierarchy with multi-org membership on, built through the use cases:
+///
+/// ```text
+/// Heat ─┬─ East   (Admin e@east.test)
+///       └─ West   (Admin w@west.test)
+/// ```
+/// with `a@heat.test` the root Admin; every password [`PASSWORD`].
+pub struct Shared {
+    pub east: OrgId,
+    pub west: OrgId,
+    /// Admin, Staff, User.
+    pub roles: [RoleId; 3],
+    pub admin: UserId,
+}
+
+impl Shared {
+    pub async fn build(app: &TestApp) -> Shared {
+        let created = app
+            .app()
+            .create_hierarchy(&arbor_app::NewHierarchy {
+                root: arbor_app::model::NewOrg::named("Heat", arbor_core::OrgType::Root),
+                settings: arbor_app::model::HierarchySettings {
+                    multi_org_membership: true,
+                    ..Default::default()
+                },
+                admin: new_user("a@heat.test"),
+                client: ClientKind::Cli,
+            })
+            .await
+            .unwrap();
+        let by = cli(created.admin);
+        let mut orgs = Vec::new();
+        for name in ["East", "West"] {
+            let org = arbor_app::model::NewOrg::named(name, arbor_core::OrgType::Business);
+            orgs.push(
+                app.app()
+                    .create_suborg(&by, created.root.id, &org)
+                    .await
+                    .unwrap()
+                    .id,
+            );
+        }
+        let shared = Shared {
+            east: orgs[0],
+            west: orgs[1],
+            roles: created.roles,
+            admin: created.admin,
+        };
+        shared
+            .add(app, shared.east, BuiltinRole::Admin, "e@east.test")
+            .await;
+        shared
+            .add(app, shared.west, BuiltinRole::Admin, "w@west.test")
+            .await;
+        shared
+    }
+
+    pub fn role(&self, kind: BuiltinRole) -> RoleId {
+        self.roles[KINDS.iter().position(|k| *k == kind).unwrap()]
+    }
+
+    /// Adds `email` to `org` as the root Admin would: a new active account
+    /// (home there), or another membership of an existing one.
+    pub async fn add(&self, app: &TestApp, org: OrgId, kind: BuiltinRole, email: &str) -> UserId {
+        app.app()
+            .add_member(
+                &cli(self.admin),
+                org,
+                &NewMember {
+                    user: new_user(email),
+                    role: self.role(kind),
+                },
+            )
+            .await
+            .unwrap()
+    }
+}

@@ -279,6 +279,15 @@ fn unknown_field(message: &str) -> Option<String> {
 /// holds a NUL character; `None` for clean or malformed JSON (whose parse
 /// error is reported by the typed pass).
 fn nul_in_json(bytes: &[u8]) -> Option<String> {
+    // JSON text can carry a NUL only as the escape `\u0000` (a raw control
+    // character inside a string is invalid JSON): without one, no second
+    // pass over the body.
+    if !bytes
+        .windows(6)
+        .any(|w| w[0] == b'\\' && w[1] == b'u' && &w[2..] == b"0000")
+    {
+        return None;
+    }
     let mut path = Vec::new();
     let mut found = None;
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);

@@ -22,7 +22,7 @@ use arbor_app::model::Clock;
 use arbor_app::users::Links;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::middleware::{from_fn, from_fn_with_state};
+use axum::middleware::from_fn_with_state;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -100,14 +100,17 @@ pub fn app(state: AppState) -> (Router, OpenApi) {
     let docs = SwaggerUi::new("/api/docs")
         .url("/api/openapi.json", openapi.clone())
         .config(utoipa_swagger_ui::Config::default().validator_url("none"));
-    let cross_site = Arc::new(auth::cross_site::CrossSite {
-        origins: auth::cross_site::Origins::new(&state.config.public_url),
-        app: state.app.clone(),
-        policy: state.policy,
+    let edge = Arc::new(edge::Edge {
+        body_limit,
+        cross_site: auth::cross_site::CrossSite {
+            origins: auth::cross_site::Origins::new(&state.config.public_url),
+            app: state.app.clone(),
+            policy: state.policy,
+        },
     });
-    // Layers run from the last added to the first: the request id is known to
-    // everything below it, and every answer below the problem-details layer
-    // leaves as problem details.
+    // Layers run from the last added to the first. The edge layer, outermost,
+    // gives every request its id, refuses oversized and cross-site requests,
+    // and turns any plain error below it into problem details.
     let router = Router::new()
         .merge(api_router)
         .merge(web::router())
@@ -115,11 +118,8 @@ pub fn app(state: AppState) -> (Router, OpenApi) {
         .fallback(api::not_found)
         .with_state(state)
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(from_fn_with_state(body_limit, edge::body_limit))
-        .layer(from_fn_with_state(cross_site, auth::cross_site::middleware))
-        .layer(from_fn(edge::problem_details))
         .layer(TraceLayer::new_for_http())
-        .layer(from_fn(request_id::middleware));
+        .layer(from_fn_with_state(edge, edge::layer));
     (router, openapi)
 }
 

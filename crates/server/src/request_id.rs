@@ -5,7 +5,6 @@
 
 use axum::extract::Request;
 use axum::http::HeaderValue;
-use axum::middleware::Next;
 use axum::response::Response;
 use tracing::Instrument;
 
@@ -27,7 +26,13 @@ fn acceptable(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-pub async fn middleware(request: Request, next: Next) -> Response {
+/// Runs `handle` with the request's id set (task-local, tracing span,
+/// response header).
+pub async fn scoped<F, Fut>(request: Request, handle: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: std::future::Future<Output = Response>,
+{
     let id = request
         .headers()
         .get(HEADER)
@@ -42,7 +47,7 @@ pub async fn middleware(request: Request, next: Next) -> Response {
         path = %request.uri().path(),
     );
     let mut response = REQUEST_ID
-        .scope(id.clone(), next.run(request).instrument(span.clone()))
+        .scope(id.clone(), handle(request).instrument(span.clone()))
         .await;
     span.in_scope(|| tracing::debug!(status = response.status().as_u16(), "response"));
     if let Ok(value) = HeaderValue::from_str(&id) {

@@ -6,7 +6,7 @@
 set -eu
 engine=$1 url=$2 env=$3
 here=$(cd "$(dirname "$0")" && pwd)
-bin=$here/../../../target/release/arbor
+bin=${BENCH_BIN:-$here/../../../target/release/arbor}
 port=18097
 base=http://127.0.0.1:$port
 . "$env"
@@ -32,8 +32,6 @@ run() { echo "== $engine: $1 (load $(cut -d' ' -f1 /proc/loadavg))"; shift; (cd 
 start
 grep "decision cache" /tmp/arbor-bench.log | sed 's/.*INFO //' || true
 run "baseline: GET /healthz, 64 connections" wrk -t2 -c64 -d10s --latency $base/healthz
-run "org writes (PATCH settings), 8 connections" env KIND=org wrk -t2 -c8 -d15s --latency -s writes.lua $base
-run "role writes (PUT a role's set), 8 connections" env KIND=role wrk -t2 -c8 -d15s --latency -s writes.lua $base
 run "check, 1 question, 64 connections" env QUESTIONS=1 wrk -t2 -c64 -d20s --latency -s check.lua $base
 run "check, 50 questions, 64 connections" env QUESTIONS=50 wrk -t2 -c64 -d20s --latency -s check.lua $base
 run "check, 1 question, 1 connection" env QUESTIONS=1 wrk -t1 -c1 -d10s --latency -s check.lua $base
@@ -43,6 +41,9 @@ echo "== $engine: check, 1 question, 64 connections, with writes (load $(cut -d'
 writer=$!
 (cd "$here" && QUESTIONS=1 wrk -t2 -c64 -d20s --latency -s check.lua $base 2>&1 | tail -2)
 wait $writer; echo "writes (status count):"; cat /tmp/arbor-writes.out
+# Write throughput last: each role write drops cached facts of its org.
+run "org writes (PATCH settings), 8 connections" env KIND=org wrk -t2 -c8 -d15s --latency -s writes.lua $base
+run "role writes (PUT a role's set), 8 connections" env KIND=role wrk -t2 -c8 -d15s --latency -s writes.lua $base
 stop
 
 start ARBOR_AUTHZ_CACHE__WARM=false

@@ -24,11 +24,9 @@
 use crate::auth::session::token_from;
 use crate::error::{ApiError, ProblemKind};
 use arbor_app::model::ClientKind;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderMap, Method, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use std::sync::Arc;
 
 pub const FETCH_SITE: &str = "sec-fetch-site";
 
@@ -79,7 +77,11 @@ impl Origins {
         if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
             return None;
         }
-        if !matches!(token_from(headers), Some((_, ClientKind::Web))) {
+        // An Authorization header decides the session (never the cookie):
+        // checked first, without copying the token, on the hot path.
+        if headers.contains_key(header::AUTHORIZATION)
+            || !matches!(token_from(headers), Some((_, ClientKind::Web)))
+        {
             return None;
         }
         if let Some(site) = headers.get(FETCH_SITE) {
@@ -106,41 +108,55 @@ pub struct CrossSite {
     pub policy: arbor_app::accounts::AccountPolicy,
 }
 
-/// Refuses cross-site requests that the session cookie would authenticate.
-pub async fn middleware(
-    State(cross_site): State<Arc<CrossSite>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let origins = &cross_site.origins;
-    let host = request
-        .headers()
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .or_else(|| request.uri().authority().map(|a| a.as_str()));
-    if let Some(why) = origins.refusal(request.method(), request.headers(), host) {
+/// A request refused as cross-site, with what its audit row needs.
+pub struct Refused {
+    why: String,
+    what: String,
+    session: Option<(String, ClientKind)>,
+}
+
+impl CrossSite {
+    /// Whether a request is a cross-site write that the session cookie
+    /// would authenticate (checked without awaiting anything).
+    pub fn check(&self, request: &Request) -> Option<Refused> {
+        let host = request
+            .headers()
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .or_else(|| request.uri().authority().map(|a| a.as_str()));
+        let why = self
+            .origins
+            .refusal(request.method(), request.headers(), host)?;
+        Some(Refused {
+            why,
+            what: format!("request:{} {}", request.method(), request.uri().path()),
+            session: token_from(request.headers()),
+        })
+    }
+
+    /// Logs and audits a refusal (when the cookie's session is live) and
+    /// answers it.
+    pub async fn refuse(&self, refused: Refused) -> Response {
         tracing::warn!(
-            method = %request.method(),
-            path = %request.uri().path(),
-            "cross-site request with the session cookie refused ({why})"
+            request = %refused.what,
+            reason = %refused.why,
+            "cross-site request with the session cookie refused"
         );
-        if let Some((token, client)) = token_from(request.headers()) {
-            let what = format!("request:{} {}", request.method(), request.uri().path());
-            let audited = cross_site
+        if let Some((token, client)) = refused.session {
+            let audited = self
                 .app
-                .audit_refused_request(&token, &cross_site.policy, client, what, &why)
+                .audit_refused_request(&token, &self.policy, client, refused.what, &refused.why)
                 .await;
             if let Err(e) = audited {
                 tracing::warn!("auditing a refused cross-site request failed: {e}");
             }
         }
-        return ApiError::new(
+        ApiError::new(
             ProblemKind::Forbidden,
             "cross-site request refused: a request made with the session cookie must come from this server's own pages",
         )
-        .into_response();
+        .into_response()
     }
-    next.run(request).await
 }
 
 #[cfg(test)]

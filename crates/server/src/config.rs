@@ -610,6 +610,50 @@ mod tests {
         assert!(text.contains("\"n\""), "{text}");
     }
 
+    fn keys(prefix: &str, table: &toml::Table, out: &mut Vec<String>) {
+        for (key, value) in table {
+            let key = format!("{prefix}{key}");
+            match value {
+                toml::Value::Table(inner) => keys(&format!("{key}."), inner, out),
+                _ => out.push(key),
+            }
+        }
+    }
+
+    #[test]
+    fn every_configuration_key_is_in_the_operator_guide() {
+        // Every key, optional ones included (set here so they serialize).
+        let config = Config {
+            database_max_connections: Some(8),
+            smtp: Some(SmtpConfig {
+                host: "h".into(),
+                port: 587,
+                security: SmtpSecurity::Starttls,
+                username: Some("u".into()),
+                password: Some("p".into()),
+                from: "f".into(),
+            }),
+            ..Config::default()
+        };
+        let toml::Value::Table(table) = toml::Value::try_from(&config).unwrap() else {
+            panic!("a configuration serializes as a table");
+        };
+        let mut all = Vec::new();
+        keys("", &table, &mut all);
+        assert!(all.len() > 20, "{all:?}");
+        let guide =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/operations.md");
+        let guide = std::fs::read_to_string(&guide).unwrap();
+        let missing: Vec<&String> = all
+            .iter()
+            .filter(|key| !guide.contains(&format!("| `{key}` |")))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "docs/operations.md has no reference row (| `key` | default | meaning |) for {missing:?}"
+        );
+    }
+
     #[test]
     fn secrets_never_appear_in_debug_output() {
         let config = Config {

@@ -1,5 +1,6 @@
 //! `arbor`: the server binary.
 
+mod database;
 mod demo;
 
 use anyhow::{Context, Result, bail};
@@ -7,8 +8,9 @@ use arbor_app::App;
 use arbor_app::accounts::FirstRun;
 use arbor_server::config::{Config, LogFormat};
 use arbor_server::{AppState, mail};
-use arbor_store::{ClientKind, Store, StoreConfig, SystemClock};
+use arbor_store::{ClientKind, SystemClock};
 use clap::{Args, Parser, Subcommand};
+use database::Access;
 use serde::Serialize;
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -75,8 +77,16 @@ enum Command {
     },
     /// Apply pending database migrations and exit.
     Migrate,
-    /// Print the effective configuration (secrets redacted) and check it.
+    /// Print the effective configuration as TOML (secrets redacted), check it
+    /// and whether the database is reachable.
     Configtest,
+    /// Copy a SQLite database to a new file while it is in use (`VACUUM
+    /// INTO`). PostgreSQL databases are backed up with `pg_dump`.
+    Backup {
+        /// The copy to write; must not exist yet.
+        #[arg(long)]
+        to: PathBuf,
+    },
     /// Operator tasks with local access to the database.
     Admin {
         #[command(subcommand)]
@@ -166,25 +176,6 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-async fn connect(config: &Config, migrate: bool) -> Result<Store> {
-    if let Some(path) = config.database_url.strip_prefix("sqlite://") {
-        let path = path.split('?').next().unwrap_or(path);
-        if let Some(dir) = std::path::Path::new(path).parent()
-            && !dir.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
-        }
-    }
-    let mut store_config = StoreConfig::new(&config.database_url).migrate_on_connect(migrate);
-    if let Some(n) = config.database_max_connections {
-        store_config = store_config.max_connections(n);
-    }
-    Store::connect(&store_config)
-        .await
-        .with_context(|| format!("cannot open the database {:?}", store_config))
-}
-
 fn read_password() -> Result<String> {
     if let Ok(password) = std::env::var("ARBOR_ADMIN_PASSWORD") {
         return Ok(password);
@@ -224,9 +215,34 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: finishing requests in flight");
 }
 
-async fn serve(config: Config, demo: bool) -> Result<()> {
+/// Starts the server. The order matters for a first run: the port is bound
+/// before anything touches the database, so a port in use ends the start
+/// before a database is created or migrated and before a setup token is
+/// printed; then the database is locked (SQLite), migrated, and served on the
+/// listener already bound.
+async fn serve(mut config: Config, demo: bool) -> Result<()> {
     mail::check_config(config.smtp.as_ref()).map_err(anyhow::Error::msg)?;
-    let store = connect(&config, true).await?;
+    let listener = tokio::net::TcpListener::bind(config.bind)
+        .await
+        .map_err(|error| {
+            let hint = if error.kind() == std::io::ErrorKind::AddrInUse {
+                ": another program (perhaps another Arbor server) uses this port; stop it or \
+                 choose another with --bind"
+            } else {
+                ""
+            };
+            anyhow::anyhow!("cannot listen on {}: {error}{hint}", config.bind)
+        })?;
+    let bound = listener.local_addr()?;
+    config.follow_listener(bound);
+    for warning in config.address_warnings(bound) {
+        tracing::warn!("{warning}");
+    }
+    let opened = database::open(&config, Access::Serve, true).await?;
+    if opened.created {
+        tracing::info!("created a new {}", opened.described);
+    }
+    let store = opened.store.clone();
     let app = App::new(store.clone());
     if demo {
         if app.needs_first_run().await? {
@@ -251,17 +267,22 @@ async fn serve(config: Config, demo: bool) -> Result<()> {
         state.mail.clone(),
     ));
     tokio::spawn(arbor_server::cache::run(state.clone()));
-    let listener = tokio::net::TcpListener::bind(config.bind)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.bind))?;
     tracing::info!(
-        "Arbor listening on http://{} (API docs at /api/docs, database {})",
-        listener.local_addr()?,
-        config.database_url_redacted()
+        "Arbor listening on http://{bound} (API docs at /api/docs, links in mail start with {}, {})",
+        config.public_base(),
+        opened.described
     );
     arbor_server::serve(listener, state, shutdown_signal()).await?;
     store.close().await;
+    drop(opened);
     Ok(())
+}
+
+/// Opens an existing database for a one-shot command and says which.
+async fn open_existing(config: &Config, migrate: bool) -> Result<database::Opened> {
+    let opened = database::open(config, Access::Existing, migrate).await?;
+    eprintln!("using the {}", opened.described);
+    Ok(opened)
 }
 
 async fn run(cli: Cli) -> Result<()> {
@@ -285,7 +306,14 @@ async fn run(cli: Cli) -> Result<()> {
             let config = Config::load(file.as_deref(), cli.global).map_err(anyhow::Error::msg)?;
             init_logging(config.log_format);
             let password = read_password()?;
-            let app = App::new(connect(&config, true).await?);
+            // The first-run command may create the database; it says so.
+            let opened = database::open(&config, Access::Create, true).await?;
+            if opened.created {
+                eprintln!("created a new {}", opened.described);
+            } else {
+                eprintln!("using the {}", opened.described);
+            }
+            let app = App::new(opened.store.clone());
             let created = app
                 .first_run(
                     &FirstRun {
@@ -307,16 +335,63 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Migrate => {
             let config = Config::load(file.as_deref(), cli.global).map_err(anyhow::Error::msg)?;
             init_logging(config.log_format);
-            let store = connect(&config, false).await?;
-            store.migrate().await.context("migration failed")?;
-            println!("migrations applied ({:?})", store.engine());
+            let opened = database::open(&config, Access::Create, true).await?;
+            let verb = if opened.created {
+                "created"
+            } else {
+                "migrated"
+            };
+            println!(
+                "{verb} the {}: schema at migration {}",
+                opened.described,
+                opened.store.latest_schema_version()
+            );
+            opened.store.close().await;
             Ok(())
         }
         Command::Configtest => {
             let config = Config::load(file.as_deref(), cli.global).map_err(anyhow::Error::msg)?;
             mail::check_config(config.smtp.as_ref()).map_err(anyhow::Error::msg)?;
-            println!("{config:#?}");
-            println!("configuration ok");
+            print!("{}", config.to_toml_redacted().map_err(anyhow::Error::msg)?);
+            for warning in config.address_warnings(config.bind) {
+                eprintln!("warning: {warning}");
+            }
+            let database = database::check(&config).await?;
+            eprintln!("{database}");
+            eprintln!("configuration ok");
+            Ok(())
+        }
+        Command::Backup { to } => {
+            let config = Config::load(file.as_deref(), cli.global).map_err(anyhow::Error::msg)?;
+            if database::sqlite_path(&config.database_url).is_none() {
+                bail!(
+                    "arbor backup copies SQLite databases; back up PostgreSQL with pg_dump \
+                     (docs/operations.md)"
+                );
+            }
+            if to.exists() {
+                bail!(
+                    "{} exists already: a backup is written to a new file",
+                    to.display()
+                );
+            }
+            let target = to
+                .to_str()
+                .context("the backup path must be valid UTF-8")?
+                .to_owned();
+            let opened = open_existing(&config, false).await?;
+            opened
+                .store
+                .backup_into(&target)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot write the backup {}: {e:#}", to.display()))?;
+            opened.store.close().await;
+            let bytes = std::fs::metadata(&to).map(|m| m.len()).unwrap_or(0);
+            println!(
+                "backed up the {} to {} ({bytes} bytes)",
+                opened.described,
+                to.display()
+            );
             Ok(())
         }
         Command::Admin {
@@ -328,7 +403,8 @@ async fn run(cli: Cli) -> Result<()> {
         } => {
             let config = Config::load(file.as_deref(), cli.global).map_err(anyhow::Error::msg)?;
             init_logging(config.log_format);
-            let app = App::new(connect(&config, true).await?);
+            let opened = open_existing(&config, true).await?;
+            let app = App::new(opened.store.clone());
             let done = app
                 .recover(&admin_email, hierarchy.map(arbor_core::OrgId))
                 .await
@@ -347,8 +423,8 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Outbox { all, limit } => {
             let config = Config::load(file.as_deref(), cli.global).map_err(anyhow::Error::msg)?;
-            let store = connect(&config, true).await?;
-            let mut tx = store.read().await?;
+            let opened = open_existing(&config, true).await?;
+            let mut tx = opened.store.read().await?;
             let mails = tx.outbox(!all, limit.clamp(1, 1000)).await?;
             tx.finish().await?;
             if mails.is_empty() {

@@ -3,6 +3,7 @@
 //! Pure: no I/O, no async, no clock. The store loads facts, this crate decides,
 //! the application layer acts on the decision.
 
+pub mod catalog_doc;
 pub mod decision;
 pub mod error;
 pub mod ids;

@@ -7,7 +7,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -161,7 +161,11 @@ pub struct Config {
     pub database_url: String,
     pub database_max_connections: Option<u32>,
     /// The base of every link Arbor puts in mail; never taken from a request.
+    /// When no layer sets it, it follows `bind` (see [`Config::load`]).
     pub public_url: String,
+    /// True when `public_url` was not configured and was derived from `bind`.
+    #[serde(skip)]
+    pub public_url_follows_bind: bool,
     pub log_format: LogFormat,
     /// Without SMTP, mail stays in the outbox (`arbor outbox`) and the log.
     pub smtp: Option<SmtpConfig>,
@@ -179,6 +183,7 @@ impl Default for Config {
             database_url: "sqlite://./arbor-data/arbor.db".into(),
             database_max_connections: None,
             public_url: "http://127.0.0.1:8080".into(),
+            public_url_follows_bind: false,
             log_format: LogFormat::Text,
             smtp: None,
             session: SessionConfig::default(),
@@ -203,6 +208,7 @@ impl fmt::Debug for Config {
             .field("database_url", &redact_url(&self.database_url))
             .field("database_max_connections", &self.database_max_connections)
             .field("public_url", &self.public_url)
+            .field("public_url_follows_bind", &self.public_url_follows_bind)
             .field("log_format", &self.log_format)
             .field("smtp", &self.smtp)
             .field("session", &self.session)
@@ -213,6 +219,40 @@ impl fmt::Debug for Config {
     }
 }
 
+/// The base URL of a server reached at `addr` directly. An unspecified
+/// address (every interface) is reached from this machine over loopback.
+fn url_for(addr: SocketAddr) -> String {
+    match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => format!("http://127.0.0.1:{}", addr.port()),
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            format!("http://[{}]:{}", Ipv6Addr::LOCALHOST, addr.port())
+        }
+        _ => format!("http://{addr}"),
+    }
+}
+
+/// Whether a configuration key holds a secret.
+fn is_secret_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    ["password", "secret", "token", "pepper"]
+        .iter()
+        .any(|word| key.contains(word))
+        || key == "key"
+        || key.ends_with("_key")
+}
+
+fn redact_table(table: &mut toml::Table) {
+    for (key, value) in table.iter_mut() {
+        match value {
+            toml::Value::Table(inner) => redact_table(inner),
+            toml::Value::String(text) if is_secret_key(key) && !text.is_empty() => {
+                *text = "***".into();
+            }
+            _ => {}
+        }
+    }
+}
+
 /// `ARBOR_*` environment variables that are not configuration keys.
 const NOT_KEYS: [&str; 3] = ["config", "log", "admin_password"];
 
@@ -220,7 +260,8 @@ impl Config {
     /// Loads the layers. `overrides` are the command-line flags that were given
     /// (a serializable struct whose `None` fields are skipped).
     pub fn load(file: Option<&Path>, overrides: impl Serialize) -> Result<Self, String> {
-        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        // Every layer but the defaults: what the operator set.
+        let mut configured = Figment::new();
         if let Some(file) = file {
             if !file.exists() {
                 return Err(format!(
@@ -228,9 +269,9 @@ impl Config {
                     file.display()
                 ));
             }
-            figment = figment.merge(Toml::file(file));
+            configured = configured.merge(Toml::file(file));
         }
-        let config: Config = figment
+        configured = configured
             .merge(
                 Env::prefixed("ARBOR_")
                     .split("__")
@@ -241,11 +282,105 @@ impl Config {
                         !key.starts_with("test_") && !NOT_KEYS.contains(&key.as_str())
                     }),
             )
-            .merge(Serialized::defaults(overrides))
+            .merge(Serialized::defaults(overrides));
+        let public_url_set = configured.find_value("public_url").is_ok();
+        let mut config: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(configured)
             .extract()
             .map_err(|e| format!("invalid configuration: {e}"))?;
+        if !public_url_set {
+            config.public_url = url_for(config.bind);
+            config.public_url_follows_bind = true;
+        }
         config.validate()?;
         Ok(config)
+    }
+
+    /// Once the listener is bound (port 0 picks a free port): a `public_url`
+    /// that follows `bind` follows the address actually bound.
+    pub fn follow_listener(&mut self, bound: SocketAddr) {
+        if self.public_url_follows_bind {
+            self.public_url = url_for(bound);
+        }
+    }
+
+    /// What an operator should hear at start about `public_url` and the
+    /// address the server listens on. Only setups that cannot work as meant
+    /// are reported:
+    ///
+    /// - `public_url` unset while listening on every interface: the links
+    ///   name this machine's loopback address, which nobody else can open;
+    /// - a configured loopback `public_url` while listening beyond loopback;
+    /// - a configured `public_url` that names this machine directly (a
+    ///   loopback address, or the very address bound) on another port.
+    ///
+    /// A configured `public_url` with any other host is taken to be a name
+    /// or proxy in front of this server and never warned about.
+    pub fn address_warnings(&self, bound: SocketAddr) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.public_url_follows_bind {
+            if bound.ip().is_unspecified() {
+                warnings.push(format!(
+                    "public_url is not set and the server listens on every interface ({bound}): \
+                     links in mail point at {}, which only this machine can open; set public_url \
+                     to the address users reach (e.g. https://iot.example.com)",
+                    self.public_url
+                ));
+            }
+            return warnings;
+        }
+        let Ok(url) = url::Url::parse(&self.public_url) else {
+            return warnings;
+        };
+        let host_ip = match url.host() {
+            Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
+            Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
+            Some(url::Host::Domain(name)) if name.eq_ignore_ascii_case("localhost") => {
+                Some(IpAddr::V4(Ipv4Addr::LOCALHOST))
+            }
+            _ => None,
+        };
+        let Some(host_ip) = host_ip else {
+            return warnings;
+        };
+        if host_ip.is_loopback() && !bound.ip().is_loopback() {
+            warnings.push(format!(
+                "public_url {} is a loopback address but the server listens on {bound}: other \
+                 machines get links they cannot open; set public_url to the address users reach",
+                self.public_url
+            ));
+        }
+        let names_this_listener = host_ip.is_loopback() || host_ip == bound.ip();
+        let port = url.port_or_known_default();
+        if names_this_listener && port != Some(bound.port()) {
+            let port = port.map_or_else(|| "?".to_owned(), |p| p.to_string());
+            warnings.push(format!(
+                "public_url {} names this machine on port {port} but the server listens on \
+                 port {}: links in mail do not reach it unless a proxy on this machine forwards \
+                 port {port} to it",
+                self.public_url,
+                bound.port()
+            ));
+        }
+        warnings
+    }
+
+    /// The effective configuration as TOML, for `arbor configtest`: every key,
+    /// secrets shown as `***` (the SMTP password, any key named like a
+    /// password, secret, token or key, and a password in `database_url`).
+    pub fn to_toml_redacted(&self) -> Result<String, String> {
+        let mut value = toml::Value::try_from(self).map_err(|e| e.to_string())?;
+        if let toml::Value::Table(table) = &mut value {
+            redact_table(table);
+            if let Some(toml::Value::String(url)) = table.get_mut("database_url") {
+                *url = redact_url(url);
+            }
+        }
+        let mut text = toml::to_string_pretty(&value).map_err(|e| e.to_string())?;
+        if self.public_url_follows_bind {
+            text = format!("# public_url is not set: it follows bind\n{text}");
+        }
+        Ok(text)
     }
 
     fn validate(&self) -> Result<(), String> {
@@ -355,6 +490,168 @@ mod tests {
         std::fs::write(&file, "[authz_cache]\nkeep_versions = 0\n").unwrap();
         let error = Config::load(Some(&file), Flags { bind: None }).unwrap_err();
         assert!(error.contains("keep_versions"), "{error}");
+    }
+
+    fn bind(addr: &str) -> Flags {
+        Flags {
+            bind: Some(addr.into()),
+        }
+    }
+
+    #[test]
+    fn an_unset_public_url_follows_bind_and_the_bound_port() {
+        let mut config = Config::load(None, bind("127.0.0.1:9000")).unwrap();
+        assert_eq!(config.public_url, "http://127.0.0.1:9000");
+        assert!(config.public_url_follows_bind);
+        config.follow_listener("127.0.0.1:41234".parse().unwrap());
+        assert_eq!(config.public_url, "http://127.0.0.1:41234");
+        let everywhere = Config::load(None, bind("0.0.0.0:9000")).unwrap();
+        assert_eq!(everywhere.public_url, "http://127.0.0.1:9000");
+        let v6 = Config::load(None, bind("[::]:9000")).unwrap();
+        assert_eq!(v6.public_url, "http://[::1]:9000");
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("arbor.toml");
+        std::fs::write(&file, "public_url = \"https://iot.example.com\"\n").unwrap();
+        let mut set = Config::load(Some(&file), bind("127.0.0.1:9000")).unwrap();
+        assert!(!set.public_url_follows_bind);
+        set.follow_listener("127.0.0.1:41234".parse().unwrap());
+        assert_eq!(set.public_url, "https://iot.example.com");
+    }
+
+    fn warnings(public_url: Option<&str>, bound: &str) -> Vec<String> {
+        let bound: SocketAddr = bound.parse().unwrap();
+        let mut config = Config {
+            bind: bound,
+            ..Config::default()
+        };
+        match public_url {
+            Some(url) => config.public_url = url.into(),
+            None => {
+                config.public_url = url_for(bound);
+                config.public_url_follows_bind = true;
+            }
+        }
+        config.address_warnings(bound)
+    }
+
+    #[test]
+    fn only_a_public_url_that_cannot_reach_the_server_is_warned_about() {
+        // Fine: derived on loopback or a specific address, a name in front
+        // (proxy), the same port on loopback, https default port behind a
+        // name.
+        assert!(warnings(None, "127.0.0.1:8080").is_empty());
+        assert!(warnings(None, "192.0.2.7:8080").is_empty());
+        assert!(warnings(Some("https://iot.example.com"), "0.0.0.0:8080").is_empty());
+        assert!(warnings(Some("http://iot.example.com:9999"), "127.0.0.1:8080").is_empty());
+        assert!(warnings(Some("http://localhost:8080/"), "127.0.0.1:8080").is_empty());
+        assert!(warnings(Some("http://192.0.2.7:8080"), "0.0.0.0:8080").is_empty());
+        // Derived while listening everywhere: loopback links.
+        let all = warnings(None, "0.0.0.0:8080");
+        assert_eq!(all.len(), 1, "{all:?}");
+        assert!(all[0].contains("public_url is not set"), "{all:?}");
+        // A loopback public_url beyond loopback.
+        let lo = warnings(Some("http://127.0.0.1:8080"), "0.0.0.0:8080");
+        assert_eq!(lo.len(), 1, "{lo:?}");
+        assert!(lo[0].contains("loopback"), "{lo:?}");
+        // This machine, another port.
+        let port = warnings(Some("http://127.0.0.1:8080"), "127.0.0.1:9000");
+        assert_eq!(port.len(), 1, "{port:?}");
+        assert!(
+            port[0].contains("port 8080") && port[0].contains("9000"),
+            "{port:?}"
+        );
+        let same_ip = warnings(Some("http://192.0.2.7"), "192.0.2.7:8080");
+        assert!(same_ip[0].contains("port 80 "), "{same_ip:?}");
+    }
+
+    #[test]
+    fn the_effective_configuration_prints_as_toml_with_secrets_redacted() {
+        let config = Config {
+            database_url: "postgres://arbor:hunter2@db:5432/arbor".into(),
+            smtp: Some(SmtpConfig {
+                host: "smtp".into(),
+                port: 587,
+                security: SmtpSecurity::Tls,
+                username: Some("u".into()),
+                password: Some("s3cret".into()),
+                from: "a@b.c".into(),
+            }),
+            ..Config::default()
+        };
+        let text = config.to_toml_redacted().unwrap();
+        assert!(
+            !text.contains("hunter2") && !text.contains("s3cret"),
+            "{text}"
+        );
+        assert!(text.contains("password = \"***\""), "{text}");
+        assert!(text.contains("postgres://***@db:5432/arbor"), "{text}");
+        // It reads back as a configuration file: every key is a real one.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("printed.toml");
+        std::fs::write(&file, &text).unwrap();
+        let again = Config::load(Some(&file), Flags { bind: None }).unwrap();
+        assert_eq!(again.smtp.unwrap().security, SmtpSecurity::Tls);
+        assert_eq!(again.authz_cache, config.authz_cache);
+        assert_eq!(again.body_limit_bytes, config.body_limit_bytes);
+    }
+
+    #[test]
+    fn secret_looking_keys_are_redacted_wherever_they_are() {
+        assert!(is_secret_key("password") && is_secret_key("api_token"));
+        assert!(is_secret_key("signing_key") && is_secret_key("session_secret"));
+        assert!(!is_secret_key("keep_versions") && !is_secret_key("host"));
+        let mut table: toml::Table =
+            toml::from_str("[mail]\nsigning_key = \"k\"\n[deep.er]\ntoken = \"t\"\nname = \"n\"\n")
+                .unwrap();
+        redact_table(&mut table);
+        let text = toml::to_string(&table).unwrap();
+        assert!(!text.contains("\"k\"") && !text.contains("\"t\""), "{text}");
+        assert!(text.contains("\"n\""), "{text}");
+    }
+
+    fn keys(prefix: &str, table: &toml::Table, out: &mut Vec<String>) {
+        for (key, value) in table {
+            let key = format!("{prefix}{key}");
+            match value {
+                toml::Value::Table(inner) => keys(&format!("{key}."), inner, out),
+                _ => out.push(key),
+            }
+        }
+    }
+
+    #[test]
+    fn every_configuration_key_is_in_the_operator_guide() {
+        // Every key, optional ones included (set here so they serialize).
+        let config = Config {
+            database_max_connections: Some(8),
+            smtp: Some(SmtpConfig {
+                host: "h".into(),
+                port: 587,
+                security: SmtpSecurity::Starttls,
+                username: Some("u".into()),
+                password: Some("p".into()),
+                from: "f".into(),
+            }),
+            ..Config::default()
+        };
+        let toml::Value::Table(table) = toml::Value::try_from(&config).unwrap() else {
+            panic!("a configuration serializes as a table");
+        };
+        let mut all = Vec::new();
+        keys("", &table, &mut all);
+        assert!(all.len() > 20, "{all:?}");
+        let guide =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/operations.md");
+        let guide = std::fs::read_to_string(&guide).unwrap();
+        let missing: Vec<&String> = all
+            .iter()
+            .filter(|key| !guide.contains(&format!("| `{key}` |")))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "docs/operations.md has no reference row (| `key` | default | meaning |) for {missing:?}"
+        );
     }
 
     #[test]

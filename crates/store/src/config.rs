@@ -18,6 +18,9 @@ pub struct StoreConfig {
     /// Apply pending migrations when connecting (the default). `arbor migrate`
     /// applies them explicitly with [`crate::Store::migrate`].
     pub migrate_on_connect: bool,
+    /// SQLite only: create the database file when it does not exist (the
+    /// default). Off for the commands that must find an existing database.
+    pub create_if_missing: bool,
 }
 
 impl StoreConfig {
@@ -31,6 +34,7 @@ impl StoreConfig {
             acquire_timeout: Duration::from_secs(30),
             sqlite_busy_timeout: Duration::from_secs(10),
             migrate_on_connect: true,
+            create_if_missing: true,
         }
     }
 
@@ -41,6 +45,16 @@ impl StoreConfig {
 
     pub fn migrate_on_connect(mut self, yes: bool) -> Self {
         self.migrate_on_connect = yes;
+        self
+    }
+
+    pub fn create_if_missing(mut self, yes: bool) -> Self {
+        self.create_if_missing = yes;
+        self
+    }
+
+    pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
+        self.acquire_timeout = timeout;
         self
     }
 }
@@ -62,6 +76,7 @@ impl fmt::Debug for StoreConfig {
             .field("acquire_timeout", &self.acquire_timeout)
             .field("sqlite_busy_timeout", &self.sqlite_busy_timeout)
             .field("migrate_on_connect", &self.migrate_on_connect)
+            .field("create_if_missing", &self.create_if_missing)
             .finish()
     }
 }

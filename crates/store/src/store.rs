@@ -42,10 +42,15 @@ impl Store {
         let engine = Engine::from_url(&config.url)?;
         let dialect = Dialect::new(engine);
         let url = match engine {
-            // Create the file when it does not exist yet.
+            // Create the file when it does not exist yet, if allowed.
             Engine::Sqlite if !config.url.contains("mode=") => {
                 let sep = if config.url.contains('?') { '&' } else { '?' };
-                format!("{}{sep}mode=rwc", config.url)
+                let mode = if config.create_if_missing {
+                    "rwc"
+                } else {
+                    "rw"
+                };
+                format!("{}{sep}mode={mode}", config.url)
             }
             _ => config.url.clone(),
         };
@@ -101,6 +106,60 @@ impl Store {
         result?;
         drop(conn);
         self.upkeep().await
+    }
+
+    /// The newest migration applied to this database, or `None` when it holds
+    /// no Arbor schema at all (an empty SQLite file, an empty PostgreSQL
+    /// schema): the commands that need an existing database refuse those.
+    pub async fn schema_version(&self) -> Result<Option<i64>, StoreError> {
+        let exists_sql = match self.dialect.engine() {
+            Engine::Sqlite => {
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' \
+                 AND name = '_sqlx_migrations'"
+            }
+            // The table as the connection's search path finds it.
+            Engine::Postgres => {
+                "SELECT COUNT(*) FROM pg_catalog.pg_class c \
+                 WHERE c.oid = to_regclass('_sqlx_migrations')"
+            }
+        };
+        let exists: i64 = sqlx::query_scalar(exists_sql).fetch_one(&self.pool).await?;
+        if exists == 0 {
+            return Ok(None);
+        }
+        let version: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(Some(version.unwrap_or(0)))
+    }
+
+    /// The newest migration this build knows for the store's engine.
+    pub fn latest_schema_version(&self) -> i64 {
+        let migrator = match self.dialect.engine() {
+            Engine::Sqlite => &SQLITE_MIGRATIONS,
+            Engine::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.iter().map(|m| m.version).max().unwrap_or(0)
+    }
+
+    /// Writes a consistent copy of a SQLite database to `path` while the
+    /// database stays in use (`VACUUM INTO`); the file must not exist yet.
+    /// PostgreSQL databases are backed up with `pg_dump`.
+    pub async fn backup_into(&self, path: &str) -> Result<(), StoreError> {
+        match self.dialect.engine() {
+            Engine::Sqlite => {
+                sqlx::query("VACUUM INTO $1")
+                    .bind(path)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+            Engine::Postgres => Err(StoreError::invalid(
+                "database_url",
+                "a PostgreSQL database is backed up with pg_dump",
+            )),
+        }
     }
 
     /// Work a migration left for the store to do in Rust (`store_upkeep`),
@@ -531,6 +590,78 @@ mod tests {
         drop(tx);
         store.close().await;
         drop(scratch);
+    }
+
+    /// An empty database holds no schema; a migrated one is at this build's
+    /// newest migration.
+    async fn schema_version_tells_an_empty_database_from_an_arbor_one(scratch: Scratch) {
+        let config = StoreConfig::new(scratch.url.clone()).migrate_on_connect(false);
+        let store = Store::connect(&config).await.unwrap();
+        assert_eq!(store.schema_version().await.unwrap(), None);
+        store.migrate().await.unwrap();
+        let latest = store.latest_schema_version();
+        assert!(latest >= 3, "{latest}");
+        assert_eq!(store.schema_version().await.unwrap(), Some(latest));
+        store.close().await;
+        drop(scratch);
+    }
+
+    #[tokio::test]
+    async fn schema_version_of_sqlite() {
+        schema_version_tells_an_empty_database_from_an_arbor_one(Scratch::sqlite()).await;
+    }
+
+    #[tokio::test]
+    async fn schema_version_of_postgres() {
+        if let Some(scratch) = Scratch::postgres().await {
+            schema_version_tells_an_empty_database_from_an_arbor_one(scratch).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_missing_sqlite_file_is_not_created_when_creation_is_off() {
+        let scratch = Scratch::sqlite();
+        let config = StoreConfig::new(scratch.url.clone()).create_if_missing(false);
+        assert!(Store::connect(&config).await.is_err());
+        assert!(!scratch.file.as_ref().unwrap().exists());
+    }
+
+    #[tokio::test]
+    async fn a_sqlite_backup_is_a_consistent_copy_and_postgres_refuses() {
+        let scratch = Scratch::sqlite();
+        let store = Store::connect(&StoreConfig::new(scratch.url.clone()))
+            .await
+            .unwrap();
+        insert(
+            &store,
+            "INSERT INTO organizations (parent_id, path, depth, org_type, name, name_folded, \
+             created_at) VALUES (NULL, '', 1, 'ROOT', 'Kept', 'kept', 1)",
+        )
+        .await;
+        let copy = format!("{}.backup", scratch.file.as_ref().unwrap().display());
+        store.backup_into(&copy).await.unwrap();
+        // Into an existing file it refuses rather than overwrite.
+        assert!(store.backup_into(&copy).await.is_err());
+        store.close().await;
+        let restored =
+            Store::connect(&StoreConfig::new(format!("sqlite://{copy}")).create_if_missing(false))
+                .await
+                .unwrap();
+        assert_eq!(count(&restored, "organizations").await, 1);
+        assert_eq!(
+            restored.schema_version().await.unwrap(),
+            Some(restored.latest_schema_version())
+        );
+        restored.close().await;
+        let _ = std::fs::remove_file(&copy);
+        if let Some(scratch) = Scratch::postgres().await {
+            let store = Store::connect(&StoreConfig::new(scratch.url.clone()))
+                .await
+                .unwrap();
+            let refused = store.backup_into("/tmp/never.db").await.unwrap_err();
+            assert!(refused.to_string().contains("pg_dump"), "{refused}");
+            store.close().await;
+        }
     }
 
     #[tokio::test]

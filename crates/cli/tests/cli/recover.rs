@@ -2,7 +2,6 @@
 //! with `arbor init` is locked out in SQL (the root Admin set cut down, its
 //! only Admin suspended), and after the recovery that Admin logs in over
 //! HTTP and edits a role's set again.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use serde_json::{Value, json};
 use sqlx::Connection as _;

@@ -22,6 +22,7 @@ mod run;
 pub mod users;
 
 pub use error::AppError;
+pub use lists::DeviceSearch;
 pub use members::NewMember;
 pub use orgs::{
     HierarchyCreated, MAX_TREE_ORGS, NewHierarchy, OrgDeleted, OrgEdit, OrgSearchPage, OrgTree,

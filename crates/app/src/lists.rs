@@ -1,23 +1,58 @@
 //! Reads: single gets and lists, both decided by the same actor so that a list
 //! never disagrees with a get.
 
-use crate::run::{Decides, Found, read_case};
+use crate::run::{Decides, Found, Stop, read_case};
 use crate::users::Member;
 use crate::{App, AppError, Caller};
-use arbor_core::{DeviceAction, DeviceId, OrgId, UserId};
-use arbor_store::{AuditEvent, DeviceRecord, OrgRecord, Page, PageRequest, UserFilter, UserRecord};
+use arbor_core::{DeviceId, OrgId, UserId};
+use arbor_store::{
+    AuditEvent, DeviceQuery, DeviceRecord, OrgRecord, Page, PageRequest, UserFilter, UserRecord,
+};
+
+/// Where and what a device list searches.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeviceSearch {
+    /// Only devices of this org (and, with `include_suborgs`, its subtree);
+    /// the org must be in the caller's list scope.
+    pub org: Option<OrgId>,
+    pub include_suborgs: bool,
+    pub query: DeviceQuery,
+}
 
 impl App {
-    /// Devices the caller may view.
+    /// Devices the caller may view: one combined list across its scope
+    /// (narrowed to the context org's subtree when it switched, rule 9).
     pub async fn list_devices(
         &self,
         caller: &Caller,
         page: &PageRequest,
     ) -> Result<Page<DeviceRecord>, AppError> {
+        self.search_devices(caller, &DeviceSearch::default(), page)
+            .await
+    }
+
+    /// Devices the caller may view that match `search`: the same predicate
+    /// as `get_device`, narrowed to one org or subtree and filtered.
+    pub async fn search_devices(
+        &self,
+        caller: &Caller,
+        search: &DeviceSearch,
+        page: &PageRequest,
+    ) -> Result<Page<DeviceRecord>, AppError> {
         let event = AuditEvent::new(caller.client, "device.list", "device:*");
         read_case!(self, caller, event, |step| {
-            let filter = step.actor.device_filter(DeviceAction::View);
-            Ok(step.tx.list_devices(&filter, page).await?)
+            let org = match search.org {
+                Some(org) => Some(step.tx.org(org).await.found(step, "organization")?.path),
+                None => None,
+            };
+            let filter = step
+                .actor
+                .list_devices(org.as_ref(), search.include_suborgs)
+                .map_err(|decision| Stop::Denied {
+                    decision,
+                    what: "organization",
+                })?;
+            Ok(step.tx.list_devices(&filter, &search.query, page).await?)
         })
     }
 

@@ -445,6 +445,9 @@ pub struct DeviceFilter {
     pub scope: Option<Scope>,
     /// Devices owned by this user match.
     pub owner: Option<UserId>,
+    /// A list's narrowing (rule 9, or an org the caller asked for): only
+    /// devices whose org is also in here match. Narrowing never widens.
+    pub within: Option<Scope>,
 }
 
 impl DeviceFilter {
@@ -458,6 +461,7 @@ impl DeviceFilter {
         device.org.root_id() == self.hierarchy
             && (self.scope.as_ref().is_some_and(|s| s.contains(device.org))
                 || (self.owner.is_some() && device.owner == self.owner))
+            && self.within.as_ref().is_none_or(|w| w.contains(device.org))
     }
 }
 
@@ -744,6 +748,7 @@ impl Actor {
             hierarchy: self.hierarchy(),
             scope: org_ok.then(|| self.scope.clone()),
             owner: own_ok.then_some(self.user),
+            within: None,
         }
     }
 

@@ -209,7 +209,8 @@ impl Tx<Write> {
         }
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO devices (hierarchy_id, org_id, template_id, owner_id, name, \
-             auth_token_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+             auth_token_hash, created_at, name_folded) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             RETURNING id",
         )
         .bind(org.root_id().0)
         .bind(org.id().0)
@@ -218,6 +219,7 @@ impl Tx<Write> {
         .bind(name.to_owned())
         .bind(device.auth_token_hash.clone())
         .bind(self.now())
+        .bind(crate::text::fold(name))
         .fetch_one(self.conn())
         .await?;
         for (key, value) in &device.metafields {

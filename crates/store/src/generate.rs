@@ -364,7 +364,7 @@ pub async fn generate(
     let mut device_id = next_id(&mut conn, dialect, "devices").await?;
     let mut devices = Batch::new(
         "INSERT INTO devices (id, hierarchy_id, org_id, template_id, owner_id, name, \
-         auth_token_hash, created_at)",
+         name_folded, auth_token_hash, created_at)",
         config.batch_rows,
     );
     let mut in_tx = 0;
@@ -380,7 +380,7 @@ pub async fn generate(
             .push(
                 &mut conn,
                 format!(
-                    "({device_id},{},{},{},{owner},'Device {device_id}','gen-{}-{device_id}',{now})",
+                    "({device_id},{},{},{},{owner},'Device {device_id}','device {device_id}','gen-{}-{device_id}',{now})",
                     root.id, orgs[org_index].0, template.0, root.id
                 ),
             )

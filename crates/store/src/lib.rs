@@ -42,7 +42,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::StoreConfig;
 pub use dialect::{Dialect, Engine};
 pub use error::StoreError;
-pub use list::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, PageRequest, UserFilter};
+pub use list::{DEFAULT_PAGE_SIZE, DeviceQuery, MAX_PAGE_SIZE, Page, PageRequest, UserFilter};
 pub use mail::MailRecord;
 pub use orgs::OrgSettings;
 pub use roles::StoredTemplate;

@@ -9,12 +9,12 @@
 use crate::devices::{DEVICE_COLUMNS, device_from_row};
 use crate::error::StoreError;
 use crate::orgs::{ORG_COLUMNS, org_from_row};
-use crate::rows::{DeviceRecord, OrgRecord, UserRecord};
+use crate::rows::{DeviceRecord, DeviceTemplateId, OrgRecord, UserRecord};
 use crate::text::contains_pattern;
 use crate::tx::Tx;
 use crate::users::{USER_COLUMNS, user_from_row};
 use arbor_core::policy::UserList;
-use arbor_core::{DeviceFilter, OrgId, Scope, UserStatus};
+use arbor_core::{DeviceFilter, OrgId, Scope, UserId, UserStatus};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
@@ -188,10 +188,11 @@ fn finish_page<T>(mut items: Vec<T>, size: u32, kind: &str, id_of: impl Fn(&T) -
 }
 
 impl<M> Tx<M> {
-    /// Devices matching `filter` (from `Actor::device_filter`), by id.
+    /// Devices matching `filter` (from `Actor::list_devices`) and `query`, by id.
     pub async fn list_devices(
         &mut self,
         filter: &DeviceFilter,
+        query: &DeviceQuery,
         page: &PageRequest,
     ) -> Result<Page<DeviceRecord>, StoreError> {
         let size = page.size()?;
@@ -202,6 +203,31 @@ impl<M> Tx<M> {
         let mut binds = Binds::default();
         let limit = binds.int(i64::from(size) + 1);
         let after = binds.int(after);
+        // What both halves share: the narrowing and the query's own filters.
+        let mut shared = String::new();
+        if let Some(within) = &filter.within {
+            let inside = scope_predicate(
+                within,
+                OrgRef::Device {
+                    org_id: "d.org_id",
+                    hierarchy: "d.hierarchy_id",
+                },
+                &mut binds,
+            );
+            shared.push_str(&format!(" AND {inside}"));
+        }
+        if let Some(template) = query.template {
+            let template = binds.int(template.0);
+            shared.push_str(&format!(" AND d.template_id = {template}"));
+        }
+        if let Some(owner) = query.owner {
+            let owner = binds.int(owner.0);
+            shared.push_str(&format!(" AND d.owner_id = {owner}"));
+        }
+        if let Some(name) = query.name.as_deref().filter(|q| !q.trim().is_empty()) {
+            let pattern = binds.text(contains_pattern(name)?);
+            shared.push_str(&format!(" AND d.name_folded LIKE {pattern} ESCAPE '\\'"));
+        }
         // Each half of `(org in scope) OR (owner = user)` is its own keyset
         // query with its own index (devices(org_id, id), devices(owner_id, id));
         // their union is cut to the page. An OR inside one WHERE would defeat both.
@@ -216,7 +242,7 @@ impl<M> Tx<M> {
                 &mut binds,
             );
             halves.push(format!(
-                "SELECT d.id FROM devices d WHERE {in_scope} AND d.id > {after} \
+                "SELECT d.id FROM devices d WHERE {in_scope}{shared} AND d.id > {after} \
                  ORDER BY d.id LIMIT {limit}"
             ));
         }
@@ -225,7 +251,8 @@ impl<M> Tx<M> {
             let hierarchy = binds.int(filter.hierarchy.0);
             halves.push(format!(
                 "SELECT d.id FROM devices d WHERE d.owner_id = {owner} \
-                 AND d.hierarchy_id = {hierarchy} AND d.id > {after} ORDER BY d.id LIMIT {limit}"
+                 AND d.hierarchy_id = {hierarchy}{shared} AND d.id > {after} \
+                 ORDER BY d.id LIMIT {limit}"
             ));
         }
         let ids = halves
@@ -327,6 +354,16 @@ impl<M> Tx<M> {
                 .await?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
+}
+
+/// What a device list asks for beyond what the caller may see: each set
+/// field narrows the list further.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeviceQuery {
+    /// Devices whose name contains this (case-insensitive).
+    pub name: Option<String>,
+    pub template: Option<DeviceTemplateId>,
+    pub owner: Option<UserId>,
 }
 
 /// Which users a list shows: members of orgs in the list's scope,

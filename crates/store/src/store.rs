@@ -172,7 +172,7 @@ impl Store {
             let mut tx = self.pool.begin_with(self.dialect.begin_write()).await?;
             // The migration filled the folded names with SQL lower(); the
             // rows where Rust folds differently (non-ASCII) are refolded.
-            for table in ["organizations", "users"] {
+            for table in ["organizations", "users", "devices"] {
                 let rows: Vec<(i64, String, String)> = sqlx::query_as(AssertSqlSafe(format!(
                     "SELECT id, name, name_folded FROM {table}"
                 )))

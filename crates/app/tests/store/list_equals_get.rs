@@ -133,13 +133,17 @@ async fn check_actor(
     orgs: &[arbor_store::OrgRecord],
     principals: &[Principal],
 ) {
+    // Rule 9: with a context org below home, the device list shows only the
+    // devices of its subtree; without one, every device the actor may view.
+    let viewable = |d: &arbor_store::DeviceRecord| {
+        actor
+            .decide_device(DeviceAction::View, &d.facts())
+            .is_allowed()
+    };
+    let switched = actor.context_path().id() != actor.home().id();
     let expected_devices: Vec<i64> = devices
         .iter()
-        .filter(|d| {
-            actor
-                .decide_device(DeviceAction::View, &d.facts())
-                .is_allowed()
-        })
+        .filter(|d| viewable(d) && (!switched || actor.context_path().contains(&d.org)))
         .map(|d| d.id.0)
         .collect();
     // Rule 9: with a context org, lists show its subtree only; each listed
@@ -195,15 +199,19 @@ async fn check_actor(
             "users of {caller:?} at page size {size:?}"
         );
     }
-    // And the single gets agree with the lists, both ways.
+    // And the single gets agree with the lists, both ways (a get decides on
+    // the whole scope, a list also narrows to the context's subtree).
     for d in devices {
         let got = app.get_device(caller, d.id).await;
-        assert_eq!(
-            got.is_ok(),
-            expected_devices.contains(&d.id.0),
-            "get device {}",
-            d.id
-        );
+        assert_eq!(got.is_ok(), viewable(d), "get device {}", d.id);
+        if !switched {
+            assert_eq!(
+                got.is_ok(),
+                expected_devices.contains(&d.id.0),
+                "list equals get, device {}",
+                d.id
+            );
+        }
         if let Err(e) = got {
             assert!(matches!(e, AppError::NotFound { .. }));
         }

@@ -5,7 +5,9 @@ use super::{
     CreateDevice, CreateDeviceTemplate, EnableDeviceTemplate, Refusal, TransferDevice, Verdict,
     check, verdict,
 };
-use crate::decision::{Actor, Decision, DeviceAction, DeviceFacts, Principal, UserStatus};
+use crate::decision::{
+    Actor, Decision, DeviceAction, DeviceFacts, DeviceFilter, Principal, Scope, UserStatus,
+};
 use crate::error::DomainError;
 use crate::ids::{DeviceId, OrgId, UserId};
 use crate::org::OrgPath;
@@ -71,6 +73,33 @@ impl Actor {
             }
         }
         Err(Refusal::Denied(add))
+    }
+
+    /// The devices a list shows (rule 9): by default everything the actor
+    /// may view across its scope, in one list; with a context org `C`, only
+    /// devices in `C`'s subtree; with `org` (one org, or its subtree with
+    /// `include_suborgs`), only there — and `org` must lie in the list scope,
+    /// else the list is refused as hidden. A narrowing never widens: the
+    /// filter always implies [`Actor::view_device`].
+    pub fn list_devices(
+        &self,
+        org: Option<&OrgPath>,
+        include_suborgs: bool,
+    ) -> Result<DeviceFilter, Decision> {
+        let mut filter = self.device_filter(DeviceAction::View);
+        if let Some(org) = org {
+            let seen = self.view_in_list(org);
+            if !seen.is_allowed() {
+                return Err(seen);
+            }
+            filter.within = Some(Scope {
+                home: org.clone(),
+                descendants: include_suborgs,
+            });
+        } else if self.context_path().id() != self.home().id() {
+            filter.within = Some(self.list_scope());
+        }
+        Ok(filter)
     }
 
     /// Seeing a device (rule 5 with `view`).

@@ -202,6 +202,28 @@ impl PlainWorld {
         shown
     }
 
+    /// Rule 9 for devices: `None` when the list is refused (a narrowing org
+    /// outside the list scope); else whether device `d` is listed — viewable,
+    /// and inside the narrowing (`org`, with or without its sub-orgs), or by
+    /// default inside the context org's subtree when the actor switched.
+    pub fn device_listed(
+        &self,
+        actor: &RefActor<'_>,
+        narrow: Option<(usize, bool)>,
+        d: usize,
+    ) -> Option<bool> {
+        let org = self.devices[d].org;
+        let within = match narrow {
+            Some((o, _)) if !self.list_scope(actor).contains(&o) => return None,
+            Some((o, subtree)) => org == o || (subtree && self.descendants(o).contains(&org)),
+            None if actor.context != actor.home => {
+                org == actor.context || self.descendants(actor.context).contains(&org)
+            }
+            None => true,
+        };
+        Some(within && self.device_action(actor, "view", d) == RefOutcome::Allowed)
+    }
+
     /// SPEC.md section 2: create_suborgs on the parent, then the type rules
     /// and the depth limit.
     pub fn create_suborg(

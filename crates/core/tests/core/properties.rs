@@ -388,6 +388,52 @@ fn check_world(world: &PlainWorld, contexts: &[u16], salt: u64) -> Result<(), Te
             prop_assert_eq!(&scope, &expected_scope, "scope of user {} in {}", u, c);
             comparisons += 1;
 
+            // Device lists (rule 9): by default, narrowed to one org, or to
+            // its subtree; each filter agrees with the reference and never
+            // shows a device the actor may not view.
+            let (a, b) = (rng.below(n), rng.below(n));
+            for narrow in [None, Some((a, false)), Some((b, true))] {
+                let got = actor.list_devices(
+                    narrow.map(|(o, _)| &real.paths[o]),
+                    narrow.is_some_and(|(_, s)| s),
+                );
+                for d in 0..world.devices.len() {
+                    let expected = world.device_listed(&reference, narrow, d);
+                    let device = &world.devices[d];
+                    let facts = DeviceFacts {
+                        org: &real.paths[device.org],
+                        owner: device.owner.map(user_id),
+                    };
+                    match (&got, expected) {
+                        (Err(refused), None) => prop_assert_eq!(refused.outcome, Outcome::Hidden),
+                        (Ok(filter), Some(listed)) => {
+                            prop_assert_eq!(
+                                filter.matches(&facts),
+                                listed,
+                                "user {} ctx {} list {:?} device {}",
+                                u,
+                                c,
+                                narrow,
+                                d
+                            );
+                            if listed {
+                                prop_assert!(actor.view_device(&facts).is_allowed());
+                            }
+                        }
+                        (got, expected) => prop_assert!(
+                            false,
+                            "user {} ctx {} list {:?}: {:?} vs {:?}",
+                            u,
+                            c,
+                            narrow,
+                            got.as_ref().map(|_| "a filter"),
+                            expected
+                        ),
+                    }
+                    comparisons += 1;
+                }
+            }
+
             // Every device × every action, and the list filter for the same.
             for (action, name) in &actions {
                 let filter = actor.device_filter(*action);

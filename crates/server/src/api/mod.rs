@@ -2,6 +2,7 @@
 
 mod access;
 mod accounts;
+mod devices;
 mod health;
 mod orgs;
 mod roles;
@@ -218,6 +219,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(orgs::router())
         .merge(roles::router())
         .merge(access::router())
+        .merge(devices::router())
 }
 
 /// Every unknown path.

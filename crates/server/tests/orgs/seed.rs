@@ -1,8 +1,8 @@
 //! SPEC.md section 9 (seed 001), built through the API — setup, sub-orgs
 //! (one with its Admin invited in the same request), invitations accepted by
 //! link, the User role's set — and then checked through explain and who-can.
-//! Devices are created through the device use case: the device API belongs to
-//! another issue.
+//! Devices are created through the device use case and listed over HTTP by
+//! each user.
 
 use crate::support::*;
 use arbor_core::{DeviceId, OrgId, UserId};
@@ -139,6 +139,39 @@ async fn seed_001_is_built_through_the_api_and_explained(engine: Engine) {
                 "{user} controls {d}: {}",
                 reply.body["explanation"]
             );
+        }
+    }
+    // Each user's device list, over HTTP as that user, is exactly the
+    // devices who-can names them for (R sees Boiler, Thermostat and the
+    // Boiler 2 R gave to U; M only the Pool Heater).
+    let logins = [
+        (a, "a@heat.example"),
+        (r, "r@muller.example"),
+        (w, "w@muller.example"),
+        (m, "m@customer.example"),
+        (h, "h@customer.example"),
+        (u, "u@muller.example"),
+    ];
+    for (user, login) in logins {
+        let token = app.login(login, PASSWORD).await;
+        let reply = get(&app, "/api/v1/devices", &token).await;
+        assert_eq!(reply.status, 200, "{login}: {reply:?}");
+        let got: Vec<i64> = reply.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["id"].as_i64().unwrap())
+            .collect();
+        let want: Vec<i64> = devices
+            .iter()
+            .filter(|d| expected_viewers(**d).contains(&user))
+            .map(|d| d.0)
+            .collect();
+        assert_eq!(got, want, "{login}'s devices");
+        for d in devices {
+            let one = get(&app, &format!("/api/v1/devices/{}", d.0), &token).await;
+            let status = if want.contains(&d.0) { 200 } else { 404 };
+            assert_eq!(one.status, status, "{login} GET device {d}");
         }
     }
     // Grants say who the user is and which membership grants it.

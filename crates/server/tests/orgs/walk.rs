@@ -461,6 +461,34 @@ async fn every_route_hides_a_neighbours_objects_and_audits_in_the_callers_home(e
                     .ok_or_else(|| format!("tree {}", a.body))
             }),
         ),
+        // Devices.
+        hidden(
+            Method::GET,
+            "/api/v1/devices/{id}",
+            format!("/api/v1/devices/{device}"),
+            Body::None,
+        ),
+        hidden(
+            Method::GET,
+            "/api/v1/devices",
+            format!("/api/v1/devices?org_id={c}&include_suborgs=true"),
+            Body::None,
+        ),
+        own(
+            "/api/v1/devices",
+            "/api/v1/devices".into(),
+            "the devices of the caller's own scope",
+            Box::new(move |a| {
+                let items = a.body["items"].as_array().ok_or("no items")?;
+                items
+                    .iter()
+                    .all(|d| {
+                        d["id"] != device && !d["org_path"].to_string().contains(&c.to_string())
+                    })
+                    .then_some(())
+                    .ok_or_else(|| format!("devices {}", a.body))
+            }),
+        ),
         hidden(
             Method::GET,
             "/api/v1/orgs/{id}",

@@ -45,7 +45,11 @@ async fn page(
     let (len, next) = match list {
         List::Devices => {
             let p = tx
-                .list_devices(&actor.device_filter(DeviceAction::View), request)
+                .list_devices(
+                    &actor.device_filter(DeviceAction::View),
+                    &Default::default(),
+                    request,
+                )
                 .await?;
             (p.items.len(), p.next)
         }

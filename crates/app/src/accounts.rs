@@ -88,6 +88,20 @@ impl App {
     /// ([`crate::throttle`]), or refuses with [`AppError::Throttled`].
     async fn reserve_attempt(&self, key: &LoginKey) -> Result<(), AppError> {
         let policy = self.throttle;
+        let refuse = |wait: crate::throttle::Wait| {
+            metrics::counter!("arbor_throttled_requests_total", "reason" => wait.reason())
+                .increment(1);
+            AppError::Throttled {
+                retry_after_secs: retry_secs(wait.ms()),
+            }
+        };
+        // A client that must wait is answered from a plain read, without
+        // queueing for the write lock (a flood is mostly such attempts). Only
+        // the locked reservation below ever lets an attempt through.
+        let (pair, client) = self.store.login_counters(key).await?;
+        policy
+            .wait(self.store.now_ms(), pair, client)
+            .map_err(refuse)?;
         let answer = self
             .retrying(|| async {
                 Ok(self
@@ -98,13 +112,7 @@ impl App {
                     .await?)
             })
             .await?;
-        answer.map_err(|wait| {
-            metrics::counter!("arbor_throttled_requests_total", "reason" => wait.reason())
-                .increment(1);
-            AppError::Throttled {
-                retry_after_secs: retry_secs(wait.ms()),
-            }
-        })
+        answer.map_err(refuse)
     }
 
     /// A correct password: the reservation of [`Self::reserve_attempt`] is

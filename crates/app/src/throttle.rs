@@ -97,6 +97,24 @@ impl ThrottlePolicy {
         }
     }
 
+    /// Whether an attempt must wait, by the counters of its pair and its
+    /// client as they are now.
+    pub fn wait(&self, now: i64, pair: LoginCounter, client: LoginCounter) -> Result<(), Wait> {
+        let pair = self.live(now, pair);
+        let client = self.live(now, client);
+        if pair.blocked_until > now {
+            return Err(Wait::Backoff {
+                ms: pair.blocked_until - now,
+            });
+        }
+        if client.blocked_until > now {
+            return Err(Wait::Client {
+                ms: client.blocked_until - now,
+            });
+        }
+        Ok(())
+    }
+
     /// Decides one attempt over the counters of its pair and its client: a
     /// wait (nothing written), or the counters with this attempt reserved.
     pub fn reserve(
@@ -105,20 +123,11 @@ impl ThrottlePolicy {
         pair: LoginCounter,
         client: LoginCounter,
     ) -> (Result<(), Wait>, Option<(LoginCounter, LoginCounter)>) {
+        if let Err(wait) = self.wait(now, pair, client) {
+            return (Err(wait), None);
+        }
         let pair = self.live(now, pair);
         let client = self.live(now, client);
-        if pair.blocked_until > now {
-            let wait = Wait::Backoff {
-                ms: pair.blocked_until - now,
-            };
-            return (Err(wait), None);
-        }
-        if client.blocked_until > now {
-            let wait = Wait::Client {
-                ms: client.blocked_until - now,
-            };
-            return (Err(wait), None);
-        }
         let reserve = |counter: LoginCounter, free: i64, max: i64| {
             let failures = counter.failures + 1;
             let wait = delay(failures, free, self.base_delay_ms, max);

@@ -108,7 +108,10 @@ async fn a_flood_of_failing_logins_keeps_the_server_under_300_mb() {
             "unexpected answer {status}"
         );
     }
-    assert!(answers.iter().any(|(s, _)| *s == 401), "nothing was verified");
+    assert!(
+        answers.iter().any(|(s, _)| *s == 401),
+        "nothing was verified"
+    );
     assert!(
         peak < LIMIT_BYTES,
         "peak resident memory {} MiB",

@@ -140,7 +140,8 @@ impl ThrottleConfig {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct PasswordHashingConfig {
-    /// Hashes running at once; 0 means one per CPU core.
+    /// Hashes running at once; 0 means one less than the CPU cores (at
+    /// least one), leaving a core to everything else.
     pub workers: usize,
     /// Requests waiting for a worker before further ones are refused.
     pub queue: usize,

@@ -7,7 +7,8 @@ use crate::{App, AppError, Caller, hash_token, new_token};
 use arbor_core::policy as rules;
 use arbor_core::{OrgType, UserId, UserStatus};
 use arbor_store::{
-    AuditEvent, AuditOutcome, ClientKind, MembershipRecord, NewOrg, NewUser, SessionId, UserRecord,
+    AuditEvent, AuditOutcome, ClientKind, LoginKey, MembershipRecord, NewOrg, NewUser, SessionId,
+    UserRecord,
 };
 
 /// How long sessions, invitations and reset links live.
@@ -77,27 +78,63 @@ pub struct FirstRun {
     pub admin_password: String,
 }
 
-/// Hashes off the async runtime: argon2 takes tens of milliseconds of CPU.
-async fn hash_password(password: String) -> Result<String, AppError> {
-    tokio::task::spawn_blocking(move || password::hash(&password))
-        .await
-        .map_err(|e| AppError::internal(format!("password hashing task failed: {e}")))?
-        .map_err(|e| AppError::internal(format!("password hashing failed: {e}")))
-}
-
-async fn verify_password(password: String, hash: Option<String>) -> bool {
-    tokio::task::spawn_blocking(move || match hash {
-        Some(hash) => password::verify(&password, &hash),
-        None => {
-            password::verify_dummy(&password);
-            false
-        }
-    })
-    .await
-    .unwrap_or(false)
+/// Whole seconds to wait, at least one, for a `Retry-After`.
+fn retry_secs(ms: i64) -> u64 {
+    u64::try_from(ms).unwrap_or(0).div_ceil(1000).max(1)
 }
 
 impl App {
+    /// Reserves one failed attempt for `key` before its password is verified
+    /// ([`crate::throttle`]), or refuses with [`AppError::Throttled`].
+    async fn reserve_attempt(&self, key: &LoginKey) -> Result<(), AppError> {
+        let policy = self.throttle;
+        let refuse = |wait: crate::throttle::Wait| {
+            metrics::counter!("arbor_throttled_requests_total", "reason" => wait.reason())
+                .increment(1);
+            AppError::Throttled {
+                retry_after_secs: retry_secs(wait.ms()),
+            }
+        };
+        // A client that must wait is answered from a plain read, without
+        // queueing for the write lock (a flood is mostly such attempts). Only
+        // the locked reservation below ever lets an attempt through.
+        let (pair, client) = self.store.login_counters(key).await?;
+        policy
+            .wait(self.store.now_ms(), pair, client)
+            .map_err(refuse)?;
+        let answer = self
+            .retrying(|| async {
+                Ok(self
+                    .store
+                    .reserve_login_attempt(key, |now, pair, client| {
+                        policy.reserve(now, pair, client)
+                    })
+                    .await?)
+            })
+            .await?;
+        answer.map_err(refuse)
+    }
+
+    /// A correct password: the reservation of [`Self::reserve_attempt`] is
+    /// given back.
+    async fn release_attempt(&self, key: &LoginKey) -> Result<(), AppError> {
+        self.retrying(|| async { Ok(self.store.release_login_attempt(key).await?) })
+            .await
+    }
+
+    /// The stored failed-login counters of `email` from client `from`
+    /// (pair, client), for tests and diagnostics.
+    pub async fn login_counters(
+        &self,
+        email: &str,
+        from: &str,
+    ) -> Result<(arbor_store::LoginCounter, arbor_store::LoginCounter), AppError> {
+        Ok(self
+            .store
+            .login_counters(&LoginKey::new(email, from))
+            .await?)
+    }
+
     /// Creates the server's first hierarchy with its Admin. Refused once any
     /// hierarchy exists (it is a first-run operation, not a sign-up).
     pub async fn first_run(
@@ -109,7 +146,7 @@ impl App {
         if !self.needs_first_run().await? {
             return Err(AppError::conflict("Arbor is already set up"));
         }
-        let hash = hash_password(input.admin_password.clone()).await?;
+        let hash = self.hashing.hash(&input.admin_password).await?;
         let mut admin = NewUser::active(&input.admin_email, &input.admin_name);
         admin.password_hash = Some(hash);
         // Checked again, with the first-run lock held, where it is created:
@@ -133,14 +170,22 @@ impl App {
 
     /// Checks a password and opens a session. `None` for a wrong email or
     /// password, or an account that is not active: the three are answered
-    /// alike, and take about the same time.
+    /// alike, and take about the same time. `from` is the client's address
+    /// (the throttle's key, with the email as typed): the attempt is counted
+    /// before the password is verified, and refused with
+    /// [`AppError::Throttled`] while this client must wait for this account,
+    /// or with [`AppError::Overloaded`] when password hashing is saturated.
     pub async fn login(
         &self,
         email: &str,
         password: &str,
         client: ClientKind,
+        from: &str,
         policy: &AccountPolicy,
     ) -> Result<Option<LoggedIn>, AppError> {
+        let admitted = self.hashing.admit()?;
+        let key = LoginKey::new(email, from);
+        self.reserve_attempt(&key).await?;
         let mut tx = self.store.read().await?;
         let found = tx.credentials(email).await?;
         let home = match &found {
@@ -152,11 +197,12 @@ impl App {
             Some((user, hash)) => (Some(user), hash),
             None => (None, None),
         };
-        let matches = verify_password(password.to_owned(), hash).await;
+        let matches = admitted.verify(password, hash).await?;
         let active = user
             .as_ref()
             .is_some_and(|u| u.status == UserStatus::Active);
         let Some(user) = user else {
+            metrics::counter!("arbor_login_failures_total").increment(1);
             // Recorded like any failed login, so that an unknown email costs
             // the same write as a wrong password and the answers stay alike.
             let tx = self.store.write().await?;
@@ -170,18 +216,19 @@ impl App {
         event.actor = Some(user.id);
         event.actor_home_org = home.as_ref().map(|m| m.org);
         event.target_org = home.as_ref().map(|m| m.org);
-        let mut tx = self.store.write().await?;
         let verdict = rules::login(rules::LoginFacts {
             user: user.id,
             status: user.status,
             password_matches: matches,
         });
         let Ok(proof) = verdict else {
+            metrics::counter!("arbor_login_failures_total").increment(1);
             let reason = if matches && !active {
                 "account not active"
             } else {
                 "wrong password"
             };
+            let tx = self.store.write().await?;
             tx.commit(
                 event
                     .outcome(AuditOutcome::Forbidden)
@@ -190,6 +237,9 @@ impl App {
             .await?;
             return Ok(None);
         };
+        // Before the session's transaction: SQLite has one writer at a time.
+        self.release_attempt(&key).await?;
+        let mut tx = self.store.write().await?;
         let token = new_token();
         let expires_at = tx.now() + policy.session_absolute_ms;
         let session = tx
@@ -299,7 +349,7 @@ impl App {
         tx.finish().await?;
         let invitation = invitation.ok_or(AppError::NotFound { what: "invitation" })?;
         password::check_policy(new_password, &invitation.email)?;
-        let hash = hash_password(new_password.to_owned()).await?;
+        let hash = self.hashing.hash(new_password).await?;
         self.retrying(|| async {
             let mut tx = self.store.write().await?;
             let invitation = tx
@@ -343,26 +393,32 @@ impl App {
     }
 
     /// Changes the caller's own password after checking the current one; every
-    /// other session of the caller ends.
+    /// other session of the caller ends. The check of the current password
+    /// is throttled like a login, per (account, client `from`).
     pub async fn change_own_password(
         &self,
         auth: &Authenticated,
         current: &str,
         new_password: &str,
         client: ClientKind,
+        from: &str,
     ) -> Result<(), AppError> {
+        let admitted = self.hashing.admit()?;
         let mut tx = self.store.read().await?;
         let user = tx.user(auth.user).await?;
         let stored = tx.password_hash(auth.user).await?;
         tx.finish().await?;
-        if !verify_password(current.to_owned(), stored).await {
+        let key = LoginKey::new(&user.email, from);
+        self.reserve_attempt(&key).await?;
+        if !admitted.verify(current, stored).await? {
             return Err(AppError::invalid(
                 "current_password",
                 "is not the current password",
             ));
         }
+        self.release_attempt(&key).await?;
         password::check_policy(new_password, &user.email)?;
-        let hash = hash_password(new_password.to_owned()).await?;
+        let hash = self.hashing.hash(new_password).await?;
         let caller = auth.caller(client, None);
         let event = AuditEvent::new(
             client,
@@ -442,7 +498,7 @@ impl App {
         let user = tx.user(reset.user).await?;
         tx.finish().await?;
         password::check_policy(new_password, &user.email)?;
-        let hash = hash_password(new_password.to_owned()).await?;
+        let hash = self.hashing.hash(new_password).await?;
         self.retrying(|| async {
             let mut tx = self.store.write().await?;
             let reset = tx
@@ -450,12 +506,12 @@ impl App {
                 .await?
                 .ok_or(AppError::NotFound { what: "reset link" })?;
             tx.lock_user(reset.user).await?;
-            let status = tx.user(reset.user).await?.status;
+            let user = tx.user(reset.user).await?;
             let verdict = rules::complete_password_reset(rules::ResetFacts {
                 user: reset.user,
                 used: reset.used_at.is_some(),
                 expired: reset.expires_at <= tx.now(),
-                user_status: status,
+                user_status: user.status,
             });
             let proof = verdict.map_err(|refusal| match refusal {
                 arbor_core::Refusal::Failed { error, .. } => AppError::from(error),
@@ -465,12 +521,15 @@ impl App {
             tx.use_password_reset(&by, reset.id).await?;
             tx.set_password_hash(&by, reset.user, &hash).await?;
             let revoked = tx.revoke_sessions(&by, reset.user).await?;
+            // A reset unlocks: whoever was delayed at this account starts afresh.
+            let cleared = tx.clear_login_failures(&by, &user.email).await?;
             let mut event = AuditEvent::new(
                 client,
                 "user.reset_password",
                 format!("user:{}", reset.user),
             )
-            .detail("sessions_revoked", revoked);
+            .detail("sessions_revoked", revoked)
+            .detail("login_counters_cleared", cleared);
             event.actor = Some(reset.user);
             tx.commit(event).await?;
             Ok(reset.user)

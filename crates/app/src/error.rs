@@ -33,6 +33,14 @@ pub enum AppError {
     },
     #[error("invalid {field}: {reason}")]
     Invalid { field: &'static str, reason: String },
+    /// Too many failed password checks from this client: try again after
+    /// `retry_after_secs` (see [`crate::throttle`]).
+    #[error("too many failed attempts; try again in {retry_after_secs} s")]
+    Throttled { retry_after_secs: u64 },
+    /// Every password-hashing worker is busy and the queue is full (see
+    /// [`crate::hashing`]): try again after `retry_after_secs`.
+    #[error("too many password checks at once; try again")]
+    Overloaded { retry_after_secs: u64 },
     /// A failure of the server itself (not the database); logged, never shown.
     #[error("internal error: {reason}")]
     Internal { reason: String },

@@ -10,6 +10,7 @@ pub mod accounts;
 pub mod cache;
 mod devices;
 pub mod error;
+pub mod hashing;
 mod lists;
 pub mod maintenance;
 mod members;
@@ -19,6 +20,7 @@ pub mod password;
 pub mod recovery;
 pub mod roles;
 mod run;
+pub mod throttle;
 pub mod users;
 
 pub use error::AppError;
@@ -74,6 +76,10 @@ impl Caller {
 pub struct App {
     store: Store,
     cache: Option<Arc<AuthzCache>>,
+    /// Every password hash and verification runs here, bounded.
+    hashing: hashing::Hashing,
+    /// Failed-login throttling over the stored counters.
+    throttle: throttle::ThrottlePolicy,
 }
 
 const ATTEMPTS: u32 = 12;
@@ -82,7 +88,28 @@ impl App {
     /// Without the decision cache: every decision reads the store (the CLI's
     /// one-shot commands, and tests that compare against the cache).
     pub fn new(store: Store) -> Self {
-        Self { store, cache: None }
+        Self {
+            store,
+            cache: None,
+            hashing: hashing::Hashing::default(),
+            throttle: throttle::ThrottlePolicy::default(),
+        }
+    }
+
+    /// With these bounds on password hashing and this login throttle (the
+    /// server's configuration) instead of the defaults.
+    pub fn with_login_limits(
+        mut self,
+        hashing: hashing::HashLimits,
+        throttle: throttle::ThrottlePolicy,
+    ) -> Self {
+        self.hashing = hashing::Hashing::new(hashing);
+        self.throttle = throttle;
+        self
+    }
+
+    pub fn hashing(&self) -> &hashing::Hashing {
+        &self.hashing
     }
 
     /// With the decision cache when `limits` are given (the server's
@@ -98,7 +125,7 @@ impl App {
     pub fn with_cache(store: Store, limits: CacheLimits) -> Self {
         Self {
             cache: Some(Arc::new(AuthzCache::new(store.clone(), limits))),
-            store,
+            ..Self::new(store)
         }
     }
 

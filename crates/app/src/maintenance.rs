@@ -1,5 +1,6 @@
 //! What the server does for itself while it runs, not on anyone's behalf:
-//! readiness, pruning the authorization change feed, delivering queued mail.
+//! readiness, pruning the authorization change feed and the failed-login
+//! counters, delivering queued mail.
 //! Bookkeeping of the store, not users' actions: nothing here is audited.
 
 use crate::{App, AppError};
@@ -16,6 +17,14 @@ impl App {
     /// returns the rows deleted.
     pub async fn prune_authz_changes(&self, keep: i64) -> Result<u64, AppError> {
         Ok(self.store.prune_authz_changes(keep).await?)
+    }
+
+    /// Deletes the failed-login counters idle longer than the throttle
+    /// remembers them (and no longer delaying anyone); returns the rows
+    /// deleted.
+    pub async fn prune_login_failures(&self) -> Result<u64, AppError> {
+        let before = self.store.now_ms() - self.throttle.forget_after_ms;
+        Ok(self.store.prune_login_failures(before).await?)
     }
 
     /// Queued mail, newest first: unsent only, or all.

@@ -3,11 +3,17 @@
 //! Parameters are OWASP's minimum for argon2id: 19 MiB memory, 2 iterations,
 //! 1 lane. Login verifies against a fixed dummy hash when the account does not
 //! exist, so the answer takes about the same time either way.
+//!
+//! Each hash and verification fills 19 MiB of memory. The server runs them
+//! only on the few threads of [`crate::hashing`], each verifying into the one
+//! buffer it keeps ([`verify_into`]), so memory stays bounded however many
+//! logins arrive.
 
 use arbor_core::DomainError;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-use argon2::{Algorithm, Argon2, Params, PasswordHash, Version};
+use argon2::{Algorithm, Argon2, Block, Params, PasswordHash, Version};
 use std::sync::OnceLock;
+use subtle::ConstantTimeEq;
 
 pub const MIN_LENGTH: usize = 12;
 pub const MAX_LENGTH: usize = 128;
@@ -79,13 +85,59 @@ pub fn verify(password: &str, phc: &str) -> bool {
     }
 }
 
-/// Spends the time of one verification on a hash that matches nothing a user
-/// can send, for logins to unknown accounts.
-pub fn verify_dummy(password: &str) {
+/// Memory a stored hash may ask for at most (blocks of 1 KiB): a hash
+/// asking more is treated as malformed rather than allocated.
+const MAX_BLOCKS: usize = 256 * 1024;
+
+/// [`verify`], filling `memory` (grown to the hash's size once, then reused)
+/// instead of allocating 19 MiB per call.
+pub fn verify_into(memory: &mut Vec<Block>, password: &str, phc: &str) -> bool {
+    let Ok(parsed) = PasswordHash::new(phc) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (&parsed.salt, &parsed.hash) else {
+        return false;
+    };
+    let Ok(algorithm) = Algorithm::try_from(parsed.algorithm.as_str()) else {
+        return false;
+    };
+    let version = match parsed.version.map(Version::try_from).transpose() {
+        Ok(version) => version.unwrap_or_default(),
+        Err(_) => return false,
+    };
+    let Ok(params) = Params::try_from(&parsed) else {
+        return false;
+    };
+    let blocks = params.block_count();
+    if blocks > MAX_BLOCKS {
+        return false;
+    }
+    if memory.len() < blocks {
+        memory.resize(blocks, Block::default());
+    }
+    let mut out = vec![0u8; expected.len()];
+    let Some(memory) = memory.get_mut(..blocks) else {
+        return false;
+    };
+    let computed = Argon2::new(algorithm, version, params).hash_password_into_with_memory(
+        password.as_bytes(),
+        salt.as_ref(),
+        &mut out,
+        memory,
+    );
+    computed.is_ok() && bool::from(out.as_slice().ct_eq(expected.as_bytes()))
+}
+
+/// A hash that matches nothing a user can send, for logins to unknown
+/// accounts: verifying against it spends the time of a real verification.
+pub fn dummy_hash() -> &'static str {
     static DUMMY: OnceLock<String> = OnceLock::new();
-    let phc =
-        DUMMY.get_or_init(|| hash("arbor dummy password, never a real one").unwrap_or_default());
-    let _ = verify(password, phc);
+    DUMMY.get_or_init(|| hash("arbor dummy password, never a real one").unwrap_or_default())
+}
+
+/// Spends the time of one verification on [`dummy_hash`].
+pub fn verify_dummy(password: &str) {
+    let _ = verify(password, dummy_hash());
 }
 
 #[cfg(test)]
@@ -99,6 +151,26 @@ mod tests {
         assert!(verify("correct horse battery staple", &phc));
         assert!(!verify("correct horse battery stapler", &phc));
         assert!(!verify("anything", "not a hash"));
+    }
+
+    #[test]
+    fn verifying_into_a_reused_buffer_agrees_with_verify() {
+        let phc = hash("correct horse battery staple").unwrap();
+        let mut memory = Vec::new();
+        assert!(verify_into(
+            &mut memory,
+            "correct horse battery staple",
+            &phc
+        ));
+        assert_eq!(memory.len(), 19 * 1024);
+        assert!(!verify_into(
+            &mut memory,
+            "correct horse battery stapler",
+            &phc
+        ));
+        assert!(!verify_into(&mut memory, "anything", "not a hash"));
+        assert!(!verify_into(&mut memory, "anything", dummy_hash()));
+        assert_eq!(memory.len(), 19 * 1024, "the buffer is reused, not grown");
     }
 
     #[test]

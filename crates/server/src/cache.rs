@@ -1,5 +1,6 @@
-//! Upkeep of the decision cache while the server runs: the warm-up at start
-//! and the pruning of the store's authorization change feed.
+//! Upkeep while the server runs: the decision cache's warm-up at start, the
+//! pruning of the store's authorization change feed and of idle failed-login
+//! counters.
 
 use crate::AppState;
 use std::time::Duration;
@@ -33,6 +34,11 @@ pub async fn run(state: AppState) {
             Ok(0) => {}
             Ok(rows) => tracing::debug!(rows, "pruned the authorization change feed"),
             Err(e) => tracing::warn!(error = %e, "pruning the authorization change feed failed"),
+        }
+        match state.app.prune_login_failures().await {
+            Ok(0) => {}
+            Ok(rows) => tracing::debug!(rows, "pruned idle failed-login counters"),
+            Err(e) => tracing::warn!(error = %e, "pruning failed-login counters failed"),
         }
     }
 }

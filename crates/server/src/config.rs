@@ -3,6 +3,8 @@
 //! redacted wherever the configuration is printed.
 
 use arbor_app::cache::CacheLimits;
+use arbor_app::hashing::HashLimits;
+use arbor_app::throttle::ThrottlePolicy;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
@@ -81,22 +83,94 @@ impl Default for SessionConfig {
     }
 }
 
+/// Failed-login throttling (arbor-app `throttle`; docs/operations/login-throttle.md).
+/// Counters are stored, so every node of a deployment shares them.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ThrottleConfig {
-    /// Failed logins per account per window (SPEC: at most 100 an hour).
-    pub failures_per_account: usize,
-    /// Failed logins per client address per window.
-    pub failures_per_client: usize,
-    pub window_secs: u64,
+    /// Failed attempts of one client at one account before delays start.
+    pub free_failures: u32,
+    /// The first delay; each further failure of the pair doubles it.
+    pub base_delay_secs: u64,
+    /// The longest delay of one (account, client) pair.
+    pub max_delay_secs: u64,
+    /// Failed attempts from one client, at any accounts, before that client
+    /// is slowed.
+    pub client_free_failures: u32,
+    /// The longest delay of a client (it may be many people behind one
+    /// address: it only slows them).
+    pub client_max_delay_secs: u64,
+    /// Counters whose last failure is older than this start from zero and
+    /// are pruned.
+    pub forget_after_secs: u64,
 }
 
 impl Default for ThrottleConfig {
     fn default() -> Self {
+        let policy = ThrottlePolicy::default();
+        let secs = |ms: i64| u64::try_from(ms / 1000).unwrap_or(0);
         Self {
-            failures_per_account: 100,
-            failures_per_client: 1000,
-            window_secs: 60 * 60,
+            free_failures: u32::try_from(policy.free_failures).unwrap_or(5),
+            base_delay_secs: secs(policy.base_delay_ms),
+            max_delay_secs: secs(policy.max_delay_ms),
+            client_free_failures: u32::try_from(policy.client_free_failures).unwrap_or(100),
+            client_max_delay_secs: secs(policy.client_max_delay_ms),
+            forget_after_secs: secs(policy.forget_after_ms),
+        }
+    }
+}
+
+impl ThrottleConfig {
+    pub fn policy(&self) -> ThrottlePolicy {
+        let ms = |secs: u64| i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+        ThrottlePolicy {
+            free_failures: i64::from(self.free_failures),
+            base_delay_ms: ms(self.base_delay_secs),
+            max_delay_ms: ms(self.max_delay_secs),
+            client_free_failures: i64::from(self.client_free_failures),
+            client_max_delay_ms: ms(self.client_max_delay_secs),
+            forget_after_ms: ms(self.forget_after_secs),
+        }
+    }
+}
+
+/// The bounded password-hashing service (arbor-app `hashing`): each running
+/// hash holds 19 MiB, so `workers` bounds that memory; requests beyond
+/// `workers + queue` are answered 503 with `Retry-After`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PasswordHashingConfig {
+    /// Hashes running at once; 0 means one less than the CPU cores (at
+    /// least one), leaving a core to everything else.
+    pub workers: usize,
+    /// Requests waiting for a worker before further ones are refused.
+    pub queue: usize,
+    /// The `Retry-After` of a refused request.
+    pub retry_after_secs: u64,
+}
+
+impl Default for PasswordHashingConfig {
+    fn default() -> Self {
+        let limits = HashLimits::default();
+        Self {
+            workers: 0,
+            queue: limits.queue,
+            retry_after_secs: limits.retry_after_secs,
+        }
+    }
+}
+
+impl PasswordHashingConfig {
+    pub fn limits(&self) -> HashLimits {
+        let defaults = HashLimits::default();
+        HashLimits {
+            workers: if self.workers == 0 {
+                defaults.workers
+            } else {
+                self.workers
+            },
+            queue: self.queue,
+            retry_after_secs: self.retry_after_secs.max(1),
         }
     }
 }
@@ -171,6 +245,10 @@ pub struct Config {
     pub smtp: Option<SmtpConfig>,
     pub session: SessionConfig,
     pub throttle: ThrottleConfig,
+    pub password_hashing: PasswordHashingConfig,
+    /// Proxies (addresses or CIDR blocks) whose `X-Forwarded-For` names the
+    /// client; from any other peer the header is ignored.
+    pub trusted_proxies: Vec<String>,
     /// Largest accepted request body, in bytes.
     pub body_limit_bytes: usize,
     pub authz_cache: AuthzCacheConfig,
@@ -188,6 +266,8 @@ impl Default for Config {
             smtp: None,
             session: SessionConfig::default(),
             throttle: ThrottleConfig::default(),
+            password_hashing: PasswordHashingConfig::default(),
+            trusted_proxies: Vec::new(),
             body_limit_bytes: 1024 * 1024,
             authz_cache: AuthzCacheConfig::default(),
         }
@@ -213,6 +293,8 @@ impl fmt::Debug for Config {
             .field("smtp", &self.smtp)
             .field("session", &self.session)
             .field("throttle", &self.throttle)
+            .field("password_hashing", &self.password_hashing)
+            .field("trusted_proxies", &self.trusted_proxies)
             .field("body_limit_bytes", &self.body_limit_bytes)
             .field("authz_cache", &self.authz_cache)
             .finish()
@@ -388,6 +470,10 @@ impl Config {
             return Err(
                 "invalid configuration: authz_cache.keep_versions must be at least 1".into(),
             );
+        }
+        for entry in &self.trusted_proxies {
+            crate::auth::client::parse_proxy(entry)
+                .map_err(|e| format!("invalid configuration: trusted_proxies: {e}"))?;
         }
         let url = url::Url::parse(&self.public_url)
             .map_err(|e| format!("invalid configuration: public_url: {e}"))?;
@@ -652,6 +738,29 @@ mod tests {
             missing.is_empty(),
             "docs/operations.md has no reference row (| `key` | default | meaning |) for {missing:?}"
         );
+    }
+
+    #[test]
+    fn throttle_hashing_and_proxies_are_configured_by_file_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("arbor.toml");
+        std::fs::write(
+            &file,
+            "trusted_proxies = [\"10.0.0.0/8\", \"::1\"]\n\
+             [throttle]\nfree_failures = 3\nmax_delay_secs = 60\n\
+             [password_hashing]\nworkers = 1\nqueue = 0\n",
+        )
+        .unwrap();
+        let config = Config::load(Some(&file), Flags { bind: None }).unwrap();
+        let policy = config.throttle.policy();
+        assert_eq!((policy.free_failures, policy.max_delay_ms), (3, 60_000));
+        assert_eq!(policy.client_max_delay_ms, 5_000, "defaults stay");
+        let limits = config.password_hashing.limits();
+        assert_eq!((limits.workers, limits.queue), (1, 0));
+        assert!(Config::default().password_hashing.limits().workers >= 1);
+        std::fs::write(&file, "trusted_proxies = [\"proxy.internal\"]\n").unwrap();
+        let error = Config::load(Some(&file), Flags { bind: None }).unwrap_err();
+        assert!(error.contains("trusted_proxies"), "{error}");
     }
 
     #[test]

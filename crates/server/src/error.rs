@@ -216,6 +216,15 @@ impl From<arbor_app::AppError> for ApiError {
             AppError::ConflictWith { what, details } => Self::conflict(what).with_extra(details),
             AppError::Invalid { field, reason } => Self::invalid(field, reason),
             AppError::Internal { reason } => Self::internal(&reason),
+            AppError::Throttled { retry_after_secs } => Self::too_many_requests(retry_after_secs),
+            AppError::Overloaded { retry_after_secs } => {
+                let mut error = Self::new(
+                    ProblemKind::ServiceUnavailable,
+                    "too many password checks at once; try again shortly",
+                );
+                error.retry_after_secs = Some(retry_after_secs.max(1));
+                error
+            }
             AppError::Busy(_) => {
                 let mut error = Self::new(
                     ProblemKind::ServiceUnavailable,
@@ -311,6 +320,22 @@ mod tests {
             ),
             (AppError::Database(cause()).into(), 500, "internal"),
             (AppError::Busy(cause()).into(), 503, "service-unavailable"),
+            (
+                AppError::Overloaded {
+                    retry_after_secs: 2,
+                }
+                .into(),
+                503,
+                "service-unavailable",
+            ),
+            (
+                AppError::Throttled {
+                    retry_after_secs: 9,
+                }
+                .into(),
+                429,
+                "too-many-requests",
+            ),
             (
                 AppError::Forbidden {
                     reason: "no".into(),

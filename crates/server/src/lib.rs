@@ -14,7 +14,7 @@ pub mod mail;
 pub mod request_id;
 pub mod web;
 
-use crate::auth::throttle::{Limits, Throttle};
+use crate::auth::client::TrustedProxies;
 use crate::config::Config;
 use arbor_app::App;
 use arbor_app::accounts::AccountPolicy;
@@ -36,7 +36,8 @@ pub struct AppState {
     pub app: App,
     pub clock: Arc<dyn Clock>,
     pub config: Arc<Config>,
-    pub throttle: Arc<Throttle>,
+    /// Whose `X-Forwarded-For` names the client (the login throttle's key).
+    pub trusted_proxies: Arc<TrustedProxies>,
     pub policy: AccountPolicy,
     pub links: Links,
     /// While no hierarchy exists: the one-time token that guards first-run
@@ -47,7 +48,8 @@ pub struct AppState {
 
 impl AppState {
     /// The state over `app` (built with [`Config::cache_limits`], see
-    /// [`App::configured`]).
+    /// [`App::configured`]), with the configured bounds on password hashing
+    /// and the login throttle.
     pub fn new(app: App, clock: Arc<dyn Clock>, config: Config) -> Self {
         let policy = AccountPolicy {
             session_idle_ms: secs_to_ms(config.session.idle_timeout_secs),
@@ -57,14 +59,24 @@ impl AppState {
         let links = Links {
             base_url: config.public_base().to_owned(),
         };
-        let limits = Limits {
-            per_account: config.throttle.failures_per_account,
-            per_client: config.throttle.failures_per_client,
-            window_ms: i64::try_from(config.throttle.window_secs.saturating_mul(1000))
-                .unwrap_or(i64::MAX),
-        };
+        let app = app.with_login_limits(config.password_hashing.limits(), config.throttle.policy());
+        // `Config::load` refuses a bad entry; one set in code is dropped
+        // (trusting fewer proxies, never more).
+        let proxies: Vec<String> = config
+            .trusted_proxies
+            .iter()
+            .filter(|entry| match auth::client::parse_proxy(entry) {
+                Ok(_) => true,
+                Err(e) => {
+                    tracing::error!("ignoring trusted_proxies entry: {e}");
+                    false
+                }
+            })
+            .cloned()
+            .collect();
+        let trusted_proxies = TrustedProxies::parse(&proxies).unwrap_or_default();
         Self {
-            throttle: Arc::new(Throttle::new(limits, clock.clone())),
+            trusted_proxies: Arc::new(trusted_proxies),
             app,
             clock,
             config: Arc::new(config),

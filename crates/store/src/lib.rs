@@ -31,6 +31,7 @@ mod roles;
 mod rows;
 mod store;
 mod text;
+mod throttle;
 mod tx;
 mod users;
 
@@ -51,5 +52,6 @@ pub use rows::{
     OrgRecord, SessionId, SignupMode, UserRecord,
 };
 pub use store::Store;
+pub use throttle::{LoginCounter, LoginKey, login_account_key};
 pub use tx::{Read, ReadTx, Table, Tx, Write, WriteTx};
 pub use users::MembershipRecord;

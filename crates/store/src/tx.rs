@@ -175,6 +175,15 @@ impl Tx<Write> {
         Ok(())
     }
 
+    /// Commits the store's own bookkeeping (failed-login counters), which is
+    /// no one's action and changes no authorization fact: no audit row, no
+    /// change stamp. Crate-private, so no use case can commit without its
+    /// audit event.
+    pub(crate) async fn commit_bookkeeping(self) -> Result<(), StoreError> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+
     pub(crate) async fn lock(
         &mut self,
         sql: &'static str,

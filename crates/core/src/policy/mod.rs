@@ -298,6 +298,7 @@ pub mod writes {
         AcceptInvitation,
         InsertPasswordReset,
         UsePasswordResets,
+        ClearLoginFailures,
         EnqueueMail,
         InsertDeviceTemplate,
         EnableTemplate,
@@ -346,6 +347,7 @@ permits! {
     Login => [InsertSession];
     Logout => [RevokeSessions];
     AcceptInvitation => [AcceptInvitation, SetPasswordHash, SetUserStatus, UpdateProfile];
-    CompletePasswordReset => [UsePasswordResets, SetPasswordHash, RevokeSessions];
+    CompletePasswordReset => [UsePasswordResets, SetPasswordHash, RevokeSessions,
+        ClearLoginFailures];
     EditOwnAccount => [SetPasswordHash, UpdateProfile, RevokeSessions, UsePasswordResets];
 }

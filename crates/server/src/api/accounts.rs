@@ -2,16 +2,16 @@
 //! link-based flows (accept an invitation, complete a password reset).
 
 use crate::AppState;
+use crate::auth::client::ClientAddr;
 use crate::auth::session::{CurrentUser, clear_cookie, session_cookie};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Json;
 use arbor_app::accounts::FirstRun;
 use arbor_app::model::ClientKind;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{AppendHeaders, IntoResponse};
 use serde::{Deserialize, Serialize};
-use std::net::SocketAddr;
 use subtle::ConstantTimeEq;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -39,7 +39,7 @@ pub struct SetupResponse {
 #[utoipa::path(post, path = "/api/v1/setup", tag = "accounts",
     request_body = SetupRequest,
     responses((status = 201, description = "The first hierarchy, its root org and its Admin were created", body = SetupResponse), (status = 404, body = crate::error::Problem),
-              (status = 409, body = crate::error::Problem)))]
+              (status = 409, body = crate::error::Problem), (status = 503, body = crate::error::Problem)))]
 async fn setup(
     State(state): State<AppState>,
     Json(body): Json<SetupRequest>,
@@ -94,26 +94,29 @@ pub struct LoginResponse {
 }
 
 /// Logs in. Wrong email, wrong password and inactive account answer the same
-/// 401; repeated failures per account or client address answer 429.
+/// 401. After repeated failures of this client at this account (or at many
+/// accounts) it must wait: 429 with `Retry-After`. 503 with `Retry-After`
+/// when too many passwords are being checked at once.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "accounts",
     request_body = LoginRequest,
     responses((status = 200, description = "Logged in; the token is also set as the session cookie", body = LoginResponse), (status = 401, body = crate::error::Problem),
-              (status = 429, body = crate::error::Problem)))]
+              (status = 429, body = crate::error::Problem), (status = 503, body = crate::error::Problem)))]
 async fn login(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientAddr(from): ClientAddr,
     Json(body): Json<LoginRequest>,
 ) -> ApiResult<impl IntoResponse> {
-    let client = Some(peer.ip());
-    if let Err(wait) = state.throttle.check(&body.email, client) {
-        return Err(ApiError::too_many_requests(wait));
-    }
     let logged_in = state
         .app
-        .login(&body.email, &body.password, ClientKind::Api, &state.policy)
+        .login(
+            &body.email,
+            &body.password,
+            ClientKind::Api,
+            &from,
+            &state.policy,
+        )
         .await?;
     let Some(logged_in) = logged_in else {
-        state.throttle.record_failure(&body.email, client);
         return Err(ApiError::unauthorized("invalid email or password"));
     };
     let max_age = (logged_in.expires_at - state.clock.now_ms()) / 1000;
@@ -221,12 +224,15 @@ pub struct PasswordChange {
 }
 
 /// Changes the caller's password; every other session of the caller ends.
+/// Wrong current passwords are throttled like failed logins (429).
 #[utoipa::path(post, path = "/api/v1/me/password", tag = "accounts",
     security(("bearer" = []), ("cookie" = [])),
     request_body = PasswordChange,
-    responses((status = 204, description = "The password is changed; the caller's other sessions have ended"), (status = 400, body = crate::error::Problem)))]
+    responses((status = 204, description = "The password is changed; the caller's other sessions have ended"), (status = 400, body = crate::error::Problem),
+              (status = 429, body = crate::error::Problem), (status = 503, body = crate::error::Problem)))]
 async fn change_password(
     State(state): State<AppState>,
+    ClientAddr(from): ClientAddr,
     user: CurrentUser,
     Json(body): Json<PasswordChange>,
 ) -> ApiResult<StatusCode> {
@@ -237,6 +243,7 @@ async fn change_password(
             &body.current_password,
             &body.new_password,
             user.caller.client,
+            &from,
         )
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -261,7 +268,7 @@ pub struct Activated {
 #[utoipa::path(post, path = "/api/v1/invitations/accept", tag = "accounts",
     request_body = AcceptInvitation,
     responses((status = 200, description = "The account is active", body = Activated), (status = 404, body = crate::error::Problem),
-              (status = 409, body = crate::error::Problem)))]
+              (status = 409, body = crate::error::Problem), (status = 503, body = crate::error::Problem)))]
 async fn accept_invitation(
     State(state): State<AppState>,
     Json(body): Json<AcceptInvitation>,
@@ -286,11 +293,12 @@ pub struct CompleteReset {
     pub password: String,
 }
 
-/// Sets a new password from a reset link; every session of the account ends.
+/// Sets a new password from a reset link; every session of the account ends
+/// and every failed-login delay of the account is forgotten.
 #[utoipa::path(post, path = "/api/v1/password-reset/complete", tag = "accounts",
     request_body = CompleteReset,
     responses((status = 200, description = "The password is set", body = Activated), (status = 404, body = crate::error::Problem),
-              (status = 409, body = crate::error::Problem)))]
+              (status = 409, body = crate::error::Problem), (status = 503, body = crate::error::Problem)))]
 async fn complete_reset(
     State(state): State<AppState>,
     Json(body): Json<CompleteReset>,

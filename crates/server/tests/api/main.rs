@@ -11,5 +11,6 @@ mod matrix;
 mod nul;
 mod openapi;
 mod support;
+mod throttle;
 mod users;
 mod web;

@@ -365,6 +365,31 @@ impl Tx<Write> {
         let email = parse_email(&user.email)?;
         let name = checked_name(&user.name, limits::USER_NAME)?;
         check_locale(&user.locale)?;
+        // Which rule a taken address breaks, asked first for the message
+        // (on PostgreSQL a violated constraint aborts the transaction, and
+        // either unique index may report an exact duplicate); the indexes
+        // still decide under concurrent inserts.
+        let taken: Option<String> = sqlx::query_scalar(
+            "SELECT email_normalized FROM users \
+             WHERE email_normalized = $1 OR email_skeleton = $2 LIMIT 1",
+        )
+        .bind(email.normalized().to_owned())
+        .bind(email.skeleton().to_owned())
+        .fetch_optional(self.conn())
+        .await?;
+        match taken {
+            Some(other) if other == email.normalized() => {
+                return Err(StoreError::conflict(
+                    "a user with this email already exists",
+                ));
+            }
+            Some(_) => {
+                return Err(StoreError::conflict(
+                    "an account with a look-alike email exists",
+                ));
+            }
+            None => {}
+        }
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO users (email, email_normalized, email_skeleton, name, password_hash, \
              status, locale, created_at, name_folded) \

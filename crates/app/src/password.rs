@@ -10,7 +10,7 @@ use argon2::{Algorithm, Argon2, Params, PasswordHash, Version};
 use std::sync::OnceLock;
 
 pub const MIN_LENGTH: usize = 12;
-pub const MAX_LENGTH: usize = 128;
+pub const MAX_LENGTH: usize = arbor_core::text::limits::PASSWORD_MAX;
 
 /// Common passwords long enough to pass the length rule (shorter ones fail it
 /// anyway). Compared case-insensitively.

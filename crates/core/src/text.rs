@@ -430,6 +430,27 @@ mod tests {
         }
     }
 
+    /// `docs/limits.md` has one table row per bound, with its value: the
+    /// document cannot drift from the constants.
+    #[test]
+    fn docs_limits_lists_every_bound() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/limits.md");
+        let doc = std::fs::read_to_string(path).unwrap();
+        let rows: Vec<Vec<&str>> = doc
+            .lines()
+            .filter(|l| l.starts_with("| `"))
+            .map(|l| l.trim_matches('|').split('|').map(str::trim).collect())
+            .collect();
+        for (name, value) in limits::ALL {
+            let row = rows
+                .iter()
+                .find(|r| r[0] == format!("`{name}`"))
+                .unwrap_or_else(|| panic!("docs/limits.md has no row for {name}"));
+            assert_eq!(row[2], value.to_string(), "docs/limits.md: {name}");
+        }
+        assert_eq!(rows.len(), limits::ALL.len(), "a row without a constant");
+    }
+
     #[test]
     fn every_bound_is_listed_once() {
         let mut names: Vec<_> = limits::ALL.iter().map(|(n, _)| *n).collect();

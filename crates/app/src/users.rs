@@ -182,6 +182,8 @@ pub(crate) async fn invite_in(
     links: &Links,
     policy: &AccountPolicy,
 ) -> Result<Invited, Stop> {
+    // Malformed input is refused before any decision, like a malformed body.
+    let email = arbor_core::Email::parse(&invite.email).map_err(AppError::from)?;
     let org = step.locked_org(invite.org).await?;
     let roles = step.tx.roles(org.path.root_id()).await?;
     if !roles.iter().any(|r| r.id == invite.role) {
@@ -190,7 +192,6 @@ pub(crate) async fn invite_in(
     let role_set = step.tx.role_permissions(org.id, invite.role).await?;
     let verdict = step.actor.invite(&org.path, invite.role, role_set);
     let by = step.allow(verdict, "organization")?;
-    let email = arbor_core::Email::parse(&invite.email).map_err(|e| step.fail(e.into()))?;
     if step.tx.user_by_email(email.as_str()).await?.is_some() {
         return Err(step.fail(AppError::conflict("a user with this email already exists")));
     }

@@ -142,12 +142,13 @@ impl App {
         input: &FirstRun,
         client: ClientKind,
     ) -> Result<crate::HierarchyCreated, AppError> {
-        password::check_policy(&input.admin_password, &input.admin_email)?;
+        let email = arbor_core::Email::parse(&input.admin_email)?;
+        password::check_policy(&input.admin_password, email.as_str())?;
         if !self.needs_first_run().await? {
             return Err(AppError::conflict("Arbor is already set up"));
         }
         let hash = self.hashing.hash(&input.admin_password).await?;
-        let mut admin = NewUser::active(&input.admin_email, &input.admin_name);
+        let mut admin = NewUser::active(email.as_str(), &input.admin_name);
         admin.password_hash = Some(hash);
         // Checked again, with the first-run lock held, where it is created:
         // concurrent setups create one hierarchy.

@@ -57,7 +57,14 @@ impl App {
                     );
                 }
                 None => {
-                    let user = step.tx.insert_user(&by, &member.user).await?;
+                    let user = match step.tx.insert_user(&by, &member.user).await {
+                        Ok(user) => user,
+                        Err(
+                            e @ (arbor_store::StoreError::Invalid { .. }
+                            | arbor_store::StoreError::Conflict { .. }),
+                        ) => return Err(step.fail(e.into())),
+                        Err(e) => return Err(e.into()),
+                    };
                     step.tx
                         .insert_membership(&by, user, org, member.role, true)
                         .await?;

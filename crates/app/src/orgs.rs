@@ -1,7 +1,7 @@
 //! Hierarchies and organizations.
 
 use crate::accounts::AccountPolicy;
-use crate::run::{Decides, Found, Step, Stop, read_case, write_case};
+use crate::run::{About, Decides, Found, Step, Stop, named, read_case, write_case};
 use crate::users::{Invite, Invited, Links, invite_in};
 use crate::{App, AppError, Caller};
 use arbor_core::org::{MovedSubtree, OrgContents};
@@ -413,7 +413,10 @@ impl App {
             let verdict = step
                 .actor
                 .delete_org(&facts, move_contents_to_parent, role_map);
-            let by = match step.allow(verdict, "organization") {
+            let allowed = step
+                .allow(verdict, "organization")
+                .about(|| named("organization", &record.name, record.id));
+            let by = match allowed {
                 Ok(by) => by,
                 Err(Stop::Failed { decision, error }) => {
                     return Err(Stop::Failed {
@@ -533,7 +536,9 @@ async fn create_suborg_in(step: &mut Step, parent: OrgId, org: &NewOrg) -> Resul
     let verdict = step
         .actor
         .create_suborg(&record.facts(), org.org_type, settings.depth_limit);
-    let by = step.allow(verdict, "organization")?;
+    let by = step
+        .allow(verdict, "organization")
+        .about(|| named("organization", &record.name, record.id))?;
     let created = match step.tx.insert_org(&by, Some(&record.path), org).await {
         Ok(created) => created,
         Err(e @ arbor_store::StoreError::Invalid { .. }) => return Err(step.fail(e.into())),

@@ -16,7 +16,7 @@ use std::sync::OnceLock;
 use subtle::ConstantTimeEq;
 
 pub const MIN_LENGTH: usize = 12;
-pub const MAX_LENGTH: usize = 128;
+pub const MAX_LENGTH: usize = arbor_core::text::limits::PASSWORD_MAX;
 
 /// Common passwords long enough to pass the length rule (shorter ones fail it
 /// anyway). Compared case-insensitively.

@@ -1,7 +1,7 @@
 //! Roles (hierarchy-wide names), per-org permission sets and permission
 //! templates.
 
-use crate::run::{Decides, Found, Step, Stop, read_case, write_case};
+use crate::run::{About, Decides, Found, Step, Stop, named, read_case, write_case};
 use crate::{App, AppError, Caller};
 use arbor_core::permission::Closure;
 use arbor_core::role::{RoleDeletion, TemplatePush};
@@ -122,7 +122,13 @@ impl App {
                 None => PermissionSet::EMPTY,
             };
             let verdict = step.actor.rename_role(&root, &roles, role, role_sets, name);
-            let by = step.allow(verdict, "role")?;
+            let subject = roles
+                .iter()
+                .find(|r| r.id == role)
+                .map(|r| named("role", &r.name, r.id));
+            let by = step
+                .allow(verdict, "role")
+                .about(|| subject.unwrap_or_default())?;
             let (_, name) = by.target().clone();
             let old = roles
                 .iter()
@@ -177,7 +183,16 @@ impl App {
                 replacement_sets,
                 &holders,
             );
-            let by = step.allow(verdict, "role")?;
+            let subject = roles.iter().find(|r| r.id == role).map(|r| {
+                let held = holders.iter().filter(|h| h.role == role).count();
+                format!(
+                    "{}, held by {held} memberships",
+                    named("role", &r.name, r.id)
+                )
+            });
+            let by = step
+                .allow(verdict, "role")
+                .about(|| subject.unwrap_or_default())?;
             step.tx.delete_role(&by, role, replacement).await?;
             let plan = by.target().clone();
             step.note("moved", plan.moved.len());

@@ -167,6 +167,39 @@ pub(crate) fn refused(refusal: Refusal, what: &'static str) -> Stop {
     }
 }
 
+/// How a refusal names the object it is about: `organization "Child" (id 5)`.
+/// Only for objects the caller may see (a denial never gets here).
+pub(crate) fn named(kind: &str, name: &str, id: impl std::fmt::Display) -> String {
+    format!("{kind} {name:?} (id {id})")
+}
+
+/// Prefixes a refusal of the current state (a conflict after policy allowed
+/// the action, so the caller sees the object) with the object's name and id.
+pub(crate) trait About<T> {
+    fn about(self, subject: impl FnOnce() -> String) -> Result<T, Stop>;
+}
+
+impl<T> About<T> for Result<T, Stop> {
+    fn about(self, subject: impl FnOnce() -> String) -> Result<T, Stop> {
+        match self {
+            Err(Stop::Failed { decision, error }) => {
+                let error = match error {
+                    AppError::Conflict { what } => AppError::Conflict {
+                        what: format!("{}: {what}", subject()),
+                    },
+                    AppError::ConflictWith { what, details } => AppError::ConflictWith {
+                        what: format!("{}: {what}", subject()),
+                        details,
+                    },
+                    other => other,
+                };
+                Err(Stop::Failed { decision, error })
+            }
+            other => other,
+        }
+    }
+}
+
 /// Maps a store `NotFound` of a target load to the audited absent stop.
 pub(crate) trait Found<T> {
     fn found(self, step: &impl Decides, what: &'static str) -> Result<T, Stop>;

@@ -8,7 +8,7 @@
 //! after the member's rows are locked.
 
 use crate::accounts::AccountPolicy;
-use crate::run::{Decides, Found, Step, Stop, read_case, write_case};
+use crate::run::{About, Decides, Found, Step, Stop, named, read_case, write_case};
 use crate::{App, AppError, Caller, new_token};
 use arbor_core::policy::{
     DeleteUser, EditUser, ForceLogout, MemberAct, ResendInvitation, ResetPassword,
@@ -164,7 +164,10 @@ async fn keeps_admin(step: &mut Step, org: OrgId, user: UserId) -> Result<(), St
         return Ok(());
     }
     let before = admins.len() as u64;
-    check_org_keeps_admin(before, before - 1).map_err(|e| step.fail(e.into()))
+    let name = step.tx.org(org).await?.name;
+    check_org_keeps_admin(before, before - 1)
+        .map_err(|e| step.fail(e.into()))
+        .about(|| named("organization", &name, org))
 }
 
 fn event(caller: &Caller, action: &'static str, user: UserId) -> AuditEvent {
@@ -179,6 +182,8 @@ pub(crate) async fn invite_in(
     links: &Links,
     policy: &AccountPolicy,
 ) -> Result<Invited, Stop> {
+    // Malformed input is refused before any decision, like a malformed body.
+    let email = arbor_core::Email::parse(&invite.email).map_err(AppError::from)?;
     let org = step.locked_org(invite.org).await?;
     let roles = step.tx.roles(org.path.root_id()).await?;
     if !roles.iter().any(|r| r.id == invite.role) {
@@ -187,14 +192,19 @@ pub(crate) async fn invite_in(
     let role_set = step.tx.role_permissions(org.id, invite.role).await?;
     let verdict = step.actor.invite(&org.path, invite.role, role_set);
     let by = step.allow(verdict, "organization")?;
-    if step.tx.user_by_email(&invite.email).await?.is_some() {
+    if step.tx.user_by_email(email.as_str()).await?.is_some() {
         return Err(step.fail(AppError::conflict("a user with this email already exists")));
     }
-    let mut user = NewUser::active(invite.email.trim(), invite.name.trim());
+    let mut user = NewUser::active(email.as_str(), invite.name.trim());
     user.status = UserStatus::Pending;
     let id = match step.tx.insert_user(&by, &user).await {
         Ok(id) => id,
-        Err(e @ arbor_store::StoreError::Invalid { .. }) => return Err(step.fail(e.into())),
+        // A look-alike of another account's email is refused by the
+        // skeleton's unique index (generic: it names no other account).
+        Err(
+            e
+            @ (arbor_store::StoreError::Invalid { .. } | arbor_store::StoreError::Conflict { .. }),
+        ) => return Err(step.fail(e.into())),
         Err(e) => return Err(e.into()),
     };
     step.tx
@@ -207,7 +217,7 @@ pub(crate) async fn invite_in(
         .insert_invitation(
             &by,
             &hash,
-            invite.email.trim(),
+            email.as_str(),
             id,
             org.id,
             invite.role,
@@ -225,7 +235,7 @@ pub(crate) async fn invite_in(
     step.tx
         .enqueue_mail(
             &by,
-            invite.email.trim(),
+            email.as_str(),
             &format!("Your invitation to {}", org.name),
             &body,
         )
@@ -600,7 +610,8 @@ impl App {
             };
             if member.record.status != from {
                 let what = format!(
-                    "the user is {}, not {}",
+                    "{} is {}, not {}",
+                    named("user", &member.record.name, user),
                     member.record.status.as_str(),
                     from.as_str()
                 );
@@ -658,8 +669,10 @@ impl App {
                     None => match admins.first() {
                         Some(first) => *first,
                         None => {
+                            let name = step.tx.device(device).await?.name;
                             let what = format!(
-                                "device {device} has no Admin in its organization to take it over"
+                                "{} has no Admin in its organization to take it over",
+                                named("device", &name, device)
                             );
                             return Err(step.fail(AppError::conflict(what)));
                         }
@@ -714,9 +727,11 @@ impl App {
                 )));
             }
             if step.tx.member_role(user, target.id).await?.is_some() {
-                return Err(step.fail(AppError::conflict(
-                    "the user is already a member of that organization",
-                )));
+                return Err(step.fail(AppError::conflict(format!(
+                    "{} is already a member of {}",
+                    named("user", &member.record.name, user),
+                    named("organization", &target.name, target.id)
+                ))));
             }
             keeps_admin(step, from, user).await?;
             // The new membership first, so moved devices always have their
@@ -736,7 +751,9 @@ impl App {
                     let record = step.tx.device(*device).await?;
                     if !step.tx.template_enabled(target.id, record.template).await? {
                         let what = format!(
-                            "the template of device {device} is not enabled for the target organization"
+                            "the template of {} is not enabled for {}",
+                            named("device", &record.name, device),
+                            named("organization", &target.name, target.id)
                         );
                         return Err(step.fail(AppError::conflict(what)));
                     }
@@ -746,9 +763,11 @@ impl App {
                 } else {
                     let heir = step.tx.admins(from).await?.into_iter().find(|a| *a != user);
                     let Some(heir) = heir else {
+                        let name = step.tx.device(*device).await?.name;
                         let what = format!(
-                            "device {device} has no other Admin in its organization to take it over; \
-                             move it along with with_devices"
+                            "{} has no other Admin in its organization to take it over; \
+                             move it along with with_devices",
+                            named("device", &name, device)
                         );
                         return Err(step.fail(AppError::conflict(what)));
                     };

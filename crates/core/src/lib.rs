@@ -11,6 +11,7 @@ pub mod org;
 pub mod permission;
 pub mod policy;
 pub mod role;
+pub mod text;
 
 pub use decision::{
     Actor, Decision, DeviceAction, DeviceFacts, DeviceFilter, Grant, MemberFacts, Membership,
@@ -23,3 +24,4 @@ pub use org::{DepthLimit, OrgFacts, OrgPath, OrgType};
 pub use permission::{Permission, PermissionGroup, PermissionSet};
 pub use policy::{Allowed, Operator, Refusal, Verdict};
 pub use role::{BuiltinRole, PermissionMatrix, PermissionTemplate, Role};
+pub use text::Email;

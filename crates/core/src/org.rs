@@ -68,7 +68,14 @@ impl OrgType {
             .into_iter()
             .find(|t| t.as_str().eq_ignore_ascii_case(value))
             .ok_or_else(|| {
-                DomainError::invalid("type", format!("unknown organization type {value:?}"))
+                let accepted: Vec<&str> = Self::ALL.iter().map(|t| t.as_str()).collect();
+                DomainError::invalid(
+                    "type",
+                    format!(
+                        "unknown organization type {value:?}; expected one of: {}",
+                        accepted.join(", ")
+                    ),
+                )
             })
     }
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 /// A hierarchy holds at most this many roles.
 pub const MAX_ROLES: usize = 9;
 /// Longest role name, in characters.
-pub const MAX_ROLE_NAME: usize = 32;
+pub const MAX_ROLE_NAME: usize = crate::text::limits::ROLE_NAME;
 
 /// The three roles every hierarchy starts with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -83,16 +83,7 @@ pub fn check_role_name(
     name: &str,
     renaming: Option<RoleId>,
 ) -> Result<String, DomainError> {
-    let name = name.trim();
-    if name.is_empty() {
-        return Err(DomainError::invalid("name", "a role name cannot be empty"));
-    }
-    if name.chars().count() > MAX_ROLE_NAME {
-        return Err(DomainError::invalid(
-            "name",
-            format!("a role name has at most {MAX_ROLE_NAME} characters"),
-        ));
-    }
+    let name = crate::text::name("name", name, MAX_ROLE_NAME)?;
     if roles
         .iter()
         .any(|r| Some(r.id) != renaming && r.name.to_lowercase() == name.to_lowercase())
@@ -101,7 +92,7 @@ pub fn check_role_name(
             "a role named {name:?} already exists"
         )));
     }
-    Ok(name.to_owned())
+    Ok(name)
 }
 
 /// Checks that a role may be added to a hierarchy that has `roles`.

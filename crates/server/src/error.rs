@@ -111,6 +111,11 @@ pub struct Problem {
     /// The request id (also in the `x-request-id` header).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// For a refusal by the no-escalation rule (rule 6): the ids of the
+    /// permissions the caller lacks, e.g. `["users.delete"]`. Also under
+    /// `extra.missing_permissions`, where earlier clients read it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub missing_permissions: Option<Vec<String>>,
     /// Extra machine-readable data (e.g. counts for a refused deletion).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Object)]
@@ -244,6 +249,11 @@ impl From<arbor_app::AppError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.kind.status();
+        let missing_permissions = self
+            .extra
+            .as_ref()
+            .and_then(|extra| extra.get("missing_permissions"))
+            .and_then(|ids| serde_json::from_value::<Vec<String>>(ids.clone()).ok());
         let problem = Problem {
             kind: format!("urn:arbor:problem:{}", self.kind.slug()),
             title: self.kind.title().to_owned(),
@@ -251,6 +261,7 @@ impl IntoResponse for ApiError {
             detail: self.detail,
             field: self.field,
             request_id: request_id::current(),
+            missing_permissions,
             extra: self.extra,
         };
         let body = serde_json::to_vec(&problem).unwrap_or_default();
@@ -360,6 +371,26 @@ mod tests {
         let (_, _, json) = body(DomainError::invalid("email", "malformed").into()).await;
         assert_eq!(json["field"], "email");
         assert_eq!(json["detail"], "malformed");
+    }
+
+    #[tokio::test]
+    async fn an_escalation_refusal_lists_the_missing_permission_ids_as_an_array() {
+        let error = AppError::ForbiddenWith {
+            reason: "rule 6".into(),
+            details: serde_json::json!({ "missing_permissions": ["users.delete", "roles.edit"] }),
+        };
+        let (status, _, json) = body(error.into()).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert_eq!(
+            json["missing_permissions"],
+            serde_json::json!(["users.delete", "roles.edit"])
+        );
+        assert_eq!(
+            json["extra"]["missing_permissions"],
+            json["missing_permissions"]
+        );
+        let (_, _, plain) = body(AppError::conflict("taken").into()).await;
+        assert!(plain.get("missing_permissions").is_none(), "{plain}");
     }
 
     #[tokio::test]

@@ -7,6 +7,7 @@ use crate::text::{checked_name, refuse_nul};
 use crate::tx::{Tx, Write, placeholders};
 use arbor_core::Allowed;
 use arbor_core::policy::{Permits, writes};
+use arbor_core::text::{self, limits};
 use arbor_core::{DeviceId, OrgId, OrgPath, UserId};
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
@@ -145,33 +146,36 @@ impl Tx<Write> {
         name: &str,
         datastreams: &[NewDatastream],
     ) -> Result<DeviceTemplateId, StoreError> {
-        refuse_nul("name", name)?;
+        let name = checked_name(name, limits::DEVICE_TEMPLATE_NAME)?;
+        let mut checked = Vec::with_capacity(datastreams.len());
         for ds in datastreams {
-            for text in [&ds.name, &ds.value_type, &ds.units] {
-                refuse_nul("datastreams", text)?;
-            }
+            refuse_nul("datastreams", &ds.value_type)?;
+            checked.push((
+                text::name("datastreams.name", &ds.name, limits::DATASTREAM_NAME)?,
+                text::line("datastreams.units", &ds.units, limits::DATASTREAM_UNITS)?,
+            ));
         }
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO device_templates (hierarchy_id, name, created_at) VALUES ($1, $2, $3) \
              RETURNING id",
         )
         .bind(hierarchy.0)
-        .bind(name.to_owned())
+        .bind(name)
         .bind(self.now())
         .fetch_one(self.conn())
         .await?;
-        for ds in datastreams {
+        for (ds, (ds_name, units)) in datastreams.iter().zip(checked) {
             sqlx::query(
                 "INSERT INTO template_datastreams (template_id, pin, name, value_type, min_value, \
                  max_value, units) VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
             .bind(id)
             .bind(i64::from(ds.pin))
-            .bind(ds.name.clone())
+            .bind(ds_name)
             .bind(ds.value_type.clone())
             .bind(ds.min)
             .bind(ds.max)
-            .bind(ds.units.clone())
+            .bind(units)
             .execute(self.conn())
             .await?;
         }
@@ -202,33 +206,36 @@ impl Tx<Write> {
         org: &OrgPath,
         device: &NewDevice,
     ) -> Result<DeviceId, StoreError> {
-        let name = checked_name(&device.name, 128)?;
+        let name = checked_name(&device.name, limits::DEVICE_NAME)?;
+        let mut metafields = Vec::with_capacity(device.metafields.len());
         for (key, value) in &device.metafields {
-            refuse_nul("metafields", key)?;
-            refuse_nul("metafields", value)?;
+            metafields.push((
+                text::name("metafields.name", key, limits::METAFIELD_NAME)?,
+                text::line("metafields.value", value, limits::METAFIELD_VALUE)?,
+            ));
         }
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO devices (hierarchy_id, org_id, template_id, owner_id, name, \
-             auth_token_hash, created_at, name_folded) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             name_folded, auth_token_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
              RETURNING id",
         )
         .bind(org.root_id().0)
         .bind(org.id().0)
         .bind(device.template.0)
         .bind(device.owner.map(|u| u.0))
-        .bind(name.to_owned())
+        .bind(name.clone())
+        .bind(crate::text::fold(&name))
         .bind(device.auth_token_hash.clone())
         .bind(self.now())
-        .bind(crate::text::fold(name))
         .fetch_one(self.conn())
         .await?;
-        for (key, value) in &device.metafields {
+        for (key, value) in metafields {
             sqlx::query(
                 "INSERT INTO device_metafields (device_id, name, value) VALUES ($1, $2, $3)",
             )
             .bind(id)
-            .bind(key.clone())
-            .bind(value.clone())
+            .bind(key)
+            .bind(value)
             .execute(self.conn())
             .await?;
         }

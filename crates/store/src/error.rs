@@ -55,7 +55,12 @@ impl From<DomainError> for StoreError {
 /// A sentence for a violated constraint, chosen from the constraint's name or
 /// the engine's message (both stay internal).
 fn describe_constraint(haystack: &str, unique: bool) -> String {
-    let known: [(&str, &str, &str); 9] = [
+    let known: [(&str, &str, &str); 10] = [
+        (
+            "skeleton",
+            "an account with a look-alike email exists",
+            "the user does not exist",
+        ),
         (
             "email",
             "a user with this email already exists",

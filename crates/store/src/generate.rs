@@ -305,7 +305,8 @@ pub async fn generate(
         .await?;
     let mut user_id = next_id(&mut conn, dialect, "users").await?;
     let mut users = Batch::new(
-        "INSERT INTO users (id, email, email_normalized, name, name_folded, status, created_at)",
+        "INSERT INTO users (id, email, email_normalized, email_skeleton, name, name_folded, status, \
+         created_at)",
         config.batch_rows,
     );
     let mut memberships = Batch::new(
@@ -326,10 +327,16 @@ pub async fn generate(
             _ => roles[2].id,
         };
         let email = format!("user{user_id}.{}@gen.example", root.id);
+        // Generated addresses are ASCII letters, digits and dots: their
+        // skeleton (letters and digits only) needs no quoting.
+        let skeleton = arbor_core::Email::parse(&email)?.skeleton().to_owned();
         users
             .push(
                 &mut conn,
-                format!("({user_id},'{email}','{email}','User {user_id}','user {user_id}','active',{now})"),
+                format!(
+                    "({user_id},'{email}','{email}','{skeleton}','User {user_id}','user {user_id}',\
+                     'active',{now})"
+                ),
             )
             .await?;
         memberships

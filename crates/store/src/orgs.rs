@@ -3,12 +3,13 @@
 
 use crate::error::{StoreError, found};
 use crate::rows::{HierarchySettings, NewOrg, OrgRecord, SignupMode};
-use crate::text::{checked_name, contains_pattern, fold, refuse_nul};
+use crate::text::{checked_name, contains_pattern, fold};
 use crate::tx::{Tx, Write, placeholders};
 use arbor_core::Allowed;
 use arbor_core::org::OrgContents;
 use arbor_core::policy::MemberMove;
 use arbor_core::policy::{Permits, writes};
+use arbor_core::text::{self, limits};
 use arbor_core::{DepthLimit, OrgId, OrgPath, OrgType, RoleId, Scope, UserId};
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
@@ -41,6 +42,20 @@ pub(crate) fn org_from_row(row: &AnyRow) -> Result<OrgRecord, StoreError> {
         contact: row.try_get(8)?,
         created_at: row.try_get(9)?,
     })
+}
+
+/// The unit systems an organization can use.
+pub const UNIT_SYSTEMS: [&str; 2] = ["metric", "imperial"];
+
+fn check_unit_system(unit_system: &str) -> Result<(), StoreError> {
+    if UNIT_SYSTEMS.contains(&unit_system) {
+        Ok(())
+    } else {
+        Err(StoreError::invalid(
+            "unit_system",
+            format!("unknown unit system {unit_system:?}; expected one of: metric, imperial"),
+        ))
+    }
 }
 
 impl<M> Tx<M> {
@@ -306,14 +321,12 @@ impl Tx<Write> {
         parent: Option<&OrgPath>,
         org: &NewOrg,
     ) -> Result<OrgRecord, StoreError> {
-        let name = checked_name(&org.name, 128)?;
-        for (field, text) in [
-            ("description", &org.description),
-            ("timezone", &org.timezone),
-            ("contact", &org.contact),
-        ] {
-            refuse_nul(field, text)?;
-        }
+        let name = checked_name(&org.name, limits::ORG_NAME)?;
+        let description =
+            text::free_text("description", &org.description, limits::ORG_DESCRIPTION)?;
+        let timezone = text::timezone(&org.timezone)?.to_owned();
+        let contact = text::line("contact", &org.contact, limits::ORG_CONTACT)?;
+        check_unit_system(&org.unit_system)?;
         let depth = parent.map_or(1, |p| p.depth() + 1);
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO organizations (parent_id, path, depth, org_type, name, description, \
@@ -323,13 +336,13 @@ impl Tx<Write> {
         .bind(parent.map(|p| p.id().0))
         .bind(i64::try_from(depth).unwrap_or(i64::MAX))
         .bind(org.org_type.as_str())
-        .bind(name.to_owned())
-        .bind(org.description.clone())
-        .bind(org.timezone.clone())
+        .bind(name.clone())
+        .bind(description.clone())
+        .bind(timezone.clone())
         .bind(org.unit_system.clone())
-        .bind(org.contact.clone())
+        .bind(contact.clone())
         .bind(self.now())
-        .bind(fold(name))
+        .bind(fold(&name))
         .fetch_one(self.conn())
         .await?;
         let path = match parent {
@@ -346,11 +359,11 @@ impl Tx<Write> {
             parent: parent.map(OrgPath::id),
             path,
             org_type: org.org_type,
-            name: name.to_owned(),
-            description: org.description.clone(),
-            timezone: org.timezone.clone(),
+            name,
+            description,
+            timezone,
             unit_system: org.unit_system.clone(),
-            contact: org.contact.clone(),
+            contact,
             created_at: self.now(),
         })
     }
@@ -382,28 +395,26 @@ impl Tx<Write> {
         org: OrgId,
         settings: &OrgSettings,
     ) -> Result<(), StoreError> {
-        let name = checked_name(&settings.name, 128)?;
-        for (field, text) in [
-            ("description", &settings.description),
-            ("timezone", &settings.timezone),
-            ("contact", &settings.contact),
-        ] {
-            refuse_nul(field, text)?;
-        }
-        if !matches!(settings.unit_system.as_str(), "metric" | "imperial") {
-            return Err(StoreError::invalid("unit_system", "metric or imperial"));
-        }
+        let name = checked_name(&settings.name, limits::ORG_NAME)?;
+        let description = text::free_text(
+            "description",
+            &settings.description,
+            limits::ORG_DESCRIPTION,
+        )?;
+        let timezone = text::timezone(&settings.timezone)?;
+        let contact = text::line("contact", &settings.contact, limits::ORG_CONTACT)?;
+        check_unit_system(&settings.unit_system)?;
         let done = sqlx::query(
             "UPDATE organizations SET name = $1, description = $2, timezone = $3, \
              unit_system = $4, contact = $5, name_folded = $7 WHERE id = $6",
         )
-        .bind(name.to_owned())
-        .bind(settings.description.clone())
-        .bind(settings.timezone.clone())
+        .bind(name.clone())
+        .bind(description)
+        .bind(timezone.to_owned())
         .bind(settings.unit_system.clone())
-        .bind(settings.contact.clone())
+        .bind(contact)
         .bind(org.0)
-        .bind(fold(name))
+        .bind(fold(&name))
         .execute(self.conn())
         .await?;
         found(&done, "organization")?;

@@ -2,11 +2,12 @@
 //! matrices) and permission templates.
 
 use crate::error::{StoreError, found};
-use crate::text::{checked_name, refuse_nul};
+use crate::text::checked_name;
 use crate::tx::{Tx, Write};
 use arbor_core::Allowed;
 use arbor_core::policy::{Permits, writes};
 use arbor_core::role::RoleHolder;
+use arbor_core::text::limits;
 use arbor_core::{
     BuiltinRole, OrgId, OrgPath, Permission, PermissionMatrix, PermissionSet, PermissionTemplate,
     Role, RoleId, UserId,
@@ -252,13 +253,13 @@ impl Tx<Write> {
         builtin: Option<BuiltinRole>,
         position: i64,
     ) -> Result<Role, StoreError> {
-        refuse_nul("name", name)?;
+        let name = checked_name(name, limits::ROLE_NAME)?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO roles (hierarchy_id, name, name_lower, builtin, position) \
              VALUES ($1, $2, $3, $4, $5) RETURNING id",
         )
         .bind(hierarchy.0)
-        .bind(name.to_owned())
+        .bind(name.clone())
         .bind(name.to_lowercase())
         .bind(builtin.map(builtin_str))
         .bind(position)
@@ -266,7 +267,7 @@ impl Tx<Write> {
         .await?;
         Ok(Role {
             id: RoleId(id),
-            name: name.to_owned(),
+            name,
             builtin,
         })
     }
@@ -277,9 +278,9 @@ impl Tx<Write> {
         role: RoleId,
         name: &str,
     ) -> Result<(), StoreError> {
-        refuse_nul("name", name)?;
+        let name = checked_name(name, limits::ROLE_NAME)?;
         let done = sqlx::query("UPDATE roles SET name = $1, name_lower = $2 WHERE id = $3")
-            .bind(name.to_owned())
+            .bind(name.clone())
             .bind(name.to_lowercase())
             .bind(role.0)
             .execute(self.conn())
@@ -371,13 +372,13 @@ impl Tx<Write> {
         hierarchy: OrgId,
         template: &PermissionTemplate,
     ) -> Result<i64, StoreError> {
-        let name = checked_name(&template.name, 64)?;
+        let name = checked_name(&template.name, limits::PERMISSION_TEMPLATE_NAME)?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO permission_templates (hierarchy_id, name, created_at) \
              VALUES ($1, $2, $3) RETURNING id",
         )
         .bind(hierarchy.0)
-        .bind(name.to_owned())
+        .bind(name)
         .bind(self.now())
         .fetch_one(self.conn())
         .await?;

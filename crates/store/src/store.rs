@@ -195,6 +195,73 @@ impl Store {
                 .await?;
             tx.commit().await?;
         }
+        if tasks.iter().any(|t| t == "email_forms") {
+            self.fill_email_forms().await?;
+        }
+        Ok(())
+    }
+
+    /// The `email_forms` task (migration 0006): every user's normalized
+    /// email (NFKC + lower case, arbor_core::text::Email) and its confusable
+    /// skeleton, computed in Rust, in id order. A row whose new normalized
+    /// form or skeleton an earlier account already has keeps what it had
+    /// (its skeleton NULL), so existing accounts never collide; it is
+    /// logged, and new look-alikes of either are still refused.
+    async fn fill_email_forms(&self) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin_with(self.dialect.begin_write()).await?;
+        let rows: Vec<(i64, String, String)> =
+            sqlx::query_as("SELECT id, email, email_normalized FROM users ORDER BY id")
+                .fetch_all(&mut *tx)
+                .await?;
+        let mut normalized: std::collections::HashSet<String> =
+            rows.iter().map(|(_, _, n)| n.clone()).collect();
+        let mut skeletons = std::collections::HashSet::new();
+        for (id, email, old) in rows {
+            let Some((new, skeleton)) = arbor_core::text::stored_email_forms(&email) else {
+                tracing::warn!(
+                    user = id,
+                    "stored email no longer parses; left without a skeleton"
+                );
+                continue;
+            };
+            let normal = if new == old || !normalized.contains(&new) {
+                new
+            } else {
+                tracing::warn!(
+                    user = id,
+                    "re-normalized email would equal another account's; kept"
+                );
+                old.clone()
+            };
+            if !skeletons.insert(skeleton.clone()) {
+                tracing::warn!(
+                    user = id,
+                    "email is a look-alike of an earlier account's; left without a skeleton"
+                );
+                if normal != old {
+                    normalized.insert(normal.clone());
+                }
+                sqlx::query("UPDATE users SET email_normalized = $1 WHERE id = $2")
+                    .bind(normal)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                continue;
+            }
+            normalized.insert(normal.clone());
+            sqlx::query(
+                "UPDATE users SET email_normalized = $1, email_skeleton = $2 WHERE id = $3",
+            )
+            .bind(normal)
+            .bind(skeleton)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query("DELETE FROM store_upkeep WHERE task = 'email_forms'")
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -452,6 +519,9 @@ mod tests {
             ("a@x.test", "Ärztin"),
             ("b@x.test", "Bob"),
             ("c@x.test", "C"),
+            ("admin@x.test", "Admin"),
+            ("\u{430}dmin@x.test", "Look-alike"),
+            ("\u{ff46}\u{ff55}\u{ff4c}\u{ff4c}@x.test", "Fullwidth"),
         ] {
             users.push(
                 insert(
@@ -554,6 +624,23 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(left, 0, "the upkeep ran once and is done");
+        // Emails were re-normalized (NFKC) and given skeletons in Rust; the
+        // later of two look-alikes keeps no skeleton rather than failing.
+        let forms: Vec<(String, Option<String>)> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT email_normalized, email_skeleton FROM users WHERE id IN ({}, {}, {}) ORDER BY id",
+            users[3], users[4], users[5]
+        )))
+        .fetch_all(tx.conn())
+        .await
+        .unwrap();
+        let admin = arbor_core::Email::parse("admin@x.test").unwrap();
+        assert_eq!(
+            forms[0],
+            ("admin@x.test".into(), Some(admin.skeleton().into()))
+        );
+        assert_eq!(forms[1], ("\u{430}dmin@x.test".into(), None));
+        assert_eq!(forms[2].0, "full@x.test");
+        assert!(forms[2].1.is_some());
         let device = tx.all_devices().await.unwrap().pop().unwrap();
         assert_eq!(device.owner.map(|u| u.0), Some(b));
         // The 0002 triggers still record changes.

@@ -18,17 +18,10 @@ pub(crate) fn refuse_nul(field: &'static str, text: &str) -> Result<(), StoreErr
     }
 }
 
-/// A name as stored: trimmed, 1 to `max` characters, no NUL.
-pub(crate) fn checked_name(text: &str, max: usize) -> Result<&str, StoreError> {
-    let name = text.trim();
-    if name.is_empty() || name.chars().count() > max {
-        return Err(StoreError::invalid(
-            "name",
-            format!("1 to {max} characters"),
-        ));
-    }
-    refuse_nul("name", name)?;
-    Ok(name)
+/// A name as stored (arbor_core::text::name): trimmed, 1 to `max`
+/// characters, no control, zero-width or bidirectional character.
+pub(crate) fn checked_name(text: &str, max: usize) -> Result<String, StoreError> {
+    Ok(arbor_core::text::name("name", text, max)?)
 }
 
 /// The form a name is searched in (`organizations.name_folded`,
@@ -44,6 +37,13 @@ pub(crate) fn fold(text: &str) -> String {
 /// themselves.
 pub(crate) fn contains_pattern(query: &str) -> Result<String, StoreError> {
     refuse_nul("q", query)?;
+    let max = arbor_core::text::limits::SEARCH;
+    if query.trim().chars().count() > max {
+        return Err(StoreError::invalid(
+            "q",
+            format!("a search text has at most {max} characters"),
+        ));
+    }
     let mut pattern = String::from("%");
     for c in fold(query.trim()).chars() {
         if matches!(c, '%' | '_' | '\\') {

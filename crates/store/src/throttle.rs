@@ -35,8 +35,9 @@ pub struct LoginKey {
 /// address counts like a known one, and no typed text is stored.
 pub fn login_account_key(email: &str) -> String {
     use sha2::Digest as _;
-    let normalized =
-        crate::users::normalize_email(email).unwrap_or_else(|_| email.trim().to_lowercase());
+    let normalized = crate::users::parse_email(email)
+        .map(|e| e.normalized().to_owned())
+        .unwrap_or_else(|_| email.trim().to_lowercase());
     sha2::Sha256::digest(normalized.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))

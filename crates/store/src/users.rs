@@ -4,10 +4,11 @@
 use crate::error::{StoreError, found};
 use crate::roles::parse_permissions;
 use crate::rows::{NewUser, UserRecord, parse_status};
-use crate::text::{checked_name, fold, refuse_nul};
+use crate::text::{checked_name, fold};
 use crate::tx::{Tx, Write, placeholders};
-use arbor_core::Allowed;
 use arbor_core::policy::{Permits, writes};
+use arbor_core::text::limits;
+use arbor_core::{Allowed, Email};
 use arbor_core::{
     Membership, OrgId, OrgPath, PermissionSet, Principal, RoleId, UserId, UserStatus,
 };
@@ -25,17 +26,10 @@ pub struct MembershipRecord {
     pub home: bool,
 }
 
-pub(crate) fn normalize_email(email: &str) -> Result<String, StoreError> {
-    let email = email.trim();
-    let valid = email.len() <= 254
-        && email
-            .split_once('@')
-            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'));
-    if !valid {
-        return Err(StoreError::invalid("email", "not a valid email address"));
-    }
-    refuse_nul("email", email)?;
-    Ok(email.to_lowercase())
+/// The address as Arbor accepts it (arbor_core::text::Email), refused with
+/// the reason otherwise.
+pub(crate) fn parse_email(email: &str) -> Result<Email, StoreError> {
+    Ok(Email::parse(email)?)
 }
 
 pub(crate) const USER_COLUMNS: &str = "u.id, u.email, u.name, u.status, u.locale, u.created_at";
@@ -220,7 +214,7 @@ impl<M> Tx<M> {
     }
 
     pub async fn user_by_email(&mut self, email: &str) -> Result<Option<UserRecord>, StoreError> {
-        let normalized = normalize_email(email)?;
+        let normalized = parse_email(email)?.normalized().to_owned();
         let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.email_normalized = $1");
         let row = sqlx::query(AssertSqlSafe(sql))
             .bind(normalized)
@@ -234,9 +228,11 @@ impl<M> Tx<M> {
         &mut self,
         email: &str,
     ) -> Result<Option<(UserRecord, Option<String>)>, StoreError> {
-        let Ok(normalized) = normalize_email(email) else {
+        // A malformed address fails like an unknown one: no oracle.
+        let Ok(email) = parse_email(email) else {
             return Ok(None);
         };
+        let normalized = email.normalized().to_owned();
         let row = sqlx::query(AssertSqlSafe(format!(
             "SELECT {USER_COLUMNS}, u.password_hash FROM users u WHERE u.email_normalized = $1"
         )))
@@ -334,6 +330,25 @@ impl<M> Tx<M> {
     }
 }
 
+/// A language tag such as `en` or `de-AT`.
+fn check_locale(locale: &str) -> Result<(), StoreError> {
+    let ok = (2..=limits::LOCALE).contains(&locale.len())
+        && locale
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::invalid(
+            "locale",
+            format!(
+                "a language tag such as en or de-AT, 2 to {} characters",
+                limits::LOCALE
+            ),
+        ))
+    }
+}
+
 impl Tx<Write> {
     /// Locks a user's row (status and session changes).
     pub async fn lock_user(&mut self, user: UserId) -> Result<(), StoreError> {
@@ -347,21 +362,48 @@ impl Tx<Write> {
         _by: &Allowed<A>,
         user: &NewUser,
     ) -> Result<UserId, StoreError> {
-        let normalized = normalize_email(&user.email)?;
-        let name = checked_name(&user.name, 128)?;
-        refuse_nul("locale", &user.locale)?;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO users (email, email_normalized, name, password_hash, status, locale, \
-             created_at, name_folded) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+        let email = parse_email(&user.email)?;
+        let name = checked_name(&user.name, limits::USER_NAME)?;
+        check_locale(&user.locale)?;
+        // Which rule a taken address breaks, asked first for the message
+        // (on PostgreSQL a violated constraint aborts the transaction, and
+        // either unique index may report an exact duplicate); the indexes
+        // still decide under concurrent inserts.
+        let taken: Option<String> = sqlx::query_scalar(
+            "SELECT email_normalized FROM users \
+             WHERE email_normalized = $1 OR email_skeleton = $2 LIMIT 1",
         )
-        .bind(user.email.trim().to_owned())
-        .bind(normalized)
-        .bind(name.to_owned())
+        .bind(email.normalized().to_owned())
+        .bind(email.skeleton().to_owned())
+        .fetch_optional(self.conn())
+        .await?;
+        match taken {
+            Some(other) if other == email.normalized() => {
+                return Err(StoreError::conflict(
+                    "a user with this email already exists",
+                ));
+            }
+            Some(_) => {
+                return Err(StoreError::conflict(
+                    "an account with a look-alike email exists",
+                ));
+            }
+            None => {}
+        }
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO users (email, email_normalized, email_skeleton, name, password_hash, \
+             status, locale, created_at, name_folded) \
+             VALUES ($1, $2, $9, $3, $4, $5, $6, $7, $8) RETURNING id",
+        )
+        .bind(email.as_str().to_owned())
+        .bind(email.normalized().to_owned())
+        .bind(name.clone())
         .bind(user.password_hash.clone())
         .bind(user.status.as_str())
         .bind(user.locale.clone())
         .bind(self.now())
-        .bind(fold(name))
+        .bind(fold(&name))
+        .bind(email.skeleton().to_owned())
         .fetch_one(self.conn())
         .await?;
         Ok(UserId(id))
@@ -405,29 +447,20 @@ impl Tx<Write> {
         name: Option<&str>,
         locale: Option<&str>,
     ) -> Result<(), StoreError> {
-        if let Some(name) = name {
-            checked_name(name, 128)?;
-        }
+        let name = name
+            .map(|n| checked_name(n, limits::USER_NAME))
+            .transpose()?;
         if let Some(locale) = locale {
-            let ok = (2..=16).contains(&locale.len())
-                && locale
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-            if !ok {
-                return Err(StoreError::invalid(
-                    "locale",
-                    "a language tag such as en or de-AT",
-                ));
-            }
+            check_locale(locale)?;
         }
         let done = sqlx::query(
             "UPDATE users SET name = COALESCE($1, name), locale = COALESCE($2, locale), \
              name_folded = COALESCE($4, name_folded) WHERE id = $3",
         )
-        .bind(name.map(|n| n.trim().to_owned()))
+        .bind(name.clone())
         .bind(locale.map(str::to_owned))
         .bind(user.0)
-        .bind(name.map(|n| fold(n.trim())))
+        .bind(name.as_deref().map(fold))
         .execute(self.conn())
         .await?;
         found(&done, "user")?;

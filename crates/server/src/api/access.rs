@@ -45,8 +45,20 @@ fn parse_permission(id: &str, field: &str) -> Result<Permission, ApiError> {
 }
 
 fn parse_action(name: &str, field: &str) -> Result<DeviceAction, ApiError> {
-    serde_json::from_value(serde_json::Value::String(name.to_owned()))
-        .map_err(|_| ApiError::invalid(field, format!("unknown device action {name:?}")))
+    serde_json::from_value(serde_json::Value::String(name.to_owned())).map_err(|_| {
+        let accepted: Vec<String> = DeviceAction::ALL
+            .iter()
+            .filter_map(|a| serde_json::to_value(a).ok())
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect();
+        ApiError::invalid(
+            field,
+            format!(
+                "unknown device action {name:?}; expected one of: {}",
+                accepted.join(", ")
+            ),
+        )
+    })
 }
 
 fn target_of(

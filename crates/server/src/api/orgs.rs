@@ -249,9 +249,6 @@ async fn create_org(
     if let Some(v) = body.contact {
         org.contact = v;
     }
-    if !matches!(org.unit_system.as_str(), "metric" | "imperial") {
-        return Err(ApiError::invalid("unit_system", "metric or imperial"));
-    }
     let admin = body
         .admin
         .as_ref()

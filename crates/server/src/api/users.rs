@@ -77,10 +77,10 @@ async fn list_users(
         Some("pending") => Some(UserStatus::Pending),
         Some("active") => Some(UserStatus::Active),
         Some("suspended") => Some(UserStatus::Suspended),
-        Some(_) => {
+        Some(other) => {
             return Err(ApiError::invalid(
                 "status",
-                "one of pending, active, suspended",
+                format!("unknown status {other:?}; expected one of: pending, active, suspended"),
             ));
         }
     };

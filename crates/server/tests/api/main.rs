@@ -6,6 +6,7 @@ mod accounts;
 mod contract;
 mod cross_site;
 mod errors;
+mod hygiene;
 mod mail;
 mod matrix;
 mod nul;

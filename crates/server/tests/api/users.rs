@@ -247,6 +247,11 @@ async fn staff_who_may_edit_users_cannot_touch_more_privileged_members(engine: E
     let conflict = problem(promote, 403).await;
     let missing = conflict["extra"]["missing_permissions"].as_array().unwrap();
     assert!(missing.contains(&json!("users.delete")), "{conflict}");
+    // The same ids, as an array at the top level of the problem.
+    assert_eq!(
+        conflict["missing_permissions"],
+        conflict["extra"]["missing_permissions"]
+    );
     let admin = Client::login(&app, "child-admin@root.test").await;
     assert_eq!(
         json(admin.get("/api/v1/me").await, 200).await["status"],

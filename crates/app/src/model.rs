@@ -5,7 +5,7 @@
 
 pub use arbor_store::{
     AuditEntry, AuthzVersion, ClientKind, Clock, DEFAULT_PAGE_SIZE, DeviceRecord, DeviceTemplateId,
-    HierarchySettings, MAX_PAGE_SIZE, MailRecord, ManualClock, MembershipRecord, NewDatastream,
+    HierarchySettings, MAX_PAGE_SIZE, Claim, Failure, MailKind, MailRecord, ManualClock, MembershipRecord, NewDatastream,
     NewDevice, NewOrg, NewUser, OrgRecord, Page, PageRequest, SessionId, SignupMode,
     StoredTemplate, SystemClock, UserRecord,
 };

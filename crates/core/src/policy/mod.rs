@@ -299,6 +299,7 @@ pub mod writes {
         InsertPasswordReset,
         UsePasswordResets,
         EnqueueMail,
+        CancelMail,
         InsertDeviceTemplate,
         EnableTemplate,
         InsertDevice,
@@ -334,18 +335,20 @@ permits! {
     Invite => [InsertUser, InsertMembership, InsertInvitation, EnqueueMail];
     AddMember => [InsertUser, InsertMembership];
     EditUser => [UpdateProfile];
-    ResetPassword => [InsertPasswordReset, EnqueueMail];
+    ResetPassword => [InsertPasswordReset, EnqueueMail, CancelMail];
     ForceLogout => [RevokeSessions];
     SetSuspended => [SetUserStatus, RevokeSessions];
-    DeleteUser => [SetDeviceOwner, RevokeSessions, DeleteUser];
-    ResendInvitation => [WithdrawInvitations, InsertInvitation, EnqueueMail];
-    RevokeInvitation => [DeleteUser];
+    DeleteUser => [SetDeviceOwner, RevokeSessions, DeleteUser, CancelMail];
+    ResendInvitation => [WithdrawInvitations, InsertInvitation, EnqueueMail, CancelMail];
+    RevokeInvitation => [DeleteUser, CancelMail];
     ChangeMemberRole => [SetMemberRole];
     TransferUser => [InsertMembership, RemoveMembership, SetHomeMembership, MoveDevice,
         SetDeviceOwner];
     Login => [InsertSession];
     Logout => [RevokeSessions];
-    AcceptInvitation => [AcceptInvitation, SetPasswordHash, SetUserStatus, UpdateProfile];
-    CompletePasswordReset => [UsePasswordResets, SetPasswordHash, RevokeSessions];
-    EditOwnAccount => [SetPasswordHash, UpdateProfile, RevokeSessions, UsePasswordResets];
+    AcceptInvitation => [AcceptInvitation, SetPasswordHash, SetUserStatus, UpdateProfile,
+        CancelMail];
+    CompletePasswordReset => [UsePasswordResets, SetPasswordHash, RevokeSessions, CancelMail];
+    EditOwnAccount => [SetPasswordHash, UpdateProfile, RevokeSessions, UsePasswordResets,
+        CancelMail];
 }

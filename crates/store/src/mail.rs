@@ -15,8 +15,11 @@
 //! **Several nodes.** Every node runs a worker over the same table. A worker
 //! takes rows with [`crate::Store::claim_mail`]: one conditional `UPDATE`
 //! that sets `claimed_by` and `lease_until` on the oldest due rows nobody
-//! holds (PostgreSQL: `FOR UPDATE SKIP LOCKED` in the subquery, and the
-//! outer `WHERE` re-checked on the newest row version; SQLite: the statement
+//! holds. The rows are picked in a `MATERIALIZED` CTE — evaluated once; as a
+//! plain `IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED)` PostgreSQL may run
+//! the subquery again per row and take more than n — and the outer `WHERE`
+//! is re-checked on the newest row version (PostgreSQL: `FOR UPDATE SKIP
+//! LOCKED` passes over rows another claim is taking; SQLite: the statement
 //! runs under the database's single write lock). Only the holder may mark a
 //! row sent or failed; a row whose holder died is claimable again once its
 //! lease ran out. A failure backs off exponentially; after the maximum number
@@ -155,9 +158,10 @@ impl crate::Store {
         let due = "sent_at IS NULL AND attempts < $3 AND next_attempt_at <= $4 \
              AND (lease_until IS NULL OR lease_until <= $4)";
         let sql = format!(
-            "UPDATE outbox SET claimed_by = $1, lease_until = $2 \
-             WHERE id IN (SELECT id FROM outbox WHERE {due} ORDER BY id LIMIT $5{lock}) \
-             AND {due} RETURNING {COLUMNS}",
+            "WITH picked AS MATERIALIZED \
+             (SELECT id FROM outbox WHERE {due} ORDER BY id LIMIT $5{lock}) \
+             UPDATE outbox SET claimed_by = $1, lease_until = $2 \
+             WHERE id IN (SELECT id FROM picked) AND {due} RETURNING {COLUMNS}",
             lock = self.dialect().skip_locked(),
         );
         let rows = sqlx::query(AssertSqlSafe(sql))
@@ -218,9 +222,10 @@ impl crate::Store {
     pub async fn announce_mail(&self, limit: i64) -> Result<Vec<MailRecord>, StoreError> {
         let pending = "sent_at IS NULL AND announced_at IS NULL";
         let sql = format!(
-            "UPDATE outbox SET announced_at = $1 \
-             WHERE id IN (SELECT id FROM outbox WHERE {pending} ORDER BY id LIMIT $2{lock}) \
-             AND {pending} RETURNING {COLUMNS}",
+            "WITH picked AS MATERIALIZED \
+             (SELECT id FROM outbox WHERE {pending} ORDER BY id LIMIT $2{lock}) \
+             UPDATE outbox SET announced_at = $1 \
+             WHERE id IN (SELECT id FROM picked) AND {pending} RETURNING {COLUMNS}",
             lock = self.dialect().skip_locked(),
         );
         let rows = sqlx::query(AssertSqlSafe(sql))

@@ -12,5 +12,6 @@ mod cache;
 mod concurrency;
 mod crash;
 mod hygiene;
+mod outbox;
 mod list_equals_get;
 mod seed_001;

@@ -335,6 +335,18 @@ impl TestApp {
         TestNode { base, server }
     }
 
+    /// The use cases over this app's database through a pool of their own,
+    /// as another node's workers would reach it.
+    pub async fn app_on_own_pool(&self) -> App {
+        let store = Store::connect_with_clock(
+            &StoreConfig::new(self.db.url.clone()),
+            self.db.clock.clone(),
+        )
+        .await
+        .unwrap();
+        App::new(store)
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

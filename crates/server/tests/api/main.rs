@@ -10,6 +10,7 @@ mod mail;
 mod matrix;
 mod nul;
 mod openapi;
+mod secrets;
 mod support;
 mod users;
 mod web;

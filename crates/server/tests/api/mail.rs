@@ -7,55 +7,8 @@ use arbor_server::config::{SmtpConfig, SmtpSecurity};
 use arbor_server::mail;
 use arbor_testkit::{Engine, TestApp, both_engines};
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
-
-/// Accepts SMTP sessions and sends each message's text down the channel.
-async fn smtp_peer(listener: TcpListener, received: mpsc::UnboundedSender<String>) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            return;
-        };
-        let received = received.clone();
-        tokio::spawn(async move {
-            let (read, mut write) = stream.into_split();
-            let mut lines = BufReader::new(read).lines();
-            write.write_all(b"220 test ESMTP\r\n").await.unwrap();
-            let mut data = None::<String>;
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(body) = data.as_mut() {
-                    if line == "." {
-                        received.send(data.take().unwrap_or_default()).unwrap();
-                        write.write_all(b"250 queued\r\n").await.unwrap();
-                    } else {
-                        body.push_str(&line);
-                        body.push('\n');
-                    }
-                    continue;
-                }
-                let verb = line
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or("")
-                    .to_ascii_uppercase();
-                let reply: &[u8] = match verb.as_str() {
-                    "EHLO" | "HELO" => b"250 test\r\n",
-                    "DATA" => {
-                        data = Some(String::new());
-                        b"354 go ahead\r\n"
-                    }
-                    "QUIT" => {
-                        write.write_all(b"221 bye\r\n").await.unwrap();
-                        return;
-                    }
-                    _ => b"250 ok\r\n",
-                };
-                write.write_all(reply).await.unwrap();
-            }
-        });
-    }
-}
 
 async fn invitations_are_delivered_over_smtp_and_marked_sent(engine: Engine) {
     let app = TestApp::spawn(engine).await;
@@ -63,7 +16,7 @@ async fn invitations_are_delivered_over_smtp_and_marked_sent(engine: Engine) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let (tx, mut rx) = mpsc::unbounded_channel();
-    tokio::spawn(smtp_peer(listener, tx));
+    tokio::spawn(arbor_testkit::smtp::sink(listener, tx));
 
     let admin = Client::login(&app, "root-admin@root.test").await;
     let invite = json!({"email": "mailme@root.test", "name": "Mail Me", "org_id": w.child.0, "role_id": w.user.0});
@@ -168,7 +121,7 @@ async fn two_workers_on_one_database_deliver_each_mail_once(engine: Engine) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (relay_tx, mut relay_rx) = mpsc::unbounded_channel();
-        tokio::spawn(smtp_peer(listener, relay_tx));
+        tokio::spawn(arbor_testkit::smtp::sink(listener, relay_tx));
         let tx = tx.clone();
         tokio::spawn(async move {
             while let Some(message) = relay_rx.recv().await {
@@ -267,7 +220,7 @@ async fn a_failed_delivery_backs_off_and_is_retried(engine: Engine) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let (tx, mut rx) = mpsc::unbounded_channel();
-    tokio::spawn(smtp_peer(listener, tx));
+    tokio::spawn(arbor_testkit::smtp::sink(listener, tx));
     let worker = tokio::spawn(mail::run_with(
         app.app().clone(),
         Some(sink_config(port)),

@@ -328,8 +328,14 @@ impl App {
             let by = proof;
             tx.accept_invitation(&by, invitation.id).await?;
             // The link is used: a copy still waiting in the outbox goes.
-            tx.cancel_mail(&by, MailLink { kind: MailKind::Invitation, user })
-                .await?;
+            tx.cancel_mail(
+                &by,
+                MailLink {
+                    kind: MailKind::Invitation,
+                    user,
+                },
+            )
+            .await?;
             tx.set_password_hash(&by, user, &hash).await?;
             tx.set_user_status(&by, user, UserStatus::Active).await?;
             if let Some(name) = name {

@@ -163,7 +163,8 @@ pub struct Config {
     /// The base of every link Arbor puts in mail; never taken from a request.
     pub public_url: String,
     pub log_format: LogFormat,
-    /// Without SMTP, mail stays in the outbox (`arbor outbox`) and the log.
+    /// Without SMTP, mail stays in the outbox (`arbor outbox`); the log
+    /// announces each mail once, without its body.
     pub smtp: Option<SmtpConfig>,
     pub session: SessionConfig,
     pub throttle: ThrottleConfig,

@@ -241,11 +241,12 @@ impl crate::Store {
     /// Unsent rows that will still be tried (fewer than `max_attempts`
     /// failures): the mail queue's depth.
     pub async fn mail_queue_depth(&self, max_attempts: i64) -> Result<i64, StoreError> {
-        let n: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL AND attempts < $1")
-                .bind(max_attempts)
-                .fetch_one(self.pool())
-                .await?;
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL AND attempts < $1",
+        )
+        .bind(max_attempts)
+        .fetch_one(self.pool())
+        .await?;
         Ok(n)
     }
 }
@@ -284,13 +285,12 @@ impl Tx<Write> {
         _by: &Allowed<A>,
         link: MailLink,
     ) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "DELETE FROM outbox WHERE user_id = $1 AND kind = $2 AND sent_at IS NULL",
-        )
-        .bind(link.user.0)
-        .bind(link.kind.as_str())
-        .execute(self.conn())
-        .await?;
+        let done =
+            sqlx::query("DELETE FROM outbox WHERE user_id = $1 AND kind = $2 AND sent_at IS NULL")
+                .bind(link.user.0)
+                .bind(link.kind.as_str())
+                .execute(self.conn())
+                .await?;
         Ok(done.rows_affected())
     }
 }

@@ -12,6 +12,6 @@ mod cache;
 mod concurrency;
 mod crash;
 mod hygiene;
-mod outbox;
 mod list_equals_get;
+mod outbox;
 mod seed_001;

@@ -144,7 +144,9 @@ mod tests {
         assert!(has_session_cookie(&headers));
         headers.insert(
             header::COOKIE,
-            "arbor_session=plain; __Host-arbor_session=host".parse().unwrap(),
+            "arbor_session=plain; __Host-arbor_session=host"
+                .parse()
+                .unwrap(),
         );
         assert_eq!(
             token_from(&headers, true),
@@ -159,7 +161,10 @@ mod tests {
     #[test]
     fn over_https_the_cookie_is_a_host_cookie() {
         let cookie = session_cookie("t", 60, true);
-        assert!(cookie.starts_with("__Host-arbor_session=t; Path=/;"), "{cookie}");
+        assert!(
+            cookie.starts_with("__Host-arbor_session=t; Path=/;"),
+            "{cookie}"
+        );
         assert!(cookie.contains("; Secure"), "{cookie}");
         assert!(!cookie.to_ascii_lowercase().contains("domain"), "{cookie}");
         assert!(session_cookie("t", 60, false).starts_with("arbor_session=t;"));

@@ -111,7 +111,10 @@ async fn two_workers_on_one_database_deliver_each_mail_once(engine: Engine) {
             org: w.child,
             role: w.user,
         };
-        app.app().invite(&by, &invite, &links, &policy).await.unwrap();
+        app.app()
+            .invite(&by, &invite, &links, &policy)
+            .await
+            .unwrap();
     }
     let nodes = [app.app().clone(), app.app_on_own_pool().await];
     let (tx, mut rx) = mpsc::unbounded_channel::<(usize, String)>();
@@ -168,7 +171,9 @@ async fn two_workers_on_one_database_deliver_each_mail_once(engine: Engine) {
     }
     let mut recipients: Vec<&str> = received.iter().map(|(_, to)| to.as_str()).collect();
     recipients.sort_unstable();
-    let expected: Vec<String> = (0..N).map(|i| format!("node-mail-{i:02}@root.test")).collect();
+    let expected: Vec<String> = (0..N)
+        .map(|i| format!("node-mail-{i:02}@root.test"))
+        .collect();
     assert_eq!(recipients, expected, "each mail delivered exactly once");
     assert_eq!(rows.len(), N);
     assert!(rows.iter().all(|m| m.attempts == 1 && m.body.is_empty()));
@@ -213,7 +218,10 @@ async fn a_failed_delivery_backs_off_and_is_retried(engine: Engine) {
     worker.abort();
     assert_eq!(failed.attempts, 1);
     assert!(failed.last_error.is_some());
-    assert_eq!(failed.next_attempt_at, arbor_app::model::Clock::now_ms(app.clock()) + 30_000);
+    assert_eq!(
+        failed.next_attempt_at,
+        arbor_app::model::Clock::now_ms(app.clock()) + 30_000
+    );
     assert!(failed.body.contains("token="), "kept until delivered");
 
     // Once due, a worker with a working relay delivers it.

@@ -31,8 +31,7 @@ async fn token_pages_are_not_cached_referred_or_framed(engine: Engine) {
     let app = TestApp::spawn(engine).await;
     let w = World::build(app.app()).await;
     let admin = Client::login(&app, "root-admin@root.test").await;
-    let invite =
-        json!({"email": "page@root.test", "name": "Page", "org_id": w.child.0, "role_id": w.user.0});
+    let invite = json!({"email": "page@root.test", "name": "Page", "org_id": w.child.0, "role_id": w.user.0});
     json(admin.post("/api/v1/users/invitations", invite).await, 201).await;
     let token = app.mailed_token("page@root.test").await;
 
@@ -49,7 +48,10 @@ async fn token_pages_are_not_cached_referred_or_framed(engine: Engine) {
     let accepted = app
         .http
         .post(app.url("/invitations/accept"))
-        .form(&[("token", token.as_str()), ("password", "a page chosen password")])
+        .form(&[
+            ("token", token.as_str()),
+            ("password", "a page chosen password"),
+        ])
         .send()
         .await
         .unwrap();
@@ -60,7 +62,10 @@ async fn token_pages_are_not_cached_referred_or_framed(engine: Engine) {
         .member(app.app(), w.child, w.staff, "kim-page@root.test")
         .await;
     let asked = admin
-        .post(&format!("/api/v1/users/{}/password-reset", kim.0), json!({}))
+        .post(
+            &format!("/api/v1/users/{}/password-reset", kim.0),
+            json!({}),
+        )
         .await;
     assert_eq!(asked.status(), 202);
     let reset = app.mailed_token("kim-page@root.test").await;
@@ -70,7 +75,10 @@ async fn token_pages_are_not_cached_referred_or_framed(engine: Engine) {
     let refused = app
         .http
         .post(app.url("/password-reset"))
-        .form(&[("token", "no-such-token"), ("password", "whatever it is now")])
+        .form(&[
+            ("token", "no-such-token"),
+            ("password", "whatever it is now"),
+        ])
         .send()
         .await
         .unwrap();
@@ -207,7 +215,10 @@ async fn revoking_an_invitation_drops_its_mail_and_resending_supersedes_it(engin
 
     // Resending replaces the old unsent mail with one new link.
     let resent = admin
-        .post(&format!("/api/v1/users/{}/invitation/resend", id.0), json!({}))
+        .post(
+            &format!("/api/v1/users/{}/invitation/resend", id.0),
+            json!({}),
+        )
         .await;
     json(resent, 200).await;
     let second = unsent_links(&app, to).await;
@@ -220,7 +231,11 @@ async fn revoking_an_invitation_drops_its_mail_and_resending_supersedes_it(engin
         .send()
         .await
         .unwrap();
-    assert_eq!(old_link.status(), 200, "the page opens; submitting it fails");
+    assert_eq!(
+        old_link.status(),
+        200,
+        "the page opens; submitting it fails"
+    );
 
     // Revoking drops it, in the same transaction as the audit row.
     let revoked = admin
@@ -255,7 +270,10 @@ async fn revoking_an_invitation_drops_its_mail_and_resending_supersedes_it(engin
     let accepted = app
         .http
         .post(app.url("/invitations/accept"))
-        .form(&[("token", token.as_str()), ("password", "a quick chosen password")])
+        .form(&[
+            ("token", token.as_str()),
+            ("password", "a quick chosen password"),
+        ])
         .send()
         .await
         .unwrap();

@@ -96,8 +96,10 @@ async fn no_token_password_or_mail_body_reaches_the_log(engine: Engine) {
     // First-run setup with the setup token.
     let setup = http
         .post(app.url("/api/v1/setup"))
-        .json(&json!({"setup_token": app.setup_token, "org_name": "Logs", "admin_email": admin_email,
-                      "admin_name": "Boss", "admin_password": ADMIN_PASSWORD}))
+        .json(
+            &json!({"setup_token": app.setup_token, "org_name": "Logs", "admin_email": admin_email,
+                      "admin_name": "Boss", "admin_password": ADMIN_PASSWORD}),
+        )
         .send()
         .await
         .unwrap();
@@ -115,7 +117,14 @@ async fn no_token_password_or_mail_body_reaches_the_log(engine: Engine) {
     let bearer = |method: reqwest::Method, path: &str| {
         http.request(method, app.url(path)).bearer_auth(&session)
     };
-    ok(bearer(reqwest::Method::GET, "/api/v1/me").send().await.unwrap(), 200).await;
+    ok(
+        bearer(reqwest::Method::GET, "/api/v1/me")
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
     let by_cookie = http
         .get(app.url("/api/v1/me"))
         .header("cookie", format!("arbor_session={session}"))
@@ -173,7 +182,10 @@ async fn no_token_password_or_mail_body_reaches_the_log(engine: Engine) {
     assert_eq!(page.status(), 200);
     let accepted = http
         .post(app.url("/invitations/accept"))
-        .form(&[("token", invitation.as_str()), ("password", INVITEE_PASSWORD)])
+        .form(&[
+            ("token", invitation.as_str()),
+            ("password", INVITEE_PASSWORD),
+        ])
         .send()
         .await
         .unwrap();

@@ -296,9 +296,21 @@ mod tests {
         bind: Option<String>,
     }
 
+    /// [`Config::load`] inside a figment Jail: the jails are serialised, so
+    /// no other test's `ARBOR_*` variables (set in a jail) are seen here.
+    #[allow(clippy::result_large_err)]
+    fn load(file: Option<&std::path::Path>, flags: Flags) -> Result<Config, String> {
+        let mut loaded = None;
+        figment::Jail::expect_with(|_| {
+            loaded = Some(Config::load(file, flags));
+            Ok(())
+        });
+        loaded.unwrap_or_else(|| Err("the jail did not run".into()))
+    }
+
     #[test]
     fn defaults_serve_sqlite_on_localhost_8080() {
-        let config = Config::load(None, Flags { bind: None }).unwrap();
+        let config = load(None, Flags { bind: None }).unwrap();
         assert_eq!(config.bind.to_string(), "127.0.0.1:8080");
         assert_eq!(config.database_url, "sqlite://./arbor-data/arbor.db");
     }
@@ -312,7 +324,7 @@ mod tests {
             "public_url = \"https://iot.example.com\"\nbind = \"0.0.0.0:9000\"\n",
         )
         .unwrap();
-        let config = Config::load(
+        let config = load(
             Some(&file),
             Flags {
                 bind: Some("127.0.0.1:7000".into()),
@@ -323,10 +335,8 @@ mod tests {
         assert_eq!(config.bind.to_string(), "127.0.0.1:7000");
         assert!(config.https());
         std::fs::write(&file, "pubilc_url = \"x\"\n").unwrap();
-        assert!(Config::load(Some(&file), Flags { bind: None }).is_err());
-        assert!(
-            Config::load(Some(&dir.path().join("missing.toml")), Flags { bind: None }).is_err()
-        );
+        assert!(load(Some(&file), Flags { bind: None }).is_err());
+        assert!(load(Some(&dir.path().join("missing.toml")), Flags { bind: None }).is_err());
     }
 
     #[test]
@@ -350,11 +360,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("arbor.toml");
         std::fs::write(&file, "[authz_cache]\nwarm = false\nmax_devices = 10\n").unwrap();
-        let config = Config::load(Some(&file), Flags { bind: None }).unwrap();
+        let config = load(Some(&file), Flags { bind: None }).unwrap();
         assert!(config.authz_cache.enabled && !config.authz_cache.warm);
         assert_eq!(config.authz_cache.limits().devices, 10);
         std::fs::write(&file, "[authz_cache]\nkeep_versions = 0\n").unwrap();
-        let error = Config::load(Some(&file), Flags { bind: None }).unwrap_err();
+        let error = load(Some(&file), Flags { bind: None }).unwrap_err();
         assert!(error.contains("keep_versions"), "{error}");
     }
 

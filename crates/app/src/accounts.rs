@@ -7,8 +7,8 @@ use crate::{App, AppError, Caller, hash_token, new_token};
 use arbor_core::policy as rules;
 use arbor_core::{OrgType, UserId, UserStatus};
 use arbor_store::{
-    AuditEvent, AuditOutcome, ClientKind, LoginKey, MembershipRecord, NewOrg, NewUser, SessionId,
-    UserRecord,
+    AuditEvent, AuditOutcome, ClientKind, LoginKey, MailKind, MailLink, MembershipRecord, NewOrg,
+    NewUser, SessionId, UserRecord,
 };
 
 /// How long sessions, invitations and reset links live.
@@ -377,6 +377,15 @@ impl App {
             let user = *proof.target();
             let by = proof;
             tx.accept_invitation(&by, invitation.id).await?;
+            // The link is used: a copy still waiting in the outbox goes.
+            tx.cancel_mail(
+                &by,
+                MailLink {
+                    kind: MailKind::Invitation,
+                    user,
+                },
+            )
+            .await?;
             tx.set_password_hash(&by, user, &hash).await?;
             tx.set_user_status(&by, user, UserStatus::Active).await?;
             if let Some(name) = name {
@@ -436,6 +445,11 @@ impl App {
                 .await?;
             // Reset links mailed before the change stop working.
             let withdrawn = step.tx.use_password_resets_of(&by, auth.user).await?;
+            let link = MailLink {
+                kind: MailKind::PasswordReset,
+                user: auth.user,
+            };
+            step.tx.cancel_mail(&by, link).await?;
             step.note("sessions_revoked", revoked);
             step.note("reset_links_withdrawn", withdrawn);
             Ok(())
@@ -520,6 +534,14 @@ impl App {
             })?;
             let by = proof;
             tx.use_password_reset(&by, reset.id).await?;
+            tx.cancel_mail(
+                &by,
+                MailLink {
+                    kind: MailKind::PasswordReset,
+                    user: reset.user,
+                },
+            )
+            .await?;
             tx.set_password_hash(&by, reset.user, &hash).await?;
             let revoked = tx.revoke_sessions(&by, reset.user).await?;
             // A reset unlocks: whoever was delayed at this account starts afresh.

@@ -4,7 +4,7 @@
 //! Bookkeeping of the store, not users' actions: nothing here is audited.
 
 use crate::{App, AppError};
-use arbor_store::MailRecord;
+use arbor_store::{Claim, Failure, MailRecord};
 
 impl App {
     /// The database answers (readiness).
@@ -35,11 +35,34 @@ impl App {
         Ok(mails)
     }
 
-    pub async fn mark_mail_sent(&self, mail: i64) -> Result<(), AppError> {
-        Ok(self.store.mark_mail_sent(mail).await?)
+    /// Claims the oldest due unsent mail for a worker node (the lease in
+    /// `arbor_store`'s mail module).
+    pub async fn claim_mail(&self, claim: Claim<'_>) -> Result<Vec<MailRecord>, AppError> {
+        Ok(self.store.claim_mail(claim).await?)
     }
 
-    pub async fn mark_mail_failed(&self, mail: i64, error: &str) -> Result<(), AppError> {
-        Ok(self.store.mark_mail_failed(mail, error).await?)
+    /// A delivery by `node`; false when the node no longer held the row.
+    pub async fn mark_mail_sent(&self, mail: i64, node: &str) -> Result<bool, AppError> {
+        Ok(self.store.mark_mail_sent(mail, node).await?)
+    }
+
+    /// A failed attempt by `failure.node`; false when it no longer held the row.
+    pub async fn mark_mail_failed(
+        &self,
+        mail: i64,
+        failure: Failure<'_>,
+    ) -> Result<bool, AppError> {
+        Ok(self.store.mark_mail_failed(mail, failure).await?)
+    }
+
+    /// Unsent mail not yet announced in a log, marked announced (each row
+    /// once, to one node).
+    pub async fn announce_mail(&self, limit: i64) -> Result<Vec<MailRecord>, AppError> {
+        Ok(self.store.announce_mail(limit).await?)
+    }
+
+    /// Unsent mail that will still be tried.
+    pub async fn mail_queue_depth(&self, max_attempts: i64) -> Result<i64, AppError> {
+        Ok(self.store.mail_queue_depth(max_attempts).await?)
     }
 }

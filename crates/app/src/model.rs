@@ -4,8 +4,8 @@
 //! store itself.
 
 pub use arbor_store::{
-    AuditEntry, AuthzVersion, ClientKind, Clock, DEFAULT_PAGE_SIZE, DeviceQuery, DeviceRecord,
-    DeviceTemplateId, HierarchySettings, MAX_PAGE_SIZE, MailRecord, ManualClock, MembershipRecord,
-    NewDatastream, NewDevice, NewOrg, NewUser, OrgRecord, Page, PageRequest, SessionId, SignupMode,
-    StoredTemplate, SystemClock, UserRecord,
+    AuditEntry, AuthzVersion, Claim, ClientKind, Clock, DEFAULT_PAGE_SIZE, DeviceQuery,
+    DeviceRecord, DeviceTemplateId, Failure, HierarchySettings, MAX_PAGE_SIZE, MailKind,
+    MailRecord, ManualClock, MembershipRecord, NewDatastream, NewDevice, NewOrg, NewUser,
+    OrgRecord, Page, PageRequest, SessionId, SignupMode, StoredTemplate, SystemClock, UserRecord,
 };

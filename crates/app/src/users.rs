@@ -16,7 +16,23 @@ use arbor_core::policy::{
 };
 use arbor_core::role::check_org_keeps_admin;
 use arbor_core::{Allowed, OrgId, PermissionSet, RoleId, UserId, UserStatus};
-use arbor_store::{AuditEntry, AuditEvent, AuditScope, MembershipRecord, NewUser, UserRecord};
+use arbor_store::{
+    AuditEntry, AuditEvent, AuditScope, MailKind, MailLink, MembershipRecord, NewUser, UserRecord,
+};
+
+fn invitation_link(user: UserId) -> MailLink {
+    MailLink {
+        kind: MailKind::Invitation,
+        user,
+    }
+}
+
+fn reset_link(user: UserId) -> MailLink {
+    MailLink {
+        kind: MailKind::PasswordReset,
+        user,
+    }
+}
 
 /// An invitation to send.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -238,6 +254,7 @@ pub(crate) async fn invite_in(
             email.as_str(),
             &format!("Your invitation to {}", org.name),
             &body,
+            Some(invitation_link(id)),
         )
         .await?;
     step.note("user", id);
@@ -415,6 +432,9 @@ impl App {
                     .cloned()
                     .ok_or_else(|| AppError::internal("the membership acted on vanished"))?;
                 step.tx.withdraw_invitations(&by, user).await?;
+                // The old link is dead: its mail, if still unsent, goes too.
+                let superseded = step.tx.cancel_mail(&by, invitation_link(user)).await?;
+                step.note("unsent_mail_superseded", superseded);
                 let (token, hash) = new_token();
                 let expires_at = step.tx.now() + policy.invitation_ms;
                 let inviter = step.actor.user();
@@ -443,6 +463,7 @@ impl App {
                         &member.record.email,
                         &format!("Your invitation to {}", membership.org_name),
                         &body,
+                        Some(invitation_link(user)),
                     )
                     .await?;
                 Ok(Invited { user, expires_at })
@@ -461,7 +482,9 @@ impl App {
                 if member.record.status != UserStatus::Pending {
                     return Err(step.fail(AppError::conflict("the user has already accepted")));
                 }
+                let cancelled = step.tx.cancel_mail(&by, invitation_link(user)).await?;
                 step.tx.delete_user(&by, user).await?;
+                step.note("unsent_mail_cancelled", cancelled);
                 Ok(())
             }
         )
@@ -556,6 +579,9 @@ impl App {
             step.tx
                 .insert_password_reset(&by, &hash, user, expires_at)
                 .await?;
+            // The new link replaces the open ones, and their unsent mail.
+            let superseded = step.tx.cancel_mail(&by, reset_link(user)).await?;
+            step.note("unsent_mail_superseded", superseded);
             let body = format!(
                 "Hello {},\n\nan administrator asked for your Arbor password to be reset.\n\
                  Choose a new password here (valid for 24 hours, once):\n\n{}\n",
@@ -568,6 +594,7 @@ impl App {
                     &member.record.email,
                     "Reset your Arbor password",
                     &body,
+                    Some(reset_link(user)),
                 )
                 .await?;
             Ok(())
@@ -684,6 +711,9 @@ impl App {
                 handed.push((device, new_owner));
             }
             step.tx.revoke_sessions(&by, user).await?;
+            for link in [invitation_link(user), reset_link(user)] {
+                step.tx.cancel_mail(&by, link).await?;
+            }
             step.tx.delete_user(&by, user).await?;
             step.note("devices_handed_on", &handed);
             Ok(())

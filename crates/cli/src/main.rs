@@ -433,14 +433,21 @@ async fn run(cli: Cli) -> Result<()> {
             for mail in mails {
                 let state = match mail.sent_at {
                     Some(_) => "sent".to_owned(),
-                    None if mail.attempts > 0 => {
-                        format!("unsent, {} failed attempts", mail.attempts)
-                    }
+                    None if mail.attempts > 0 => format!(
+                        "unsent, {} failed attempts; last error: {}",
+                        mail.attempts,
+                        mail.last_error.as_deref().unwrap_or("none recorded")
+                    ),
                     None => "unsent".to_owned(),
                 };
+                // A sent mail's body is not kept: it carried a one-time link.
+                let body = match mail.sent_at {
+                    Some(_) => "(delivered; the body is not kept once sent)",
+                    None => mail.body.as_str(),
+                };
                 println!(
-                    "--- mail {} to {} ({state})\nSubject: {}\n\n{}",
-                    mail.id, mail.to, mail.subject, mail.body
+                    "--- mail {} to {} ({state})\nSubject: {}\n\n{body}",
+                    mail.id, mail.to, mail.subject
                 );
             }
             Ok(())

@@ -241,7 +241,8 @@ pub struct Config {
     #[serde(skip)]
     pub public_url_follows_bind: bool,
     pub log_format: LogFormat,
-    /// Without SMTP, mail stays in the outbox (`arbor outbox`) and the log.
+    /// Without SMTP, mail stays in the outbox (`arbor outbox`); the log
+    /// announces each mail once, without its body.
     pub smtp: Option<SmtpConfig>,
     pub session: SessionConfig,
     pub throttle: ThrottleConfig,
@@ -516,9 +517,21 @@ mod tests {
         bind: Option<String>,
     }
 
+    /// [`Config::load`] inside a figment Jail: the jails are serialised, so
+    /// no other test's `ARBOR_*` variables (set in a jail) are seen here.
+    #[allow(clippy::result_large_err)]
+    fn load(file: Option<&std::path::Path>, flags: Flags) -> Result<Config, String> {
+        let mut loaded = None;
+        figment::Jail::expect_with(|_| {
+            loaded = Some(Config::load(file, flags));
+            Ok(())
+        });
+        loaded.unwrap_or_else(|| Err("the jail did not run".into()))
+    }
+
     #[test]
     fn defaults_serve_sqlite_on_localhost_8080() {
-        let config = Config::load(None, Flags { bind: None }).unwrap();
+        let config = load(None, Flags { bind: None }).unwrap();
         assert_eq!(config.bind.to_string(), "127.0.0.1:8080");
         assert_eq!(config.database_url, "sqlite://./arbor-data/arbor.db");
     }
@@ -532,7 +545,7 @@ mod tests {
             "public_url = \"https://iot.example.com\"\nbind = \"0.0.0.0:9000\"\n",
         )
         .unwrap();
-        let config = Config::load(
+        let config = load(
             Some(&file),
             Flags {
                 bind: Some("127.0.0.1:7000".into()),
@@ -543,10 +556,8 @@ mod tests {
         assert_eq!(config.bind.to_string(), "127.0.0.1:7000");
         assert!(config.https());
         std::fs::write(&file, "pubilc_url = \"x\"\n").unwrap();
-        assert!(Config::load(Some(&file), Flags { bind: None }).is_err());
-        assert!(
-            Config::load(Some(&dir.path().join("missing.toml")), Flags { bind: None }).is_err()
-        );
+        assert!(load(Some(&file), Flags { bind: None }).is_err());
+        assert!(load(Some(&dir.path().join("missing.toml")), Flags { bind: None }).is_err());
     }
 
     #[test]
@@ -570,11 +581,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("arbor.toml");
         std::fs::write(&file, "[authz_cache]\nwarm = false\nmax_devices = 10\n").unwrap();
-        let config = Config::load(Some(&file), Flags { bind: None }).unwrap();
+        let config = load(Some(&file), Flags { bind: None }).unwrap();
         assert!(config.authz_cache.enabled && !config.authz_cache.warm);
         assert_eq!(config.authz_cache.limits().devices, 10);
         std::fs::write(&file, "[authz_cache]\nkeep_versions = 0\n").unwrap();
-        let error = Config::load(Some(&file), Flags { bind: None }).unwrap_err();
+        let error = load(Some(&file), Flags { bind: None }).unwrap_err();
         assert!(error.contains("keep_versions"), "{error}");
     }
 
@@ -586,20 +597,20 @@ mod tests {
 
     #[test]
     fn an_unset_public_url_follows_bind_and_the_bound_port() {
-        let mut config = Config::load(None, bind("127.0.0.1:9000")).unwrap();
+        let mut config = load(None, bind("127.0.0.1:9000")).unwrap();
         assert_eq!(config.public_url, "http://127.0.0.1:9000");
         assert!(config.public_url_follows_bind);
         config.follow_listener("127.0.0.1:41234".parse().unwrap());
         assert_eq!(config.public_url, "http://127.0.0.1:41234");
-        let everywhere = Config::load(None, bind("0.0.0.0:9000")).unwrap();
+        let everywhere = load(None, bind("0.0.0.0:9000")).unwrap();
         assert_eq!(everywhere.public_url, "http://127.0.0.1:9000");
-        let v6 = Config::load(None, bind("[::]:9000")).unwrap();
+        let v6 = load(None, bind("[::]:9000")).unwrap();
         assert_eq!(v6.public_url, "http://[::1]:9000");
 
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("arbor.toml");
         std::fs::write(&file, "public_url = \"https://iot.example.com\"\n").unwrap();
-        let mut set = Config::load(Some(&file), bind("127.0.0.1:9000")).unwrap();
+        let mut set = load(Some(&file), bind("127.0.0.1:9000")).unwrap();
         assert!(!set.public_url_follows_bind);
         set.follow_listener("127.0.0.1:41234".parse().unwrap());
         assert_eq!(set.public_url, "https://iot.example.com");
@@ -676,7 +687,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("printed.toml");
         std::fs::write(&file, &text).unwrap();
-        let again = Config::load(Some(&file), Flags { bind: None }).unwrap();
+        let again = load(Some(&file), Flags { bind: None }).unwrap();
         assert_eq!(again.smtp.unwrap().security, SmtpSecurity::Tls);
         assert_eq!(again.authz_cache, config.authz_cache);
         assert_eq!(again.body_limit_bytes, config.body_limit_bytes);
@@ -751,7 +762,7 @@ mod tests {
              [password_hashing]\nworkers = 1\nqueue = 0\n",
         )
         .unwrap();
-        let config = Config::load(Some(&file), Flags { bind: None }).unwrap();
+        let config = load(Some(&file), Flags { bind: None }).unwrap();
         let policy = config.throttle.policy();
         assert_eq!((policy.free_failures, policy.max_delay_ms), (3, 60_000));
         assert_eq!(policy.client_max_delay_ms, 5_000, "defaults stay");
@@ -759,7 +770,7 @@ mod tests {
         assert_eq!((limits.workers, limits.queue), (1, 0));
         assert!(Config::default().password_hashing.limits().workers >= 1);
         std::fs::write(&file, "trusted_proxies = [\"proxy.internal\"]\n").unwrap();
-        let error = Config::load(Some(&file), Flags { bind: None }).unwrap_err();
+        let error = load(Some(&file), Flags { bind: None }).unwrap_err();
         assert!(error.contains("trusted_proxies"), "{error}");
     }
 

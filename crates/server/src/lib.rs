@@ -11,6 +11,7 @@ pub mod edge;
 pub mod error;
 pub mod extract;
 pub mod mail;
+pub mod redact;
 pub mod request_id;
 pub mod web;
 
@@ -130,9 +131,20 @@ pub fn app(state: AppState) -> (Router, OpenApi) {
         .fallback(api::not_found)
         .with_state(state)
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(trace_span))
         .layer(from_fn_with_state(edge, edge::layer));
     (router, openapi)
+}
+
+/// TraceLayer's span: its default records the whole URI, query and all, and
+/// link pages carry their one-time token in the query.
+fn trace_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
+    tracing::debug_span!(
+        "http",
+        method = %request.method(),
+        uri = %redact::redact_uri(request.uri()),
+        version = ?request.version(),
+    )
 }
 
 /// Serves until `shutdown` resolves, then finishes in-flight requests.

@@ -44,7 +44,8 @@ where
         "request",
         request_id = %id,
         method = %request.method(),
-        path = %request.uri().path(),
+        // Never the raw query: link pages and the device API carry tokens there.
+        uri = %crate::redact::redact_uri(request.uri()),
     );
     let mut response = REQUEST_ID
         .scope(id.clone(), handle(request).instrument(span.clone()))

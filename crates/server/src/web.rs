@@ -2,6 +2,12 @@
 //! password after an administrator asked for a reset. Plain HTML forms posting
 //! back to the same path (no script, no session: the token in the form is the
 //! credential), rendered with askama (escaped output).
+//!
+//! The token is in the page's URL and its form, so every answer of these
+//! routes is kept out of caches (`Cache-Control: no-store`), sends no
+//! `Referer` onwards (`Referrer-Policy: no-referrer`) and cannot be framed by
+//! another site (`frame-ancestors 'none'`, `X-Frame-Options: DENY`). The
+//! request log redacts the token ([`crate::redact`]).
 
 use crate::AppState;
 use crate::error::{ApiError, ProblemKind};
@@ -9,7 +15,7 @@ use crate::extract::{Form, Query};
 use arbor_app::model::ClientKind;
 use askama::Template;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
@@ -183,6 +189,22 @@ fn outcome<T>(mut page: SetPassword<'static>, result: Result<T, arbor_app::AppEr
     }
 }
 
+/// The headers every answer of a token page carries.
+pub const TOKEN_PAGE_HEADERS: [(HeaderName, &str); 4] = [
+    (header::CACHE_CONTROL, "no-store"),
+    (header::REFERRER_POLICY, "no-referrer"),
+    (header::CONTENT_SECURITY_POLICY, "frame-ancestors 'none'"),
+    (header::X_FRAME_OPTIONS, "DENY"),
+];
+
+async fn token_page_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    for (name, value) in TOKEN_PAGE_HEADERS {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
+}
+
 pub fn router() -> axum::Router<AppState> {
     axum::Router::new()
         .route(
@@ -190,4 +212,5 @@ pub fn router() -> axum::Router<AppState> {
             get(invitation_form).post(invitation_submit),
         )
         .route("/password-reset", get(reset_form).post(reset_submit))
+        .layer(axum::middleware::map_response(token_page_headers))
 }

@@ -85,6 +85,16 @@ impl Dialect {
         }
     }
 
+    /// Lock suffix of a queue's claim subquery: PostgreSQL locks the rows it
+    /// picks and passes over rows another claim holds; SQLite runs the
+    /// whole statement under its one write lock.
+    pub(crate) fn skip_locked(self) -> &'static str {
+        match self.engine {
+            Engine::Sqlite => "",
+            Engine::Postgres => " FOR UPDATE SKIP LOCKED",
+        }
+    }
+
     /// The statement that serialises first-run setups, if the engine needs one.
     pub(crate) fn first_run_lock(self) -> Option<&'static str> {
         match self.engine {

@@ -44,7 +44,7 @@ pub use config::StoreConfig;
 pub use dialect::{Dialect, Engine};
 pub use error::StoreError;
 pub use list::{DEFAULT_PAGE_SIZE, DeviceQuery, MAX_PAGE_SIZE, Page, PageRequest, UserFilter};
-pub use mail::MailRecord;
+pub use mail::{Claim, Failure, MailKind, MailLink, MailRecord};
 pub use orgs::OrgSettings;
 pub use roles::StoredTemplate;
 pub use rows::{

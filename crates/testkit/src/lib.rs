@@ -8,6 +8,7 @@
 //! - [`TestNode`]: a second server over a [`TestApp`]'s database, with its
 //!   own pool and decision cache (`TestApp::second_node`).
 //! - [`both_engines!`]: runs one test body on SQLite and on PostgreSQL.
+//! - [`smtp::sink`]: an SMTP relay on loopback that hands on what it receives.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use arbor_app::App;
@@ -335,6 +336,18 @@ impl TestApp {
         TestNode { base, server }
     }
 
+    /// The use cases over this app's database through a pool of their own,
+    /// as another node's workers would reach it.
+    pub async fn app_on_own_pool(&self) -> App {
+        let store = Store::connect_with_clock(
+            &StoreConfig::new(self.db.url.clone()),
+            self.db.clock.clone(),
+        )
+        .await
+        .unwrap();
+        App::new(store)
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
@@ -381,5 +394,58 @@ impl TestApp {
     /// Stops the server and waits for it to finish.
     pub async fn stop(self) {
         self.server.stop().await;
+    }
+}
+
+/// A minimal SMTP relay on loopback for delivery tests.
+pub mod smtp {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    use tokio::net::TcpListener;
+    use tokio::sync::mpsc;
+
+    /// Accepts SMTP sessions and sends each message's text down the channel.
+    pub async fn sink(listener: TcpListener, received: mpsc::UnboundedSender<String>) {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let received = received.clone();
+            tokio::spawn(async move {
+                let (read, mut write) = stream.into_split();
+                let mut lines = BufReader::new(read).lines();
+                write.write_all(b"220 test ESMTP\r\n").await.unwrap();
+                let mut data = None::<String>;
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if let Some(body) = data.as_mut() {
+                        if line == "." {
+                            let _ = received.send(data.take().unwrap_or_default());
+                            write.write_all(b"250 queued\r\n").await.unwrap();
+                        } else {
+                            body.push_str(&line);
+                            body.push('\n');
+                        }
+                        continue;
+                    }
+                    let verb = line
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or("")
+                        .to_ascii_uppercase();
+                    let reply: &[u8] = match verb.as_str() {
+                        "EHLO" | "HELO" => b"250 test\r\n",
+                        "DATA" => {
+                            data = Some(String::new());
+                            b"354 go ahead\r\n"
+                        }
+                        "QUIT" => {
+                            write.write_all(b"221 bye\r\n").await.unwrap();
+                            return;
+                        }
+                        _ => b"250 ok\r\n",
+                    };
+                    write.write_all(reply).await.unwrap();
+                }
+            });
+        }
     }
 }

@@ -67,7 +67,7 @@ async fn a_nul_byte_is_refused_as_invalid_and_never_stored(db: TestDb) {
     // value, not contention to retry.
     let mut tx = db.store().write().await.unwrap();
     let result = tx
-        .enqueue_mail(&proofs::invite(), "x@acme.example", "Hi", "a\0b")
+        .enqueue_mail(&proofs::invite(), "x@acme.example", "Hi", "a\0b", None)
         .await;
     match db.store().engine() {
         Engine::Postgres => match result {

@@ -13,4 +13,5 @@ mod concurrency;
 mod crash;
 mod hygiene;
 mod list_equals_get;
+mod outbox;
 mod seed_001;

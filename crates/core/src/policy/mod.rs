@@ -300,6 +300,7 @@ pub mod writes {
         UsePasswordResets,
         ClearLoginFailures,
         EnqueueMail,
+        CancelMail,
         InsertDeviceTemplate,
         EnableTemplate,
         InsertDevice,
@@ -335,19 +336,21 @@ permits! {
     Invite => [InsertUser, InsertMembership, InsertInvitation, EnqueueMail];
     AddMember => [InsertUser, InsertMembership];
     EditUser => [UpdateProfile];
-    ResetPassword => [InsertPasswordReset, EnqueueMail];
+    ResetPassword => [InsertPasswordReset, EnqueueMail, CancelMail];
     ForceLogout => [RevokeSessions];
     SetSuspended => [SetUserStatus, RevokeSessions];
-    DeleteUser => [SetDeviceOwner, RevokeSessions, DeleteUser];
-    ResendInvitation => [WithdrawInvitations, InsertInvitation, EnqueueMail];
-    RevokeInvitation => [DeleteUser];
+    DeleteUser => [SetDeviceOwner, RevokeSessions, DeleteUser, CancelMail];
+    ResendInvitation => [WithdrawInvitations, InsertInvitation, EnqueueMail, CancelMail];
+    RevokeInvitation => [DeleteUser, CancelMail];
     ChangeMemberRole => [SetMemberRole];
     TransferUser => [InsertMembership, RemoveMembership, SetHomeMembership, MoveDevice,
         SetDeviceOwner];
     Login => [InsertSession];
     Logout => [RevokeSessions];
-    AcceptInvitation => [AcceptInvitation, SetPasswordHash, SetUserStatus, UpdateProfile];
+    AcceptInvitation => [AcceptInvitation, SetPasswordHash, SetUserStatus, UpdateProfile,
+        CancelMail];
     CompletePasswordReset => [UsePasswordResets, SetPasswordHash, RevokeSessions,
-        ClearLoginFailures];
-    EditOwnAccount => [SetPasswordHash, UpdateProfile, RevokeSessions, UsePasswordResets];
+        ClearLoginFailures, CancelMail];
+    EditOwnAccount => [SetPasswordHash, UpdateProfile, RevokeSessions, UsePasswordResets,
+        CancelMail];
 }

@@ -26,7 +26,7 @@ use utoipa_axum::router::OpenApiRouter;
         title = "Arbor",
         description = "Multi-tenant IoT platform server: organizations, users, roles, permissions and devices.\\n\\n\
 Authenticate with `POST /api/v1/auth/login`; send the returned token as `Authorization: Bearer <token>` \
-(or rely on the `arbor_session` cookie). Name the organization a request acts in with the `X-Arbor-Org` \
+(or rely on the session cookie: `arbor_session`, or `__Host-arbor_session` when served over https). Name the organization a request acts in with the `X-Arbor-Org` \
 header (an org id); without it, requests act in your home organization. Errors are RFC 9457 problem \
 details; objects outside your scope answer 404.",
     ),

@@ -1,6 +1,7 @@
 //! Cross-site request refusal for cookie sessions.
 //!
-//! A browser attaches the `arbor_session` cookie to requests that another
+//! A browser attaches the session cookie (`arbor_session`, or
+//! `__Host-arbor_session` over https) to requests that another
 //! site makes it send. `SameSite=Lax` keeps the cookie off most cross-site
 //! POSTs, but not off requests from a sibling subdomain ("same-site") nor off
 //! every browser. So a request that changes something (any method but GET,
@@ -21,7 +22,7 @@
 //! its user's home org (the attacker's target is the user, not another
 //! tenant).
 
-use crate::auth::session::token_from;
+use crate::auth::session::{has_session_cookie, token_from};
 use crate::error::{ApiError, ProblemKind};
 use arbor_app::model::ClientKind;
 use axum::extract::Request;
@@ -35,14 +36,16 @@ pub const FETCH_SITE: &str = "sec-fetch-site";
 pub struct Origins {
     /// `scheme://host[:port]` of the configured public URL.
     public: Option<String>,
+    /// Served over https: the session cookie is `__Host-arbor_session`.
+    https: bool,
 }
 
 impl Origins {
     pub fn new(public_url: &str) -> Self {
+        let parsed = url::Url::parse(public_url).ok();
         Self {
-            public: url::Url::parse(public_url)
-                .ok()
-                .map(|url| url.origin().ascii_serialization()),
+            https: parsed.as_ref().is_some_and(|url| url.scheme() == "https"),
+            public: parsed.map(|url| url.origin().ascii_serialization()),
         }
     }
 
@@ -79,9 +82,9 @@ impl Origins {
         }
         // An Authorization header decides the session (never the cookie):
         // checked first, without copying the token, on the hot path.
-        if headers.contains_key(header::AUTHORIZATION)
-            || !matches!(token_from(headers), Some((_, ClientKind::Web)))
-        {
+        // Either cookie name counts: refusing a write that the cookie of the
+        // other scheme would not even authenticate costs nothing.
+        if headers.contains_key(header::AUTHORIZATION) || !has_session_cookie(headers) {
             return None;
         }
         if let Some(site) = headers.get(FETCH_SITE) {
@@ -130,7 +133,7 @@ impl CrossSite {
         Some(Refused {
             why,
             what: format!("request:{} {}", request.method(), request.uri().path()),
-            session: token_from(request.headers()),
+            session: token_from(request.headers(), self.origins.https),
         })
     }
 

@@ -11,6 +11,7 @@ mod mail;
 mod matrix;
 mod nul;
 mod openapi;
+mod secrets;
 mod support;
 mod throttle;
 mod users;

@@ -19,6 +19,7 @@ pub mod password;
 pub mod recovery;
 pub mod roles;
 mod run;
+pub mod stats;
 pub mod users;
 
 pub use error::AppError;

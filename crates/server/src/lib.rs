@@ -11,6 +11,7 @@ pub mod edge;
 pub mod error;
 pub mod extract;
 pub mod mail;
+pub mod observe;
 pub mod request_id;
 pub mod web;
 
@@ -23,10 +24,10 @@ use arbor_app::users::Links;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
+use axum::routing::get;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
-use tower_http::trace::TraceLayer;
 use utoipa::openapi::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
@@ -63,6 +64,8 @@ impl AppState {
             window_ms: i64::try_from(config.throttle.window_secs.saturating_mul(1000))
                 .unwrap_or(i64::MAX),
         };
+        // Before anything records: metrics recorded earlier are lost.
+        observe::recorder();
         Self {
             throttle: Arc::new(Throttle::new(limits, clock.clone())),
             app,
@@ -110,15 +113,18 @@ pub fn app(state: AppState) -> (Router, OpenApi) {
     });
     // Layers run from the last added to the first. The edge layer, outermost,
     // gives every request its id, refuses oversized and cross-site requests,
-    // and turns any plain error below it into problem details.
+    // turns any plain error below it into problem details, counts the
+    // request and writes its access-log line. Router layers run after
+    // routing, so it sees the matched route template.
     let router = Router::new()
         .merge(api_router)
         .merge(web::router())
         .merge(docs)
+        // Not in the OpenAPI document: an operator's endpoint, not the API.
+        .route("/metrics", get(observe::scrape::metrics))
         .fallback(api::not_found)
         .with_state(state)
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(TraceLayer::new_for_http())
         .layer(from_fn_with_state(edge, edge::layer));
     (router, openapi)
 }

@@ -668,6 +668,10 @@ async fn nothing_a_client_sends_forges_a_log_line() {
             .await
             .unwrap();
         server.wait_for_line("for the last request", |l| l.contains("forge-last"));
+        // The invitation to the new org's Admin is logged by the mail worker,
+        // after the request: the attempt shows there, escaped, not dropped.
+        let escaped = format!("\\n{FORGED}");
+        server.wait_for_line("with the escaped forged text", |l| l.contains(&escaped));
 
         let log = server.log();
         let timestamp = |line: &str| {
@@ -681,12 +685,7 @@ async fn nothing_a_client_sends_forges_a_log_line() {
                 assert!(!line.contains(c), "{c:?} reached the log: {line:?}");
             }
         }
-        // The attempts are in the log, escaped, not dropped.
         let whole = log.join("\n");
-        assert!(
-            whole.contains(&format!("\\n{FORGED}")),
-            "the forged text is not in the log at all:\n{whole}"
-        );
         // The raw request reached the router (the HTTP parser takes 8-bit
         // bytes in a path) and its access line shows the path escaped.
         assert!(

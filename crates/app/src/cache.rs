@@ -262,7 +262,8 @@ impl AuthzCache {
         }
     }
 
-    fn version(&self) -> Option<AuthzVersion> {
+    /// The version every cached fact is as of; `None` before the first request.
+    pub fn version(&self) -> Option<AuthzVersion> {
         lock(&self.inner).version
     }
 

@@ -20,6 +20,7 @@ pub mod password;
 pub mod recovery;
 pub mod roles;
 mod run;
+pub mod stats;
 pub mod throttle;
 pub mod users;
 

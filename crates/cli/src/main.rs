@@ -2,6 +2,7 @@
 
 mod database;
 mod demo;
+mod logging;
 
 use anyhow::{Context, Result, bail};
 use arbor_app::App;
@@ -163,17 +164,7 @@ struct ServeFlags {
 }
 
 fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("ARBOR_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=warn"));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
+    logging::init(format);
 }
 
 fn read_password() -> Result<String> {

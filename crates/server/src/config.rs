@@ -226,6 +226,42 @@ impl AuthzCacheConfig {
     }
 }
 
+/// Who may read `/metrics` on the main listener. Without a token, only
+/// local scrapers: a loopback peer whose request carries no forwarding
+/// header (a reverse proxy on the same host adds one, so requests it
+/// forwards from elsewhere are refused). Refused scrapes answer 404.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// `false`: `/metrics` answers 404 to everyone.
+    pub enabled: bool,
+    /// Loopback peers (without forwarding headers) may scrape without a token.
+    pub loopback: bool,
+    /// A scraper presenting `Authorization: Bearer <token>` may scrape from
+    /// any address. At least 16 characters.
+    pub token: Option<String>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            loopback: true,
+            token: None,
+        }
+    }
+}
+
+impl fmt::Debug for MetricsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MetricsConfig")
+            .field("enabled", &self.enabled)
+            .field("loopback", &self.loopback)
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
 #[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -253,6 +289,7 @@ pub struct Config {
     /// Largest accepted request body, in bytes.
     pub body_limit_bytes: usize,
     pub authz_cache: AuthzCacheConfig,
+    pub metrics: MetricsConfig,
 }
 
 impl Default for Config {
@@ -271,6 +308,7 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             body_limit_bytes: 1024 * 1024,
             authz_cache: AuthzCacheConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -298,6 +336,7 @@ impl fmt::Debug for Config {
             .field("trusted_proxies", &self.trusted_proxies)
             .field("body_limit_bytes", &self.body_limit_bytes)
             .field("authz_cache", &self.authz_cache)
+            .field("metrics", &self.metrics)
             .finish()
     }
 }
@@ -475,6 +514,16 @@ impl Config {
         for entry in &self.trusted_proxies {
             crate::auth::client::parse_proxy(entry)
                 .map_err(|e| format!("invalid configuration: trusted_proxies: {e}"))?;
+        }
+        if self
+            .metrics
+            .token
+            .as_ref()
+            .is_some_and(|t| t.trim().len() < 16)
+        {
+            return Err(
+                "invalid configuration: metrics.token must be at least 16 characters".into(),
+            );
         }
         let url = url::Url::parse(&self.public_url)
             .map_err(|e| format!("invalid configuration: public_url: {e}"))?;
@@ -786,11 +835,28 @@ mod tests {
                 password: Some("s3cret".into()),
                 from: "a@b.c".into(),
             }),
+            metrics: MetricsConfig {
+                token: Some("scrape-token-0123456789".into()),
+                ..MetricsConfig::default()
+            },
             ..Config::default()
         };
         let text = format!("{config:?}");
         assert!(!text.contains("hunter2"), "{text}");
         assert!(!text.contains("s3cret"), "{text}");
+        assert!(!text.contains("scrape-token"), "{text}");
         assert!(text.contains("postgres://***@db:5432/arbor"));
+    }
+
+    #[test]
+    fn metrics_are_local_by_default_and_a_short_token_is_refused() {
+        let config = Config::load(None, Flags { bind: None }).unwrap();
+        assert!(config.metrics.enabled && config.metrics.loopback);
+        assert_eq!(config.metrics.token, None);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("arbor.toml");
+        std::fs::write(&file, "[metrics]\ntoken = \"short\"\n").unwrap();
+        let error = Config::load(Some(&file), Flags { bind: None }).unwrap_err();
+        assert!(error.contains("metrics.token"), "{error}");
     }
 }

@@ -25,11 +25,13 @@ pub struct Edge {
 
 /// The one edge layer: gives the request its id ([`crate::request_id`]); an
 /// announced body over the limit answers 413, a cross-site cookie write 403
-/// (before routing, so every route is covered); and whatever answers, a plain
-/// error leaves as problem details. One layer rather than four: each
+/// (before the handler, on every route and the fallback); whatever answers,
+/// a plain error leaves as problem details; and the request is counted and
+/// logged ([`crate::observe::access`]). One layer rather than five: each
 /// `from_fn` layer costs a boxed future per request.
 pub async fn layer(State(edge): State<Arc<Edge>>, request: Request, next: Next) -> Response {
-    crate::request_id::scoped(request, |request| async move {
+    let seen = crate::observe::access::Seen::start(&request);
+    let (response, context) = crate::request_id::scoped(request, |request| async move {
         if announced_too_large(&request, edge.body_limit) {
             return too_large().into_response();
         }
@@ -38,7 +40,9 @@ pub async fn layer(State(edge): State<Arc<Edge>>, request: Request, next: Next) 
         }
         problem_details(next.run(request).await)
     })
-    .await
+    .await;
+    seen.finish(&response, &context);
+    response
 }
 
 /// Rewrites plain-text and empty error responses into problem details.

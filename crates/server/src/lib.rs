@@ -11,6 +11,7 @@ pub mod edge;
 pub mod error;
 pub mod extract;
 pub mod mail;
+pub mod observe;
 pub mod redact;
 pub mod request_id;
 pub mod web;
@@ -24,10 +25,10 @@ use arbor_app::users::Links;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
+use axum::routing::get;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
-use tower_http::trace::TraceLayer;
 use utoipa::openapi::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
@@ -76,6 +77,8 @@ impl AppState {
             .cloned()
             .collect();
         let trusted_proxies = TrustedProxies::parse(&proxies).unwrap_or_default();
+        // Before anything records: metrics recorded earlier are lost.
+        observe::recorder();
         Self {
             trusted_proxies: Arc::new(trusted_proxies),
             app,
@@ -123,28 +126,20 @@ pub fn app(state: AppState) -> (Router, OpenApi) {
     });
     // Layers run from the last added to the first. The edge layer, outermost,
     // gives every request its id, refuses oversized and cross-site requests,
-    // and turns any plain error below it into problem details.
+    // turns any plain error below it into problem details, counts the
+    // request and writes its access-log line. Router layers run after
+    // routing, so it sees the matched route template.
     let router = Router::new()
         .merge(api_router)
         .merge(web::router())
         .merge(docs)
+        // Not in the OpenAPI document: an operator's endpoint, not the API.
+        .route("/metrics", get(observe::scrape::metrics))
         .fallback(api::not_found)
         .with_state(state)
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(TraceLayer::new_for_http().make_span_with(trace_span))
         .layer(from_fn_with_state(edge, edge::layer));
     (router, openapi)
-}
-
-/// TraceLayer's span: its default records the whole URI, query and all, and
-/// link pages carry their one-time token in the query.
-fn trace_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
-    tracing::debug_span!(
-        "http",
-        method = %request.method(),
-        uri = %redact::redact_uri(request.uri()),
-        version = ?request.version(),
-    )
 }
 
 /// Serves until `shutdown` resolves, then finishes in-flight requests.

@@ -27,6 +27,7 @@ pub mod generate;
 pub mod list;
 mod mail;
 mod orgs;
+mod pool_stats;
 mod roles;
 mod rows;
 mod store;
@@ -46,6 +47,7 @@ pub use error::StoreError;
 pub use list::{DEFAULT_PAGE_SIZE, DeviceQuery, MAX_PAGE_SIZE, Page, PageRequest, UserFilter};
 pub use mail::{Claim, Failure, MailKind, MailLink, MailRecord};
 pub use orgs::OrgSettings;
+pub use pool_stats::PoolStats;
 pub use roles::StoredTemplate;
 pub use rows::{
     DeviceRecord, DeviceTemplateId, HierarchySettings, NewDatastream, NewDevice, NewOrg, NewUser,

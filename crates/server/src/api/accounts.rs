@@ -119,6 +119,7 @@ async fn login(
     let Some(logged_in) = logged_in else {
         return Err(ApiError::unauthorized("invalid email or password"));
     };
+    crate::request_id::authenticated(logged_in.user, ClientKind::Api);
     let max_age = (logged_in.expires_at - state.clock.now_ms()) / 1000;
     let cookie = session_cookie(&logged_in.token, max_age, state.config.https());
     Ok((

@@ -14,10 +14,23 @@ pub struct Health {
     pub status: &'static str,
 }
 
-/// The process is up.
-#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "The process is up", body = Health)))]
-async fn healthz() -> Json<Health> {
-    Json(Health { status: "ok" })
+/// Liveness, and the version of the running server.
+#[derive(Serialize, ToSchema)]
+pub struct Live {
+    #[schema(example = "ok")]
+    pub status: &'static str,
+    /// The server's version, as `arbor --version` prints it.
+    #[schema(example = "0.1.0")]
+    pub version: &'static str,
+}
+
+/// The process is up; names its version.
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "The process is up", body = Live)))]
+async fn healthz() -> Json<Live> {
+    Json(Live {
+        status: "ok",
+        version: crate::observe::scrape::VERSION,
+    })
 }
 
 /// The process can serve requests: the database answers.
@@ -29,7 +42,7 @@ async fn healthz() -> Json<Health> {
 )]
 async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
     state.app.ping().await.map_err(|e| {
-        tracing::warn!("readiness check failed: {e}");
+        tracing::warn!(error = %e, "readiness check failed");
         ApiError::new(
             ProblemKind::ServiceUnavailable,
             "the database does not answer",

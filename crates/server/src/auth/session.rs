@@ -97,6 +97,7 @@ impl FromRequestParts<AppState> for CurrentUser {
             .authenticate(&token, &state.policy)
             .await?
             .ok_or_else(|| ApiError::unauthorized("the session is not valid; log in again"))?;
+        crate::request_id::authenticated(auth.user, client);
         let caller = auth.caller(client, context);
         Ok(Self { auth, caller })
     }

@@ -67,8 +67,7 @@ where
         .filter(|v| acceptable(v))
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-    // The path as received (percent-encoded, without the query: that may
-    // carry a token).
+    // The URI as received, with token-bearing query values redacted.
     let span = tracing::info_span!(
         "request",
         request_id = %id,
@@ -82,7 +81,7 @@ where
             id,
             user: Cell::new(None),
         },
-        handle(request).instrument(span),
+        handle(request).instrument(span.clone()),
     );
     let mut scope = std::pin::pin!(scope);
     let mut response = scope.as_mut().await;
@@ -91,6 +90,9 @@ where
         id: String::new(),
         user: Cell::new(None),
     });
+    // At DEBUG, a line inside the span (which names the redacted URI); the
+    // access log writes the INFO line.
+    span.in_scope(|| tracing::debug!(status = response.status().as_u16(), "response"));
     if let Some(value) = header {
         response.headers_mut().insert(HEADER, value);
     }

@@ -144,21 +144,23 @@ pub fn name(field: &'static str, text: &str, max: usize) -> Result<String, Domai
 /// be empty and may span lines (tabs and line breaks allowed), no other
 /// control, zero-width or bidirectional character.
 pub fn free_text(field: &'static str, text: &str, max: usize) -> Result<String, DomainError> {
-    let text = text.trim();
-    let length = text.chars().count();
-    if length > max {
-        return Err(DomainError::invalid(
-            field,
-            format!("must be at most {max} characters (has {length})"),
-        ));
-    }
-    refuse_characters(field, text, true)?;
-    Ok(text.to_owned())
+    bounded(field, text, max, true)
 }
 
 /// A single line of text (a contact, a metafield value): as [`free_text`]
 /// but without line breaks or tabs.
 pub fn line(field: &'static str, text: &str, max: usize) -> Result<String, DomainError> {
+    bounded(field, text, max, false)
+}
+
+/// Trimmed text of at most `max` characters; `multiline` allows tabs and
+/// line breaks.
+fn bounded(
+    field: &'static str,
+    text: &str,
+    max: usize,
+    multiline: bool,
+) -> Result<String, DomainError> {
     let text = text.trim();
     let length = text.chars().count();
     if length > max {
@@ -167,7 +169,7 @@ pub fn line(field: &'static str, text: &str, max: usize) -> Result<String, Domai
             format!("must be at most {max} characters (has {length})"),
         ));
     }
-    refuse_characters(field, text, false)?;
+    refuse_characters(field, text, multiline)?;
     Ok(text.to_owned())
 }
 

@@ -103,6 +103,13 @@ pub struct ThrottleConfig {
     /// Counters whose last failure is older than this start from zero and
     /// are pruned.
     pub forget_after_secs: u64,
+    /// A refused (429) attempt is answered only after this pause (at most
+    /// its `Retry-After`), so that a client hammering the login costs the
+    /// server a sleeping task, not a busy core; 0 answers at once.
+    pub hold_ms: u64,
+    /// How many refused attempts may be held at once; beyond that they are
+    /// answered at once (the bound on held connections' memory).
+    pub hold_slots: u32,
 }
 
 impl Default for ThrottleConfig {
@@ -116,6 +123,8 @@ impl Default for ThrottleConfig {
             client_free_failures: u32::try_from(policy.client_free_failures).unwrap_or(100),
             client_max_delay_secs: secs(policy.client_max_delay_ms),
             forget_after_secs: secs(policy.forget_after_ms),
+            hold_ms: 1_000,
+            hold_slots: 512,
         }
     }
 }

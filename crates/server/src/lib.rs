@@ -46,6 +46,8 @@ pub struct AppState {
     /// setup over HTTP (printed to the server log at start).
     pub setup_token: Option<Arc<str>>,
     pub mail: mail::MailSignal,
+    /// Holds refused (429) login attempts back before answering.
+    pub tarpit: auth::tarpit::Tarpit,
 }
 
 impl AppState {
@@ -79,7 +81,12 @@ impl AppState {
         let trusted_proxies = TrustedProxies::parse(&proxies).unwrap_or_default();
         // Before anything records: metrics recorded earlier are lost.
         observe::recorder();
+        let tarpit = auth::tarpit::Tarpit::new(
+            std::time::Duration::from_millis(config.throttle.hold_ms),
+            usize::try_from(config.throttle.hold_slots).unwrap_or(usize::MAX),
+        );
         Self {
+            tarpit,
             trusted_proxies: Arc::new(trusted_proxies),
             app,
             clock,

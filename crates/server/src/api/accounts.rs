@@ -95,7 +95,8 @@ pub struct LoginResponse {
 
 /// Logs in. Wrong email, wrong password and inactive account answer the same
 /// 401. After repeated failures of this client at this account (or at many
-/// accounts) it must wait: 429 with `Retry-After`. 503 with `Retry-After`
+/// accounts) it must wait: 429 with `Retry-After`, answered after a pause
+/// (`throttle.hold_ms`). 503 with `Retry-After`
 /// when too many passwords are being checked at once.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "accounts",
     request_body = LoginRequest,
@@ -106,16 +107,14 @@ async fn login(
     ClientAddr(from): ClientAddr,
     Json(body): Json<LoginRequest>,
 ) -> ApiResult<impl IntoResponse> {
-    let logged_in = state
-        .app
-        .login(
-            &body.email,
-            &body.password,
-            ClientKind::Api,
-            &from,
-            &state.policy,
-        )
-        .await?;
+    let attempt = state.app.login(
+        &body.email,
+        &body.password,
+        ClientKind::Api,
+        &from,
+        &state.policy,
+    );
+    let logged_in = state.tarpit.hold(attempt.await).await?;
     let Some(logged_in) = logged_in else {
         return Err(ApiError::unauthorized("invalid email or password"));
     };
@@ -237,16 +236,14 @@ async fn change_password(
     user: CurrentUser,
     Json(body): Json<PasswordChange>,
 ) -> ApiResult<StatusCode> {
-    state
-        .app
-        .change_own_password(
-            &user.auth,
-            &body.current_password,
-            &body.new_password,
-            user.caller.client,
-            &from,
-        )
-        .await?;
+    let changed = state.app.change_own_password(
+        &user.auth,
+        &body.current_password,
+        &body.new_password,
+        user.caller.client,
+        &from,
+    );
+    state.tarpit.hold(changed.await).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -6,3 +6,4 @@
 pub mod client;
 pub mod cross_site;
 pub mod session;
+pub mod tarpit;

@@ -121,7 +121,13 @@ async fn a_concurrent_burst_is_counted_one_by_one_and_the_real_user_still_logs_i
 }
 
 async fn a_thousand_failures_from_one_address_only_slow_that_address(engine: Engine) {
-    let app = TestApp::spawn_with(engine, behind_proxy).await;
+    // Answered at once: 900 held refusals would take 45 s (the pause has its
+    // own test below).
+    let app = TestApp::spawn_with(engine, |c| {
+        behind_proxy(c);
+        c.throttle.hold_ms = 0;
+    })
+    .await;
     let w = World::build(app.app()).await;
     w.member(app.app(), w.child, w.staff, "kim@root.test").await;
     let max_client_delay = app_config_client_delay();
@@ -393,4 +399,36 @@ both_engines!(
     wrong_current_passwords_are_throttled_like_logins,
     a_full_hash_queue_answers_503_with_retry_after,
     two_nodes_share_the_counters,
+    a_refused_attempt_is_answered_after_the_pause,
 );
+
+async fn a_refused_attempt_is_answered_after_the_pause(engine: Engine) {
+    let app = TestApp::spawn_with(engine, |c| {
+        behind_proxy(c);
+        c.throttle.free_failures = 1;
+        c.throttle.base_delay_secs = 30;
+        c.throttle.hold_ms = 400;
+    })
+    .await;
+    let failed = login_from(
+        &app,
+        &app.base,
+        ATTACKER,
+        "nobody@root.test",
+        "wrong password!",
+    )
+    .await;
+    assert_eq!(failed.status(), 401);
+    let start = std::time::Instant::now();
+    let refused = login_from(
+        &app,
+        &app.base,
+        ATTACKER,
+        "nobody@root.test",
+        "wrong password!",
+    )
+    .await;
+    assert!(start.elapsed() >= std::time::Duration::from_millis(400));
+    assert_eq!(retry_after(&refused), 30);
+    problem(refused, 429).await;
+}

@@ -282,6 +282,30 @@ async fn devices_transfer_to_a_user_by_id_or_email_and_into_an_org(engine: Engin
             (format!("user:{}", child_staff.0), "new_owner".into()),
         ])
     );
+    // The actions log shows both entries, in the owners' org.
+    let log = get(&app, "/api/v1/audit?limit=20", &root).await;
+    assert_eq!(log.status, 200, "{log:?}");
+    let entries: BTreeSet<(String, i64)> = log
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "device.transfer.owner")
+        .map(|e| {
+            assert_eq!(e["details"]["device"], meter.0);
+            (
+                e["target"].as_str().unwrap().to_owned(),
+                e["target_org_id"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        entries,
+        BTreeSet::from([
+            (format!("user:{}", child_user.0), w.child.0),
+            (format!("user:{}", child_staff.0), w.child.0),
+        ])
+    );
     let rows = audit(&app, &format!("device:{}", meter.0)).await;
     assert!(
         rows.contains(&("device.transfer".into(), "allowed".into())),

@@ -16,6 +16,7 @@ both_engines!(devices_transfer_to_a_user_by_id_or_email_and_into_an_org);
 both_engines!(refused_transfers_answer_their_status_change_nothing_and_are_audited_at_home);
 both_engines!(the_dry_run_agrees_with_the_real_transfer_on_generated_worlds);
 both_engines!(devices_follow_ownership_when_users_are_deleted_or_moved);
+both_engines!(concurrent_transfers_of_one_device_queue_and_each_starts_from_the_last);
 
 async fn transfer(app: &TestApp, token: &str, device: DeviceId, body: Value) -> Reply {
     post(
@@ -1035,5 +1036,64 @@ async fn devices_follow_ownership_when_users_are_deleted_or_moved(engine: Engine
             "device {d}: owner {owner} is no member of org {org}"
         );
     }
+    app.stop().await;
+}
+
+async fn concurrent_transfers_of_one_device_queue_and_each_starts_from_the_last(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let w = World::build(&app).await;
+    let root = app.login("admin@root.test", PASSWORD).await;
+    let child_user = user_id(&app, &email(BuiltinRole::User, "child")).await;
+    let meter = w.device(&app, w.child, Some(child_user), "Meter").await;
+    let staff = user_id(&app, &email(BuiltinRole::Staff, "child")).await;
+    let mark = audit_mark(&app).await;
+    let (a, b, c, d) = tokio::join!(
+        transfer(&app, &root, meter, json!({ "user_id": staff.0 })),
+        transfer(
+            &app,
+            &root,
+            meter,
+            json!({ "email": "user@grandchild.test" })
+        ),
+        transfer(&app, &root, meter, json!({ "org_id": w.sibling.0 })),
+        transfer(
+            &app,
+            &root,
+            meter,
+            json!({ "org_id": w.child.0, "owner_id": staff.0 })
+        ),
+    );
+    let mut done = 0;
+    for reply in [a, b, c, d] {
+        // Only "the same owner" may refuse, when another transfer got there first.
+        match reply.status {
+            200 => done += 1,
+            400 => assert_eq!(reply.body["detail"], "Can't transfer to the same owner"),
+            _ => panic!("{reply:?}"),
+        }
+    }
+    assert!(done >= 3, "{done} transfers went through");
+    // The transfers ran one after the other: each started where the last ended.
+    let rows: Vec<AuditRow> = audit_since(&app, mark)
+        .await
+        .into_iter()
+        .filter(|r| r.action == "device.transfer" && r.outcome == "allowed")
+        .collect();
+    assert_eq!(rows.len(), done);
+    let mut owner = json!(child_user.0);
+    let mut org = json!(w.child.0);
+    for row in &rows {
+        assert_eq!(row.details["from_owner"], owner, "{rows:#?}");
+        assert_eq!(row.details["from_org"], org, "{rows:#?}");
+        owner = row.details["to_owner"].clone();
+        org = row.details["to_org"].clone();
+    }
+    let (now_org, now_owner) = placed(&app, &root, meter).await;
+    assert_eq!((json!(now_org), json!(now_owner)), (org, owner));
+    assert!(
+        members_of(&app, &root, OrgId(now_org))
+            .await
+            .contains(&now_owner.unwrap())
+    );
     app.stop().await;
 }

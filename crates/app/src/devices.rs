@@ -1,6 +1,6 @@
 //! Devices: creation and transfer (SPEC.md section 5).
 
-use crate::run::{Decides, Found, write_case};
+use crate::run::{Decides, write_case};
 use crate::{App, AppError, Caller};
 use arbor_core::{DeviceId, OrgId, UserId};
 use arbor_store::{AuditEvent, DeviceRecord, NewDevice};
@@ -43,48 +43,17 @@ impl App {
     /// Transfers a device to user `to`: an active member within the caller's
     /// scope. The device moves to that member's org (the home membership if it
     /// is in scope) and `to` becomes the owner. History stays with the device.
+    /// The transfer use case with [`crate::TransferTo::User`].
     pub async fn transfer_device_to_user(
         &self,
         caller: &Caller,
         device: DeviceId,
         to: UserId,
     ) -> Result<DeviceRecord, AppError> {
-        let event = AuditEvent::new(caller.client, "device.transfer", format!("device:{device}"))
-            .detail("to_user", to);
-        write_case!(self, caller, event, |step| {
-            let seen = step.tx.device(device).await.found(step, "device")?;
-            let decision = step.actor.view_device(&seen.facts());
-            step.require(decision, "device")?;
-            // Concurrent transfers of one device queue here and then re-read it.
-            step.tx.lock_device(device).await?;
-            let record = step.tx.device(device).await.found(step, "device")?;
-            step.note("device_name", &record.name);
-            let receiver = step.tx.principal(to).await?;
-            let verdict = step
-                .actor
-                .transfer_device(device, &record.facts(), receiver.as_ref());
-            let by = step.allow(verdict, "device")?;
-            let (_, target) = by.target().clone();
-            if !step
-                .tx
-                .template_enabled(target.org.id(), record.template)
-                .await?
-            {
-                return Err(step.fail(AppError::conflict(
-                    "the device template is not enabled for the receiving user's organization",
-                )));
-            }
-            step.tx
-                .move_device(&by, device, target.org.id(), Some(target.owner))
-                .await?;
-            step.note("from_org", record.org.id());
-            step.note("to_org", target.org.id());
-            step.note("from_owner", record.owner);
-            Ok(DeviceRecord {
-                org: target.org,
-                owner: Some(target.owner),
-                ..record
-            })
-        })
+        let to = crate::TransferTo::User(to);
+        Ok(self
+            .transfer_device(caller, device, &to, false)
+            .await?
+            .device)
     }
 }

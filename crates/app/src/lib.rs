@@ -22,6 +22,7 @@ pub mod roles;
 mod run;
 pub mod stats;
 pub mod throttle;
+mod transfer;
 pub mod users;
 
 pub use error::AppError;
@@ -30,6 +31,7 @@ pub use members::NewMember;
 pub use orgs::{
     HierarchyCreated, MAX_TREE_ORGS, NewHierarchy, OrgDeleted, OrgEdit, OrgSearchPage, OrgTree,
 };
+pub use transfer::{DeviceTransfer, TransferTo};
 
 use arbor_core::{OrgId, UserId};
 use arbor_store::{ClientKind, Store};

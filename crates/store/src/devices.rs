@@ -1,6 +1,7 @@
 //! Devices, device templates (with their datastreams and the orgs they are
 //! enabled for) and device metafields.
 
+use crate::audit::AuditEvent;
 use crate::error::{StoreError, found};
 use crate::rows::{DeviceRecord, DeviceTemplateId, NewDatastream, NewDevice};
 use crate::text::{checked_name, refuse_nul};
@@ -258,6 +259,18 @@ impl Tx<Write> {
             .await?;
         found(&done, "device")?;
         Ok(())
+    }
+
+    /// A device transfer's entry in one owner's timeline: an audit row with
+    /// target `user:{id}` (the old or the new owner), written in this
+    /// transaction beside the transfer's own `device:{id}` row, so it is
+    /// durable exactly when the transfer is.
+    pub async fn owner_timeline_entry<A: Permits<writes::MoveDevice>>(
+        &mut self,
+        _by: &Allowed<A>,
+        event: AuditEvent,
+    ) -> Result<(), StoreError> {
+        self.insert_audit_row(event).await
     }
 
     /// Gives a device a new owner within its org.

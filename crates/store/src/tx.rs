@@ -151,6 +151,16 @@ impl Tx<Write> {
     /// transaction's changes durable. A denied attempt commits its audit row
     /// alone.
     pub async fn commit(mut self, event: AuditEvent) -> Result<(), StoreError> {
+        self.insert_audit_row(event).await?;
+        // The authorization change feed (see STAMP_CHANGES). Last, so the
+        // version row, when bumped, stays locked only until the commit.
+        sqlx::raw_sql(STAMP_CHANGES).execute(self.conn()).await?;
+        self.tx.commit().await?;
+        Ok(())
+    }
+
+    /// One audit row, inside this transaction (durable only with its commit).
+    pub(crate) async fn insert_audit_row(&mut self, event: AuditEvent) -> Result<(), StoreError> {
         let details = serde_json::to_string(&event.details).unwrap_or_else(|_| "{}".into());
         sqlx::query(
             "INSERT INTO audit_events (at, actor_user_id, actor_home_org_id, target_org_id, \
@@ -168,10 +178,6 @@ impl Tx<Write> {
         .bind(details)
         .execute(self.conn())
         .await?;
-        // The authorization change feed (see STAMP_CHANGES). Last, so the
-        // version row, when bumped, stays locked only until the commit.
-        sqlx::raw_sql(STAMP_CHANGES).execute(self.conn()).await?;
-        self.tx.commit().await?;
         Ok(())
     }
 

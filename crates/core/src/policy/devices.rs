@@ -7,17 +7,35 @@ use super::{
 };
 use crate::decision::{
     Actor, Decision, DeviceAction, DeviceFacts, DeviceFilter, Principal, Scope, UserStatus,
+    who_can_device,
 };
 use crate::error::DomainError;
 use crate::ids::{DeviceId, OrgId, UserId};
 use crate::org::OrgPath;
 use crate::permission::Permission;
+use std::collections::BTreeSet;
 
 /// Where a transferred device goes: the receiver's org, and the receiver.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TransferTarget {
     pub org: OrgPath,
     pub owner: UserId,
+}
+
+/// Who gains and who loses `view` and `control` on a device when it moves
+/// (user ids, ascending): who-can before and after, as the asker's who-can
+/// shows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct AccessChange {
+    pub gain: ActionUsers,
+    pub lose: ActionUsers,
+}
+
+/// User ids per device action.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ActionUsers {
+    pub view: Vec<UserId>,
+    pub control: Vec<UserId>,
 }
 
 impl Actor {
@@ -153,6 +171,113 @@ impl Actor {
             ),
         )
     }
+
+    /// Transferring `device` into an org (SPEC.md section 5): the device
+    /// action `transfer`, an org in the actor's scope and hierarchy (`None`:
+    /// it does not exist; both answer 404 "organization"), and an owner who
+    /// is an active member of that org — `named`, or else the first of
+    /// `admins` (the org's active Admins, earliest membership first).
+    /// `named` is `Some` when the request names an owner (`Some(None)`: no
+    /// such user). Moving
+    /// nothing (same org, same owner) is refused like a transfer to the
+    /// same owner.
+    pub fn transfer_device_to_org(
+        &self,
+        id: DeviceId,
+        device: &DeviceFacts<'_>,
+        org: Option<&OrgPath>,
+        named: Option<Option<&Principal>>,
+        admins: &[UserId],
+    ) -> Verdict<TransferDevice> {
+        let decision = self.decide_device(DeviceAction::Transfer, device);
+        if !decision.is_allowed() {
+            return Err(Refusal::Denied(decision));
+        }
+        let org = org.filter(|o| self.home().same_hierarchy(o) && self.scope().contains(o));
+        let org = check(
+            &decision,
+            org.ok_or(DomainError::NotFound {
+                what: "organization",
+            }),
+        )?;
+        let owner = match named {
+            Some(principal) => {
+                // A named owner must be a member of the org; anyone else
+                // answers like an unknown user.
+                let member = principal.filter(|p| p.memberships.iter().any(|m| m.org == *org));
+                let member = check(
+                    &decision,
+                    member.ok_or(DomainError::NotFound { what: "user" }),
+                )?;
+                if member.status != UserStatus::Active {
+                    return Err(Refusal::Failed {
+                        decision,
+                        error: DomainError::conflict("the receiving user is not active"),
+                    });
+                }
+                member.user
+            }
+            None => *check(
+                &decision,
+                admins.first().ok_or_else(|| {
+                    DomainError::conflict("the organization has no active Admin to own the device")
+                }),
+            )?,
+        };
+        if device.org == org && device.owner == Some(owner) {
+            return Err(Refusal::Failed {
+                decision,
+                error: DomainError::invalid("user", "Can't transfer to the same owner"),
+            });
+        }
+        verdict(
+            decision,
+            (
+                id,
+                TransferTarget {
+                    org: org.clone(),
+                    owner,
+                },
+            ),
+        )
+    }
+
+    /// Who gains and who loses `view` and `control` when a device moves from
+    /// `before` to `after`: [`who_can_device`] on both, limited to what the
+    /// actor's who-can shows ([`Actor::visible_grants`]). `principals` must
+    /// hold everyone who-can would consider for either place (the members of
+    /// both orgs and their ancestors, and both owners).
+    pub fn transfer_access_change(
+        &self,
+        before: &DeviceFacts<'_>,
+        after: &DeviceFacts<'_>,
+        principals: &[Principal],
+    ) -> AccessChange {
+        let users = |action: DeviceAction, device: &DeviceFacts<'_>| -> BTreeSet<UserId> {
+            self.visible_grants(who_can_device(action, device, principals), principals)
+                .into_iter()
+                .map(|g| g.user)
+                .collect()
+        };
+        let mut change = AccessChange::default();
+        for (action, gain, lose) in [
+            (
+                DeviceAction::View,
+                &mut change.gain.view,
+                &mut change.lose.view,
+            ),
+            (
+                DeviceAction::Control,
+                &mut change.gain.control,
+                &mut change.lose.control,
+            ),
+        ] {
+            let (was, will) = (users(action, before), users(action, after));
+            *gain = will.difference(&was).copied().collect();
+            *lose = was.difference(&will).copied().collect();
+        }
+        change
+    }
 }
 
 #[cfg(test)]
@@ -178,6 +303,218 @@ mod tests {
         // Another hierarchy's template.
         let other = child_admin.enable_device_template(&grandchild, OrgId(9));
         assert!(matches!(other, Err(Refusal::Denied(d)) if d.outcome == Outcome::Hidden));
+    }
+
+    fn member(user: i64, org: &OrgPath, permissions: PermissionSet) -> Principal {
+        Principal {
+            user: UserId(user),
+            status: UserStatus::Active,
+            session_revoked: false,
+            memberships: vec![crate::decision::Membership {
+                org: org.clone(),
+                role: crate::ids::RoleId(user),
+                permissions,
+                home: true,
+            }],
+        }
+    }
+
+    fn transfer_set() -> PermissionSet {
+        PermissionSet::from([Permission::OrgDevicesView, Permission::TransfersDevices]).closed()
+    }
+
+    #[test]
+    fn a_device_goes_to_the_named_member_or_the_earliest_admin_of_the_org() {
+        let root = path(&[1]);
+        let child = path(&[1, 2]);
+        let admin = actor(&root, PermissionSet::all());
+        let device = DeviceFacts {
+            org: &root,
+            owner: Some(UserId(1)),
+        };
+        let moved = admin
+            .transfer_device_to_org(
+                DeviceId(7),
+                &device,
+                Some(&child),
+                None,
+                &[UserId(5), UserId(6)],
+            )
+            .unwrap();
+        assert_eq!(
+            moved.target().1,
+            TransferTarget {
+                org: child.clone(),
+                owner: UserId(5)
+            }
+        );
+        let named = member(6, &child, PermissionSet::EMPTY);
+        let moved = admin
+            .transfer_device_to_org(
+                DeviceId(7),
+                &device,
+                Some(&child),
+                Some(Some(&named)),
+                &[UserId(5)],
+            )
+            .unwrap();
+        assert_eq!(moved.target().1.owner, UserId(6));
+        // A named user who is no member of the org looks unknown.
+        let outsider = member(8, &root, PermissionSet::EMPTY);
+        for named in [Some(&outsider), None] {
+            let refused = admin.transfer_device_to_org(
+                DeviceId(7),
+                &device,
+                Some(&child),
+                Some(named),
+                &[UserId(5)],
+            );
+            assert!(matches!(
+                refused,
+                Err(Refusal::Failed {
+                    error: DomainError::NotFound { what: "user" },
+                    ..
+                })
+            ));
+        }
+        let mut suspended = member(6, &child, PermissionSet::EMPTY);
+        suspended.status = UserStatus::Suspended;
+        let refused = admin.transfer_device_to_org(
+            DeviceId(7),
+            &device,
+            Some(&child),
+            Some(Some(&suspended)),
+            &[],
+        );
+        assert!(matches!(
+            refused,
+            Err(Refusal::Failed {
+                error: DomainError::Conflict { .. },
+                ..
+            })
+        ));
+        // No Admin to default to.
+        let refused = admin.transfer_device_to_org(DeviceId(7), &device, Some(&child), None, &[]);
+        assert!(matches!(
+            refused,
+            Err(Refusal::Failed {
+                error: DomainError::Conflict { .. },
+                ..
+            })
+        ));
+        // Nothing would change.
+        let refused =
+            admin.transfer_device_to_org(DeviceId(7), &device, Some(&root), None, &[UserId(1)]);
+        assert!(matches!(
+            refused,
+            Err(Refusal::Failed {
+                error: DomainError::Invalid { .. },
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn an_org_outside_the_scope_or_hierarchy_is_not_found() {
+        let child = path(&[1, 2]);
+        let sibling = path(&[1, 3]);
+        let other = path(&[9]);
+        let child_admin = actor(&child, PermissionSet::all());
+        let device = DeviceFacts {
+            org: &child,
+            owner: None,
+        };
+        for org in [Some(&sibling), Some(&other), Some(&path(&[1])), None] {
+            let refused =
+                child_admin.transfer_device_to_org(DeviceId(7), &device, org, None, &[UserId(5)]);
+            assert!(
+                matches!(
+                    refused,
+                    Err(Refusal::Failed {
+                        error: DomainError::NotFound {
+                            what: "organization"
+                        },
+                        ..
+                    })
+                ),
+                "{org:?}: {refused:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_org_transfer_needs_transfers_devices_and_a_visible_device() {
+        let child = path(&[1, 2]);
+        let sibling = path(&[1, 3]);
+        let viewer = actor(
+            &child,
+            PermissionSet::from([Permission::OrgDevicesView]).closed(),
+        );
+        let device = DeviceFacts {
+            org: &child,
+            owner: None,
+        };
+        let refused =
+            viewer.transfer_device_to_org(DeviceId(7), &device, Some(&child), None, &[UserId(5)]);
+        assert!(matches!(refused, Err(Refusal::Denied(d)) if d.outcome == Outcome::Forbidden));
+        let transferer = actor(&child, transfer_set());
+        let hidden = DeviceFacts {
+            org: &sibling,
+            owner: None,
+        };
+        let refused = transferer.transfer_device_to_org(
+            DeviceId(7),
+            &hidden,
+            Some(&child),
+            None,
+            &[UserId(5)],
+        );
+        assert!(matches!(refused, Err(Refusal::Denied(d)) if d.outcome == Outcome::Hidden));
+        assert!(
+            transferer
+                .transfer_device_to_org(DeviceId(7), &device, Some(&child), None, &[UserId(5)])
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn the_access_change_is_who_can_after_minus_who_can_before() {
+        let root = path(&[1]);
+        let a = path(&[1, 2]);
+        let b = path(&[1, 3]);
+        let root_admin = actor(&root, PermissionSet::all());
+        let view = PermissionSet::from([Permission::OrgDevicesView]).closed();
+        let own = PermissionSet::from([Permission::OwnDevicesControl]).closed();
+        let principals = vec![
+            member(1, &root, PermissionSet::all()),
+            member(2, &a, view),
+            member(3, &a, own),
+            member(
+                4,
+                &b,
+                PermissionSet::from([Permission::OrgDevicesControl]).closed(),
+            ),
+            member(5, &b, own),
+        ];
+        let before = DeviceFacts {
+            org: &a,
+            owner: Some(UserId(3)),
+        };
+        let after = DeviceFacts {
+            org: &b,
+            owner: Some(UserId(5)),
+        };
+        let change = root_admin.transfer_access_change(&before, &after, &principals);
+        let ids = |v: &[i64]| v.iter().copied().map(UserId).collect::<Vec<_>>();
+        assert_eq!(change.gain.view, ids(&[4, 5]));
+        assert_eq!(change.gain.control, ids(&[4, 5]));
+        assert_eq!(change.lose.view, ids(&[2, 3]));
+        assert_eq!(change.lose.control, ids(&[3]));
+        // An asker in org a sees only grants through memberships in its scope.
+        let asker = actor(&a, PermissionSet::all());
+        let change = asker.transfer_access_change(&before, &after, &principals);
+        assert!(change.gain.view.is_empty());
+        assert_eq!(change.lose.view, ids(&[2, 3]));
     }
 
     #[test]

@@ -36,7 +36,7 @@ pub use accounts::{
     InvitationFacts, LoginFacts, ResetFacts, accept_invitation, complete_password_reset, login,
     logout,
 };
-pub use devices::TransferTarget;
+pub use devices::{AccessChange, ActionUsers, TransferTarget};
 pub use insight::Visibility;
 pub use orgs::{DeleteOrgFacts, DeletionPlan, MemberMove, MovedMember, least_privileged_role};
 pub use roles::{RoleSetWrite, TemplatePlan, TemplateWrites};

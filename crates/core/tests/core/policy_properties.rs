@@ -1258,6 +1258,39 @@ fn check_devices(
             prop_assert!(inside(actor, &target.org));
         }
         *comparisons += 2;
+
+        // Into an org: a random org (or none), a named member or none, and
+        // a random list of the org's "Admins".
+        let org = (!rng.one_in(10)).then(|| rng.below(paths.len()));
+        let named = match rng.below(3) {
+            0 => None,
+            1 => Some(None),
+            _ => Some(Some(rng.below(world.users.len()))),
+        };
+        let admins: Vec<usize> = (0..rng.below(3))
+            .map(|_| rng.below(world.users.len()))
+            .collect();
+        let admin_ids: Vec<_> = admins.iter().map(|u| user_id(*u)).collect();
+        let got = actor.transfer_device_to_org(
+            DeviceId(d as i64),
+            &device_facts,
+            org.map(|o| &paths[o]),
+            named.map(|n| n.map(|u| &real.principals[u])),
+            &admin_ids,
+        );
+        let expected = world.transfer_device_to_org(r, d, org, named, &admins);
+        if let Some(((id, target), (org, owner))) = agree(actor, &got, &expected, || {
+            format!(
+                "{} transfer device {d} into {org:?} named {named:?} admins {admins:?}",
+                who()
+            )
+        })? {
+            prop_assert_eq!(*id, DeviceId(d as i64));
+            prop_assert_eq!(&target.org, &paths[*org]);
+            prop_assert_eq!(target.owner, user_id(*owner));
+            prop_assert!(inside(actor, &target.org));
+        }
+        *comparisons += 1;
     }
     Ok(())
 }

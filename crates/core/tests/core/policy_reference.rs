@@ -634,6 +634,50 @@ impl PlainWorld {
         Ok((org, receiver))
     }
 
+    /// SPEC.md section 5, into an org: the transfer device action, the org
+    /// in the actor's scope, the owner the named user (a member of the org,
+    /// active) or else the first of `admins`; refused when nothing would
+    /// change. Returns (org, new owner).
+    pub fn transfer_device_to_org(
+        &self,
+        actor: &RefActor<'_>,
+        device: usize,
+        org: Option<usize>,
+        named: Option<Option<usize>>,
+        admins: &[usize],
+    ) -> RefVerdict<(usize, usize)> {
+        match self.device_action(actor, "transfer", device) {
+            RefOutcome::Allowed => {}
+            RefOutcome::Forbidden => return Err(deny(RefOutcome::Forbidden, Why::Missing)),
+            RefOutcome::Hidden => return Err(deny(RefOutcome::Hidden, Why::NotVisible)),
+        }
+        let Some(org) = org.filter(|o| Self::in_scope(actor, *o)) else {
+            return Err(RefRefusal::Failed);
+        };
+        let owner = match named {
+            Some(user) => {
+                let Some(user) =
+                    user.filter(|u| self.users[*u].memberships.iter().any(|(o, _)| *o == org))
+                else {
+                    return Err(RefRefusal::Failed);
+                };
+                if self.users[user].status != "active" {
+                    return Err(RefRefusal::Failed);
+                }
+                user
+            }
+            None => match admins.first() {
+                Some(first) => *first,
+                None => return Err(RefRefusal::Failed),
+            },
+        };
+        let d = &self.devices[device];
+        if d.org == org && d.owner == Some(owner) {
+            return Err(RefRefusal::Failed);
+        }
+        Ok((org, owner))
+    }
+
     // Users ----------------------------------------------------------------
 
     /// The membership a member action acts on: the home one if in scope,

@@ -474,6 +474,18 @@ async fn every_route_hides_a_neighbours_objects_and_audits_in_the_callers_home(e
             format!("/api/v1/devices?org_id={c}&include_suborgs=true"),
             Body::None,
         ),
+        hidden(
+            Method::POST,
+            "/api/v1/devices/{id}/transfer",
+            format!("/api/v1/devices/{device}/transfer"),
+            Body::Json(json!({ "org_id": s })),
+        ),
+        hidden(
+            Method::POST,
+            "/api/v1/devices/{id}/transfer",
+            format!("/api/v1/devices/{device}/transfer?dry_run=true"),
+            Body::Json(json!({ "org_id": s })),
+        ),
         own(
             "/api/v1/devices",
             "/api/v1/devices".into(),

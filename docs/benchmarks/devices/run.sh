@@ -4,7 +4,7 @@
 #   run.sh sqlite   sqlite:///work/bench/gen.db  sqlite.env
 #   run.sh postgres postgres://postgres@127.0.0.1:5432/arbor_bench pg.env
 # (the .env file comes from setup.sh). Needs target/release/arbor and wrk.
-# SEARCH overrides the filtered search's query (default: template + tag).
+# SEARCH overrides the filtered search's query (default: the template, and TAG if set).
 set -eu
 engine=$1 url=$2 env=$3
 here=$(cd "$(dirname "$0")" && pwd)
@@ -12,7 +12,7 @@ bin=${BENCH_BIN:-$here/../../../target/release/arbor}
 port=${BENCH_PORT:-18098}
 base=http://127.0.0.1:$port
 . "$env"
-search=${SEARCH:-"template_id=$TEMPLATE_ID&tag=generated"}
+search=${SEARCH:-"template_id=$TEMPLATE_ID${TAG:+&tag=$TAG}"}
 
 ARBOR_LOG=warn "$bin" serve --bind 127.0.0.1:$port --database-url "$url" > /tmp/arbor-bench-devices.log 2>&1 &
 pid=$!

@@ -6,6 +6,7 @@ mod devices;
 mod health;
 mod orgs;
 mod roles;
+mod templates;
 mod users;
 
 use crate::AppState;
@@ -220,6 +221,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(roles::router())
         .merge(access::router())
         .merge(devices::router())
+        .merge(templates::router())
 }
 
 /// Every unknown path.

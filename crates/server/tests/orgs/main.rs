@@ -16,4 +16,5 @@ mod reparent;
 mod seed;
 mod shared;
 mod support;
+mod templates;
 mod walk;

@@ -63,6 +63,15 @@ async fn facts<M>(
     })
 }
 
+/// The template as `actor` is shown it: only the orgs it may see among
+/// those the template is enabled for.
+fn shown(actor: &Actor, mut record: DeviceTemplateRecord) -> DeviceTemplateRecord {
+    record
+        .enabled_for
+        .retain(|org| actor.view_org(org).is_allowed());
+    record
+}
+
 fn devices_use_it(n: i64, where_: &str) -> AppError {
     let devices = if n == 1 { "device" } else { "devices" };
     AppError::ConflictWith {
@@ -93,7 +102,8 @@ impl App {
             step.note("datastreams", checked.content().datastreams.len());
             step.note("events", checked.content().events.len());
             step.note("metafields", checked.content().metafields.len());
-            Ok(step.tx.device_template(id).await?)
+            let record = step.tx.device_template(id).await?;
+            Ok(shown(&step.actor, record))
         })
     }
 
@@ -110,7 +120,8 @@ impl App {
                 .found(step, "device template")?;
             let decision = step.actor.view_device_template(&facts);
             step.require(decision, "device template")?;
-            Ok(step.tx.device_template(id).await?)
+            let record = step.tx.device_template(id).await?;
+            Ok(shown(&step.actor, record))
         })
     }
 
@@ -152,7 +163,8 @@ impl App {
                 Err(e) => return Err(step.fail(e.into())),
             };
             step.tx.replace_template(&by, id, &checked).await?;
-            Ok(step.tx.device_template(id).await?)
+            let record = step.tx.device_template(id).await?;
+            Ok(shown(&step.actor, record))
         })
     }
 

@@ -25,6 +25,8 @@ pub struct DeviceTemplateRecord {
     pub created_at: i64,
     /// When the template was last edited (never: `None`).
     pub updated_at: Option<i64>,
+    /// The orgs the template is enabled for, by id.
+    pub enabled_for: Vec<OrgPath>,
 }
 
 /// A device template in a list: without its parts, with their counts.
@@ -131,12 +133,14 @@ impl<M> Tx<M> {
                 default_value: row.try_get(2)?,
             });
         }
+        let enabled_for = self.template_orgs(id).await?;
         Ok(DeviceTemplateRecord {
             id,
             hierarchy,
             content,
             created_at,
             updated_at,
+            enabled_for,
         })
     }
 

@@ -151,6 +151,8 @@ pub struct TemplateView {
     pub created_at: i64,
     /// Unix milliseconds of the last edit, if any.
     pub updated_at: Option<i64>,
+    /// The orgs of your scope the template is enabled for.
+    pub enabled_org_ids: Vec<i64>,
 }
 
 /// A template in a list.
@@ -290,6 +292,7 @@ impl From<DeviceTemplateRecord> for TemplateView {
             metafields: parts(t.content.metafields),
             created_at: t.created_at,
             updated_at: t.updated_at,
+            enabled_org_ids: t.enabled_for.iter().map(|o| o.id().0).collect(),
         }
     }
 }

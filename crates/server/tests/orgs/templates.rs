@@ -356,6 +356,19 @@ async fn templates_are_enabled_and_disabled_for_an_org_by_its_parent(engine: Eng
     );
     let grandchild_admin = login(&app, BuiltinRole::Admin, "grandchild").await;
     assert_eq!(listed(&app, &grandchild_admin).await, ["Sensor", "Meter"]);
+    // Each caller is shown where it is enabled, within its own scope.
+    let enabled_at = |token: String| {
+        let app = &app;
+        async move {
+            let reply = get(app, &format!("/api/v1/device-templates/{meter}"), &token).await;
+            assert_eq!(reply.status, 200, "{reply:?}");
+            reply.body["enabled_org_ids"].clone()
+        }
+    };
+    let (r, c, gc) = (world.root.0, world.child.0, world.grandchild.0);
+    assert_eq!(enabled_at(admin.clone()).await, json!([r, c, gc]));
+    assert_eq!(enabled_at(child_admin.clone()).await, json!([c, gc]));
+    assert_eq!(enabled_at(grandchild_admin.clone()).await, json!([gc]));
     // Disabling follows the same rule.
     assert_eq!(
         delete(&app, &at(meter, world.child), &child_admin)

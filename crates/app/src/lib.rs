@@ -21,6 +21,7 @@ pub mod recovery;
 pub mod roles;
 mod run;
 pub mod stats;
+pub mod templates;
 pub mod throttle;
 mod transfer;
 pub mod users;

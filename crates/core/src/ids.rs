@@ -41,3 +41,7 @@ id_type!(
     /// A role of one hierarchy (at most nine per hierarchy).
     RoleId
 );
+id_type!(
+    /// A device template (product definition) of one hierarchy.
+    DeviceTemplateId
+);

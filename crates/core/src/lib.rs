@@ -11,6 +11,7 @@ pub mod org;
 pub mod permission;
 pub mod policy;
 pub mod role;
+pub mod template;
 pub mod text;
 
 pub use decision::{
@@ -19,7 +20,7 @@ pub use decision::{
     who_can_device, who_can_member, who_can_org,
 };
 pub use error::DomainError;
-pub use ids::{DeviceId, OrgId, RoleId, UserId};
+pub use ids::{DeviceId, DeviceTemplateId, OrgId, RoleId, UserId};
 pub use org::{DepthLimit, OrgFacts, OrgPath, OrgType};
 pub use permission::{Permission, PermissionGroup, PermissionSet};
 pub use policy::{Allowed, Operator, Refusal, Verdict};

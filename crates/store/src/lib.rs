@@ -31,6 +31,7 @@ mod pool_stats;
 mod roles;
 mod rows;
 mod store;
+mod templates;
 mod text;
 mod throttle;
 mod tx;
@@ -54,6 +55,7 @@ pub use rows::{
     OrgRecord, SessionId, SignupMode, UserRecord,
 };
 pub use store::Store;
+pub use templates::{DeviceTemplateRecord, DeviceTemplateSummary};
 pub use throttle::{LoginCounter, LoginKey, login_account_key};
 pub use tx::{Read, ReadTx, Table, Tx, Write, WriteTx};
 pub use users::MembershipRecord;

@@ -5,10 +5,8 @@ use arbor_core::{
 };
 use serde::Serialize;
 
-/// A device template.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(transparent)]
-pub struct DeviceTemplateId(pub i64);
+/// A device template (defined in arbor-core, whose decisions name it).
+pub use arbor_core::DeviceTemplateId;
 
 /// A login session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]

@@ -1,16 +1,13 @@
-//! Decisions on device templates and devices (SPEC.md sections 1, 4 rule 5
-//! and 5).
+//! Decisions on devices (SPEC.md sections 1, 4 rule 5 and 5); device
+//! templates are decided in `templates.rs`.
 
-use super::{
-    CreateDevice, CreateDeviceTemplate, EnableDeviceTemplate, Refusal, TransferDevice, Verdict,
-    check, verdict,
-};
+use super::{CreateDevice, Refusal, TransferDevice, Verdict, check, verdict};
 use crate::decision::{
     Actor, Decision, DeviceAction, DeviceFacts, DeviceFilter, Principal, Scope, UserStatus,
     who_can_device,
 };
 use crate::error::DomainError;
-use crate::ids::{DeviceId, OrgId, UserId};
+use crate::ids::{DeviceId, UserId};
 use crate::org::OrgPath;
 use crate::permission::Permission;
 use std::collections::BTreeSet;
@@ -39,44 +36,6 @@ pub struct ActionUsers {
 }
 
 impl Actor {
-    /// A device template (`templates.create` in the hierarchy's root org).
-    pub fn create_device_template(&self, root: &OrgPath) -> Verdict<CreateDeviceTemplate> {
-        verdict(
-            self.decide_device_template(Permission::TemplatesCreate, root),
-            root.id(),
-        )
-    }
-
-    /// Enabling a template of hierarchy `template_hierarchy` for `org`. A
-    /// template of another hierarchy is absent; the org must be visible; and
-    /// the decision is taken at the org's parent (`templates.edit` there; for
-    /// the root org, at the root), so a sub-org's Admin cannot enable
-    /// templates for its own org.
-    pub fn enable_device_template(
-        &self,
-        org: &OrgPath,
-        template_hierarchy: OrgId,
-    ) -> Verdict<EnableDeviceTemplate> {
-        if template_hierarchy != org.root_id() {
-            return Err(Refusal::Denied(self.absent()));
-        }
-        let seen = self.view_org(org);
-        if !seen.is_allowed() {
-            return Err(Refusal::Denied(seen));
-        }
-        let at = match org.parent_id() {
-            Some(_) => OrgPath::from_ids(org.ids()[..org.depth() - 1].to_vec()),
-            None => Ok(org.clone()),
-        };
-        let at = check(&seen, at)?;
-        let decision = self.decide_org(Permission::TemplatesEdit, &at);
-        let decision = Decision {
-            target_org: Some(org.id()),
-            ..decision
-        };
-        verdict(decision, org.id())
-    }
-
     /// A device in `org` owned by `owner`: `org_devices.add` on the org, or
     /// `own_devices.provision` there for a device the actor will own.
     pub fn create_device(&self, org: &OrgPath, owner: Option<UserId>) -> Verdict<CreateDevice> {
@@ -286,24 +245,6 @@ mod tests {
     use crate::decision::Outcome;
     use crate::permission::PermissionSet;
     use crate::policy::testing::{actor, path};
-
-    #[test]
-    fn templates_are_enabled_by_the_parent_within_the_hierarchy() {
-        let child = path(&[1, 2]);
-        let grandchild = path(&[1, 2, 3]);
-        let child_admin = actor(&child, PermissionSet::all());
-        // Its own org: decided at the root, outside its scope.
-        let own = child_admin.enable_device_template(&child, OrgId(1));
-        assert!(matches!(own, Err(Refusal::Denied(d)) if d.outcome == Outcome::Hidden));
-        assert!(
-            child_admin
-                .enable_device_template(&grandchild, OrgId(1))
-                .is_ok()
-        );
-        // Another hierarchy's template.
-        let other = child_admin.enable_device_template(&grandchild, OrgId(9));
-        assert!(matches!(other, Err(Refusal::Denied(d)) if d.outcome == Outcome::Hidden));
-    }
 
     fn member(user: i64, org: &OrgPath, permissions: PermissionSet) -> Principal {
         Principal {

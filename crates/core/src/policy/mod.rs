@@ -27,6 +27,7 @@ mod devices;
 mod insight;
 mod orgs;
 mod roles;
+mod templates;
 mod users;
 
 #[cfg(test)]
@@ -40,6 +41,7 @@ pub use devices::{AccessChange, ActionUsers, TransferTarget};
 pub use insight::Visibility;
 pub use orgs::{DeleteOrgFacts, DeletionPlan, MemberMove, MovedMember, least_privileged_role};
 pub use roles::{RoleSetWrite, TemplatePlan, TemplateWrites};
+pub use templates::{TemplateFacts, TemplateFilter};
 pub use users::{MemberAct, TargetMember, TargetMembership, UserList};
 
 use crate::decision::Decision;
@@ -190,7 +192,7 @@ macro_rules! actions {
     };
 }
 
-use crate::ids::{DeviceId, OrgId, RoleId, UserId};
+use crate::ids::{DeviceId, DeviceTemplateId, OrgId, RoleId, UserId};
 use crate::org::OrgPath;
 
 actions! {
@@ -222,6 +224,12 @@ actions! {
     CreateDeviceTemplate => OrgId;
     /// Enabling a device template for an org.
     EnableDeviceTemplate => OrgId;
+    /// Replacing a device template's name, description and parts.
+    EditDeviceTemplate => DeviceTemplateId;
+    /// Deleting a device template no device uses.
+    DeleteDeviceTemplate => DeviceTemplateId;
+    /// Disabling a device template for an org no device of it lives in.
+    DisableDeviceTemplate => (OrgId, DeviceTemplateId);
     /// A device in the org, with its owner.
     CreateDevice => (OrgPath, Option<UserId>);
     /// A device's new org and owner.
@@ -303,6 +311,9 @@ pub mod writes {
         CancelMail,
         InsertDeviceTemplate,
         EnableTemplate,
+        UpdateDeviceTemplate,
+        DeleteDeviceTemplate,
+        DisableTemplate,
         InsertDevice,
         MoveDevice,
         SetDeviceOwner,
@@ -331,6 +342,9 @@ permits! {
     ApplyPermissionTemplate => [SetRolePermissions];
     CreateDeviceTemplate => [InsertDeviceTemplate, EnableTemplate];
     EnableDeviceTemplate => [EnableTemplate];
+    EditDeviceTemplate => [UpdateDeviceTemplate];
+    DeleteDeviceTemplate => [DeleteDeviceTemplate];
+    DisableDeviceTemplate => [DisableTemplate];
     CreateDevice => [InsertDevice];
     TransferDevice => [MoveDevice];
     Invite => [InsertUser, InsertMembership, InsertInvitation, EnqueueMail];

@@ -17,14 +17,14 @@ use arbor_core::permission::CATALOG;
 use arbor_core::policy::{
     self, Action, DeleteOrgFacts, DeleteUser, EditUser, ForceLogout, InvitationFacts, LoginFacts,
     MemberAct, MovedMember, ResendInvitation, ResetFacts, ResetPassword, RevokeInvitation,
-    SetSuspended, TargetMembership, Visibility,
+    SetSuspended, TargetMembership, TemplateFacts, Visibility,
 };
 use arbor_core::role::RoleHolder;
 use arbor_core::{
-    Actor, BuiltinRole, Decision, DepthLimit, DeviceAction, DeviceFacts, DeviceId, Grant,
-    Membership, OrgFacts, OrgPath, OrgType, Outcome, Permission, PermissionMatrix, PermissionSet,
-    PermissionTemplate, Refusal, Role, RoleId, Rule, Verdict, who_can_device, who_can_member,
-    who_can_org,
+    Actor, BuiltinRole, Decision, DepthLimit, DeviceAction, DeviceFacts, DeviceId,
+    DeviceTemplateId, Grant, Membership, OrgFacts, OrgPath, OrgType, Outcome, Permission,
+    PermissionMatrix, PermissionSet, PermissionTemplate, Refusal, Role, RoleId, Rule, Verdict,
+    who_can_device, who_can_member, who_can_org,
 };
 use proptest::prelude::*;
 use std::cell::RefCell;
@@ -1199,6 +1199,33 @@ fn check_devices(
             prop_assert!(inside(actor, &paths[o]));
         }
 
+        let enabled_in_context = rng.one_in(2);
+        let template_facts = TemplateFacts {
+            id: DeviceTemplateId(1),
+            hierarchy: org_id(template),
+            enabled_in_context,
+        };
+        for permission in ["templates.edit", "templates.delete"] {
+            let expected =
+                world.change_device_template(r, permission, template, enabled_in_context);
+            let what = || {
+                format!(
+                    "{} {permission} template of {template} (enabled in context: {enabled_in_context})",
+                    who()
+                )
+            };
+            let target = if permission == "templates.edit" {
+                let got = actor.edit_device_template(&template_facts);
+                agree(actor, &got, &expected, what)?.map(|(t, _)| *t)
+            } else {
+                let got = actor.delete_device_template(&template_facts);
+                agree(actor, &got, &expected, what)?.map(|(t, _)| *t)
+            };
+            if let Some(target) = target {
+                prop_assert_eq!(target, DeviceTemplateId(1));
+            }
+        }
+
         let owner = match rng.below(3) {
             0 => None,
             1 => Some(r.user),
@@ -1585,6 +1612,14 @@ pub const REQUIRED: &[(&str, &[Seen])] = {
         (
             "EnableDeviceTemplate",
             &[A, D(NotVisible), D(Missing), D(Absent)],
+        ),
+        (
+            "EditDeviceTemplate",
+            &[A, D(NotVisible), D(Missing), D(RootOnly), D(Absent)],
+        ),
+        (
+            "DeleteDeviceTemplate",
+            &[A, D(NotVisible), D(Missing), D(RootOnly), D(Absent)],
         ),
         ("CreateDevice", &[A, D(NotVisible), D(Missing)]),
         (

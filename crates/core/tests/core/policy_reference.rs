@@ -577,6 +577,33 @@ impl PlainWorld {
         Ok(org)
     }
 
+    /// Editing or deleting (`permission`) a template of `template_hierarchy`:
+    /// absent from another hierarchy; visible with templates.view to
+    /// root-org members, to sub-org members only when enabled for their
+    /// context org; then `permission`, held by a member of the root org.
+    pub fn change_device_template(
+        &self,
+        actor: &RefActor<'_>,
+        permission: &str,
+        template_hierarchy: usize,
+        enabled_in_context: bool,
+    ) -> RefVerdict<()> {
+        if self.root_of(actor.home) != template_hierarchy {
+            return Err(deny(RefOutcome::Hidden, Why::Absent));
+        }
+        let root_member = self.parent[actor.home].is_none();
+        if !actor.perms.contains("templates.view") || (!root_member && !enabled_in_context) {
+            return Err(deny(RefOutcome::Hidden, Why::NotVisible));
+        }
+        if !actor.perms.contains(permission) {
+            return Err(deny(RefOutcome::Forbidden, Why::Missing));
+        }
+        if !root_member {
+            return Err(deny(RefOutcome::Forbidden, Why::RootOnly));
+        }
+        Ok(())
+    }
+
     /// org_devices.add, or own_devices.provision for a device the actor will
     /// own; a refusal answers like org_devices.add.
     pub fn create_device(

@@ -6,6 +6,7 @@ mod devices;
 mod health;
 mod orgs;
 mod roles;
+mod templates;
 mod transfer;
 mod users;
 
@@ -222,6 +223,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(access::router())
         .merge(devices::router())
         .merge(transfer::router())
+        .merge(templates::router())
 }
 
 /// Every unknown path.

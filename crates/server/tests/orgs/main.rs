@@ -16,5 +16,6 @@ mod reparent;
 mod seed;
 mod shared;
 mod support;
+mod templates;
 mod transfer;
 mod walk;

@@ -222,6 +222,26 @@ async fn every_route_hides_a_neighbours_objects_and_audits_in_the_callers_home(e
     .await;
     assert_eq!(shop.status, 201, "{shop:?}");
     let shop = shop.body["id"].as_i64().unwrap();
+    // A device template enabled for Child only.
+    let meter = post(
+        &app,
+        "/api/v1/device-templates",
+        &root,
+        json!({ "name": "Child's meter" }),
+    )
+    .await;
+    assert_eq!(meter.status, 201, "{meter:?}");
+    let meter = meter.body["id"].as_i64().unwrap();
+    let enabled = call(
+        &app,
+        Method::PUT,
+        &format!("/api/v1/device-templates/{meter}/orgs/{c}"),
+        &root,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(enabled.status, 204, "{enabled:?}");
     let token = app
         .login(&email(BuiltinRole::Admin, "sibling"), PASSWORD)
         .await;
@@ -500,6 +520,55 @@ async fn every_route_hides_a_neighbours_objects_and_audits_in_the_callers_home(e
                     .then_some(())
                     .ok_or_else(|| format!("devices {}", a.body))
             }),
+        ),
+        // Device templates.
+        hidden(
+            Method::GET,
+            "/api/v1/device-templates/{id}",
+            format!("/api/v1/device-templates/{meter}"),
+            Body::None,
+        ),
+        hidden(
+            Method::PATCH,
+            "/api/v1/device-templates/{id}",
+            format!("/api/v1/device-templates/{meter}"),
+            Body::Json(json!({ "name": "Mine now" })),
+        ),
+        hidden(
+            Method::DELETE,
+            "/api/v1/device-templates/{id}",
+            format!("/api/v1/device-templates/{meter}"),
+            Body::None,
+        ),
+        hidden(
+            Method::PUT,
+            "/api/v1/device-templates/{id}/orgs/{org_id}",
+            format!("/api/v1/device-templates/{meter}/orgs/{s}"),
+            Body::None,
+        ),
+        hidden(
+            Method::DELETE,
+            "/api/v1/device-templates/{id}/orgs/{org_id}",
+            format!("/api/v1/device-templates/{meter}/orgs/{c}"),
+            Body::None,
+        ),
+        own(
+            "/api/v1/device-templates",
+            "/api/v1/device-templates".into(),
+            "the templates enabled for the caller's own org",
+            Box::new(move |a| {
+                let items = a.body["items"].as_array().ok_or("no items")?;
+                items
+                    .iter()
+                    .all(|t| t["id"] != meter)
+                    .then_some(())
+                    .ok_or_else(|| format!("templates {}", a.body))
+            }),
+        ),
+        exempt(
+            Method::POST,
+            "/api/v1/device-templates",
+            "creates in the caller's own hierarchy, naming no object (below the root org: 403)",
         ),
         hidden(
             Method::GET,

@@ -372,22 +372,24 @@ impl Actor {
 
     /// Setting (or, with `None`, clearing) a device's location: a device edit
     /// (rule 5: `org_devices.edit` in scope, or `own_devices.edit` for the
-    /// owner). The location must be visible to the actor and belong to the
-    /// device's hierarchy; otherwise it answers as absent. The location only
-    /// describes the device: it changes no one's access.
+    /// owner). The location (its owner; `None` if it does not exist) must be
+    /// visible to the actor and belong to the device's hierarchy; otherwise
+    /// it answers as absent. The location only describes the device: it
+    /// changes no one's access.
     pub fn set_device_location(
         &self,
         id: DeviceId,
         device: &DeviceFacts<'_>,
-        location: Option<(LocationId, &LocationOwner)>,
+        location: Option<(LocationId, Option<&LocationOwner>)>,
     ) -> Verdict<SetDeviceLocation> {
         let decision = self.decide_device(DeviceAction::Edit, device);
         if !decision.is_allowed() {
             return Err(Refusal::Denied(decision));
         }
         if let Some((_, owner)) = location {
-            let seen =
-                self.view_location(owner).is_allowed() && owner.hierarchy() == device.org.root_id();
+            let seen = owner.is_some_and(|owner| {
+                self.view_location(owner).is_allowed() && owner.hierarchy() == device.org.root_id()
+            });
             if !seen {
                 return Err(Refusal::Failed {
                     decision,
@@ -674,11 +676,11 @@ mod tests {
         let id = DeviceId(7);
         assert!(
             editor
-                .set_device_location(id, &device, Some((LocationId(1), &here)))
+                .set_device_location(id, &device, Some((LocationId(1), Some(&here))))
                 .is_ok()
         );
         assert!(editor.set_device_location(id, &device, None).is_ok());
-        for hidden in [&there, &elsewhere] {
+        for hidden in [Some(&there), Some(&elsewhere), None] {
             assert!(matches!(
                 editor.set_device_location(id, &device, Some((LocationId(2), hidden))),
                 Err(Refusal::Failed {

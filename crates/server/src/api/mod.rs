@@ -5,6 +5,7 @@ mod accounts;
 mod devices;
 mod health;
 mod orgs;
+mod places;
 mod roles;
 mod users;
 
@@ -220,6 +221,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(roles::router())
         .merge(access::router())
         .merge(devices::router())
+        .merge(places::router())
 }
 
 /// Every unknown path.

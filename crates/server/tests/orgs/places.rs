@@ -229,6 +229,26 @@ async fn locations_are_created_edited_and_deleted_within_their_bounds(engine: En
     // Clearing a device's location.
     let reply = put(&app, &device_path, &admin, json!({ "location_id": null })).await;
     assert_eq!(reply.status, 200, "{reply:?}");
+
+    // A user's own locations go with the account; devices there lose it.
+    let reply = put(
+        &app,
+        &device_path,
+        &staff,
+        json!({ "location_id": own.body["id"] }),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let staff_id = user_id(&app, &email(BuiltinRole::Staff, "child")).await;
+    let reply = delete(&app, &format!("/api/v1/users/{}", staff_id.0), &admin).await;
+    assert!(reply.status < 300, "{reply:?}");
+    assert_eq!(get(&app, &own_path, &root_admin).await.status, 404);
+    assert!(
+        get(&app, &format!("/api/v1/devices/{}", device.0), &admin)
+            .await
+            .body["location_id"]
+            .is_null()
+    );
     app.stop().await;
 }
 

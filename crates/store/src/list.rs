@@ -419,6 +419,8 @@ pub struct UserFilter {
     pub org: Option<OrgId>,
     /// Only users whose email or name contains this text, ignoring case.
     pub search: Option<String>,
+    /// Only users having a tag of this name (ignoring case).
+    pub tag: Option<String>,
 }
 
 impl UserFilter {
@@ -429,6 +431,7 @@ impl UserFilter {
             status: None,
             org: None,
             search: None,
+            tag: None,
         }
     }
 
@@ -456,6 +459,14 @@ impl UserFilter {
             sql.push_str(&format!(
                 " AND (u.email_normalized LIKE {pattern} ESCAPE '\\' \
                  OR u.name_folded LIKE {pattern} ESCAPE '\\')"
+            ));
+        }
+        if let Some(tag) = &self.tag {
+            refuse_nul("tag", tag)?;
+            let tag = binds.text(fold(tag.trim()));
+            sql.push_str(&format!(
+                " AND EXISTS (SELECT 1 FROM user_tags ut JOIN tags t ON t.id = ut.tag_id \
+                 WHERE ut.user_id = u.id AND t.name_folded = {tag})"
             ));
         }
         Ok(sql)

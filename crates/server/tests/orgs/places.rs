@@ -350,6 +350,14 @@ async fn tag_catalogs_hold_twenty_and_objects_five(engine: Engine) {
     assert_eq!(reply.body["tags"], json!(["Tag3", "Tag4"]));
     let reply = put(&app, &user_path, &admin, json!({ "tags": six_names() })).await;
     assert_eq!(reply.status, 400, "{reply:?}");
+    // The user list filters by tag too, within what the caller may list.
+    let tagged = get(&app, "/api/v1/users?tag=TAG3", &admin).await;
+    assert_eq!(tagged.status, 200, "{tagged:?}");
+    assert_eq!(ids(&tagged.body["items"]), vec![child_user.0]);
+    let sibling_admin = login(&app, BuiltinRole::Admin, "sibling").await;
+    let tagged = get(&app, "/api/v1/users?tag=TAG3", &sibling_admin).await;
+    assert_eq!(tagged.body["items"], json!([]));
+    assert_eq!(get(&app, "/api/v1/users?tag=", &admin).await.status, 400);
     app.stop().await;
 }
 

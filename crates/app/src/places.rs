@@ -384,15 +384,6 @@ impl App {
             Ok(step.tx.user_tags(user).await?)
         })
     }
-
-    /// A member's tags, if the caller may view the member.
-    pub async fn user_tags(&self, caller: &Caller, user: UserId) -> Result<Vec<String>, AppError> {
-        self.get_user(caller, user).await?;
-        let mut tx = self.store.read().await?;
-        let tags = tx.user_tags(user).await?;
-        tx.finish().await?;
-        Ok(tags)
-    }
 }
 
 /// A `tag=` filter value: a tag name (1–24 characters).

@@ -17,6 +17,7 @@ mod members;
 pub mod model;
 mod orgs;
 pub mod password;
+mod places;
 pub mod recovery;
 pub mod roles;
 mod run;
@@ -32,6 +33,7 @@ pub use members::NewMember;
 pub use orgs::{
     HierarchyCreated, MAX_TREE_ORGS, NewHierarchy, OrgDeleted, OrgEdit, OrgSearchPage, OrgTree,
 };
+pub use places::{LocationEdit, NewLocation};
 pub use transfer::{DeviceTransfer, TransferTo};
 
 use arbor_core::{OrgId, UserId};
@@ -84,7 +86,12 @@ pub struct App {
     hashing: hashing::Hashing,
     /// Failed-login throttling over the stored counters.
     throttle: throttle::ThrottlePolicy,
+    /// A device is online while it called the device API this recently.
+    device_heartbeat: Duration,
 }
+
+/// The default of `device_heartbeat_secs` (SPEC.md section 7).
+pub const DEFAULT_DEVICE_HEARTBEAT: Duration = Duration::from_secs(60);
 
 const ATTEMPTS: u32 = 12;
 
@@ -97,7 +104,19 @@ impl App {
             cache: None,
             hashing: hashing::Hashing::default(),
             throttle: throttle::ThrottlePolicy::default(),
+            device_heartbeat: DEFAULT_DEVICE_HEARTBEAT,
         }
+    }
+
+    /// With this heartbeat for the online state of devices (the server's
+    /// `device_heartbeat_secs`) instead of the default.
+    pub fn with_device_heartbeat(mut self, heartbeat: Duration) -> Self {
+        self.device_heartbeat = heartbeat;
+        self
+    }
+
+    pub(crate) fn device_heartbeat_ms(&self) -> i64 {
+        i64::try_from(self.device_heartbeat.as_millis()).unwrap_or(i64::MAX)
     }
 
     /// With these bounds on password hashing and this login throttle (the

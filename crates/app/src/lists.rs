@@ -6,7 +6,8 @@ use crate::users::Member;
 use crate::{App, AppError, Caller};
 use arbor_core::{DeviceId, OrgId, UserId};
 use arbor_store::{
-    AuditEvent, DeviceQuery, DeviceRecord, OrgRecord, Page, PageRequest, UserFilter, UserRecord,
+    AuditEvent, DeviceQuery, DeviceRecord, Online, OrgRecord, Page, PageRequest, UserFilter,
+    UserRecord,
 };
 
 /// Where and what a device list searches.
@@ -16,7 +17,12 @@ pub struct DeviceSearch {
     /// the org must be in the caller's list scope.
     pub org: Option<OrgId>,
     pub include_suborgs: bool,
+    /// Name, template, owner, tag and location filters. Its `online` is
+    /// set from [`DeviceSearch::online`] with the configured heartbeat.
     pub query: DeviceQuery,
+    /// Only devices online (`true`) or offline (`false`): seen through the
+    /// device API within the heartbeat (`device_heartbeat_secs`).
+    pub online: Option<bool>,
 }
 
 impl App {
@@ -52,7 +58,15 @@ impl App {
                     decision,
                     what: "organization",
                 })?;
-            Ok(step.tx.list_devices(&filter, &search.query, page).await?)
+            let mut query = search.query.clone();
+            if let Some(tag) = &query.tag {
+                query.tag = Some(crate::places::tag_filter(tag)?);
+            }
+            query.online = search.online.map(|online| Online {
+                online,
+                heartbeat_ms: self.device_heartbeat_ms(),
+            });
+            Ok(step.tx.list_devices(&filter, &query, page).await?)
         })
     }
 

@@ -66,6 +66,8 @@ pub struct UserQuery {
     pub status: Option<UserStatus>,
     pub org: Option<OrgId>,
     pub search: Option<String>,
+    /// Only users having the tag of this name (ignoring case).
+    pub tag: Option<String>,
 }
 
 /// Changes an administrator makes to a member; `None` keeps the value.
@@ -839,6 +841,10 @@ impl App {
                 status: query.status,
                 org: query.org,
                 search: query.search.clone(),
+                tag: match &query.tag {
+                    Some(tag) => Some(crate::places::tag_filter(tag)?),
+                    None => None,
+                },
             };
             Ok(step.tx.list_users(&filter, page).await?)
         })

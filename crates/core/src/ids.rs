@@ -38,6 +38,14 @@ id_type!(
     DeviceId
 );
 id_type!(
+    /// A named place, owned by a user or an org (it never grants or limits access).
+    LocationId
+);
+id_type!(
+    /// An entry of an org's tag catalog.
+    TagId
+);
+id_type!(
     /// A role of one hierarchy (at most nine per hierarchy).
     RoleId
 );

@@ -20,7 +20,7 @@ pub use decision::{
     who_can_device, who_can_member, who_can_org,
 };
 pub use error::DomainError;
-pub use ids::{DeviceId, DeviceTemplateId, OrgId, RoleId, UserId};
+pub use ids::{DeviceId, DeviceTemplateId, LocationId, OrgId, RoleId, TagId, UserId};
 pub use org::{DepthLimit, OrgFacts, OrgPath, OrgType};
 pub use permission::{Permission, PermissionGroup, PermissionSet};
 pub use policy::{Allowed, Operator, Refusal, Verdict};

@@ -44,13 +44,15 @@ pub mod limits {
     pub const METAFIELD_VALUE: usize = 1024;
     /// Location names.
     pub const LOCATION_NAME: usize = 48;
+    /// Location addresses (one line).
+    pub const LOCATION_ADDRESS: usize = 256;
     /// Tag names.
     pub const TAG_NAME: usize = 24;
     /// Search texts (`?q=`).
     pub const SEARCH: usize = 128;
 
     /// Every bound with the name `docs/limits.md` gives it.
-    pub const ALL: [(&str, usize); 19] = [
+    pub const ALL: [(&str, usize); 20] = [
         ("ORG_NAME", ORG_NAME),
         ("ORG_DESCRIPTION", ORG_DESCRIPTION),
         ("ORG_CONTACT", ORG_CONTACT),
@@ -67,6 +69,7 @@ pub mod limits {
         ("METAFIELD_NAME", METAFIELD_NAME),
         ("METAFIELD_VALUE", METAFIELD_VALUE),
         ("LOCATION_NAME", LOCATION_NAME),
+        ("LOCATION_ADDRESS", LOCATION_ADDRESS),
         ("TAG_NAME", TAG_NAME),
         ("SEARCH", SEARCH),
         ("PASSWORD_MAX", PASSWORD_MAX),

@@ -299,6 +299,9 @@ pub struct Config {
     pub body_limit_bytes: usize,
     pub authz_cache: AuthzCacheConfig,
     pub metrics: MetricsConfig,
+    /// A device is online while it called the device API within this many
+    /// seconds (the `online=` filter of the device list).
+    pub device_heartbeat_secs: u64,
 }
 
 impl Default for Config {
@@ -318,6 +321,7 @@ impl Default for Config {
             body_limit_bytes: 1024 * 1024,
             authz_cache: AuthzCacheConfig::default(),
             metrics: MetricsConfig::default(),
+            device_heartbeat_secs: 60,
         }
     }
 }
@@ -346,6 +350,7 @@ impl fmt::Debug for Config {
             .field("body_limit_bytes", &self.body_limit_bytes)
             .field("authz_cache", &self.authz_cache)
             .field("metrics", &self.metrics)
+            .field("device_heartbeat_secs", &self.device_heartbeat_secs)
             .finish()
     }
 }
@@ -515,6 +520,9 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), String> {
+        if self.device_heartbeat_secs < 1 {
+            return Err("invalid configuration: device_heartbeat_secs must be at least 1".into());
+        }
         if self.authz_cache.keep_versions < 1 {
             return Err(
                 "invalid configuration: authz_cache.keep_versions must be at least 1".into(),

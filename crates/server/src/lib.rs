@@ -63,7 +63,9 @@ impl AppState {
         let links = Links {
             base_url: config.public_base().to_owned(),
         };
-        let app = app.with_login_limits(config.password_hashing.limits(), config.throttle.policy());
+        let app = app
+            .with_login_limits(config.password_hashing.limits(), config.throttle.policy())
+            .with_device_heartbeat(std::time::Duration::from_secs(config.device_heartbeat_secs));
         // `Config::load` refuses a bad entry; one set in code is dropped
         // (trusting fewer proxies, never more).
         let proxies: Vec<String> = config

@@ -14,7 +14,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 
 pub(crate) const DEVICE_COLUMNS: &str =
-    "d.id, o.path, d.template_id, d.owner_id, d.name, d.created_at";
+    "d.id, o.path, d.template_id, d.owner_id, d.name, d.created_at, d.location_id, d.last_seen_at";
 
 pub(crate) fn device_from_row(row: &AnyRow) -> Result<DeviceRecord, StoreError> {
     let path: String = row.try_get(1)?;
@@ -25,6 +25,12 @@ pub(crate) fn device_from_row(row: &AnyRow) -> Result<DeviceRecord, StoreError> 
         owner: row.try_get::<Option<i64>, _>(3)?.map(UserId),
         name: row.try_get(4)?,
         created_at: row.try_get(5)?,
+        location: row
+            .try_get::<Option<i64>, _>(6)?
+            .map(arbor_core::LocationId),
+        last_seen_at: row.try_get(7)?,
+        // Filled by `Tx::with_tags` where the record leaves the store.
+        tags: Vec::new(),
     })
 }
 
@@ -39,7 +45,10 @@ impl<M> Tx<M> {
             .fetch_optional(self.conn())
             .await?
             .ok_or(StoreError::NotFound { what: "device" })?;
-        device_from_row(&row)
+        let mut record = [device_from_row(&row)?];
+        self.with_tags(&mut record).await?;
+        let [record] = record;
+        Ok(record)
     }
 
     /// The devices of `ids` that exist, in one query.
@@ -57,7 +66,12 @@ impl<M> Tx<M> {
             query = query.bind(id.0);
         }
         let rows = query.fetch_all(self.conn()).await?;
-        rows.iter().map(device_from_row).collect()
+        let mut records = rows
+            .iter()
+            .map(device_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        self.with_tags(&mut records).await?;
+        Ok(records)
     }
 
     /// Every device, for tests and the reference model (small worlds only).

@@ -27,6 +27,7 @@ pub mod generate;
 pub mod list;
 mod mail;
 mod orgs;
+mod places;
 mod pool_stats;
 mod roles;
 mod rows;
@@ -45,9 +46,12 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::StoreConfig;
 pub use dialect::{Dialect, Engine};
 pub use error::StoreError;
-pub use list::{DEFAULT_PAGE_SIZE, DeviceQuery, MAX_PAGE_SIZE, Page, PageRequest, UserFilter};
+pub use list::{
+    DEFAULT_PAGE_SIZE, DeviceQuery, MAX_PAGE_SIZE, Online, Page, PageRequest, UserFilter,
+};
 pub use mail::{Claim, Failure, MailKind, MailLink, MailRecord};
 pub use orgs::OrgSettings;
+pub use places::{LocationRecord, TagRecord};
 pub use pool_stats::PoolStats;
 pub use roles::StoredTemplate;
 pub use rows::{

@@ -10,11 +10,11 @@ use crate::devices::{DEVICE_COLUMNS, device_from_row};
 use crate::error::StoreError;
 use crate::orgs::{ORG_COLUMNS, org_from_row};
 use crate::rows::{DeviceRecord, DeviceTemplateId, OrgRecord, UserRecord};
-use crate::text::contains_pattern;
+use crate::text::{contains_pattern, fold, refuse_nul};
 use crate::tx::Tx;
 use crate::users::{USER_COLUMNS, user_from_row};
 use arbor_core::policy::UserList;
-use arbor_core::{DeviceFilter, OrgId, Scope, UserId, UserStatus};
+use arbor_core::{DeviceFilter, LocationId, OrgId, Scope, UserId, UserStatus};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
@@ -46,7 +46,7 @@ impl PageRequest {
         }
     }
 
-    fn size(&self) -> Result<u32, StoreError> {
+    pub(crate) fn size(&self) -> Result<u32, StoreError> {
         match self.limit {
             None => Ok(DEFAULT_PAGE_SIZE),
             Some(n) if (1..=MAX_PAGE_SIZE).contains(&n) => Ok(n),
@@ -80,7 +80,7 @@ fn encode_cursor(kind: &str, id: i64) -> String {
     URL_SAFE_NO_PAD.encode(format!("{kind}:{id}"))
 }
 
-fn decode_cursor(kind: &str, cursor: Option<&str>) -> Result<i64, StoreError> {
+pub(crate) fn decode_cursor(kind: &str, cursor: Option<&str>) -> Result<i64, StoreError> {
     let Some(cursor) = cursor else { return Ok(0) };
     let bad = || StoreError::invalid("cursor", "not a cursor of this list");
     let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
@@ -94,7 +94,7 @@ fn decode_cursor(kind: &str, cursor: Option<&str>) -> Result<i64, StoreError> {
 
 /// Values bound to a dynamically built query, numbered `$1…` in push order.
 #[derive(Default)]
-struct Binds(Vec<BindValue>);
+pub(crate) struct Binds(Vec<BindValue>);
 
 enum BindValue {
     Int(i64),
@@ -102,17 +102,17 @@ enum BindValue {
 }
 
 impl Binds {
-    fn int(&mut self, v: i64) -> String {
+    pub(crate) fn int(&mut self, v: i64) -> String {
         self.0.push(BindValue::Int(v));
         format!("${}", self.0.len())
     }
 
-    fn text(&mut self, v: String) -> String {
+    pub(crate) fn text(&mut self, v: String) -> String {
         self.0.push(BindValue::Text(v));
         format!("${}", self.0.len())
     }
 
-    fn query(self, sql: String) -> sqlx::query::Query<'static, Any, AnyArguments> {
+    pub(crate) fn query(self, sql: String) -> sqlx::query::Query<'static, Any, AnyArguments> {
         let mut q = sqlx::query(AssertSqlSafe(sql));
         for v in self.0 {
             q = match v {
@@ -176,7 +176,12 @@ fn is_wide(scope: &Scope) -> bool {
     scope.descendants && scope.home.depth() <= 2
 }
 
-fn finish_page<T>(mut items: Vec<T>, size: u32, kind: &str, id_of: impl Fn(&T) -> i64) -> Page<T> {
+pub(crate) fn finish_page<T>(
+    mut items: Vec<T>,
+    size: u32,
+    kind: &str,
+    id_of: impl Fn(&T) -> i64,
+) -> Page<T> {
     let more = items.len() > size as usize;
     items.truncate(size as usize);
     let next = if more {
@@ -228,6 +233,27 @@ impl<M> Tx<M> {
             let pattern = binds.text(contains_pattern(name)?);
             shared.push_str(&format!(" AND d.name_folded LIKE {pattern} ESCAPE '\\'"));
         }
+        if let Some(tag) = &query.tag {
+            refuse_nul("tag", tag)?;
+            let tag = binds.text(fold(tag.trim()));
+            shared.push_str(&format!(
+                " AND EXISTS (SELECT 1 FROM device_tags dt JOIN tags t ON t.id = dt.tag_id \
+                 WHERE dt.device_id = d.id AND t.name_folded = {tag})"
+            ));
+        }
+        if let Some(location) = query.location {
+            let location = binds.int(location.0);
+            shared.push_str(&format!(" AND d.location_id = {location}"));
+        }
+        if let Some(online) = query.online {
+            // Online: seen within the heartbeat, by the transaction's clock.
+            let since = binds.int(self.now().saturating_sub(online.heartbeat_ms));
+            shared.push_str(&if online.online {
+                format!(" AND d.last_seen_at >= {since}")
+            } else {
+                format!(" AND (d.last_seen_at IS NULL OR d.last_seen_at < {since})")
+            });
+        }
         // Each half of `(org in scope) OR (owner = user)` is its own keyset
         // query with its own index (devices(org_id, id), devices(owner_id, id));
         // their union is cut to the page. An OR inside one WHERE would defeat both.
@@ -266,10 +292,11 @@ impl<M> Tx<M> {
              WHERE d.id IN ({ids}) ORDER BY d.id LIMIT {limit}"
         );
         let rows = binds.query(sql).fetch_all(self.conn()).await?;
-        let items = rows
+        let mut items = rows
             .iter()
             .map(device_from_row)
             .collect::<Result<Vec<_>, _>>()?;
+        self.with_tags(&mut items).await?;
         Ok(finish_page(items, size, "d", |d| d.id.0))
     }
 
@@ -364,6 +391,20 @@ pub struct DeviceQuery {
     pub name: Option<String>,
     pub template: Option<DeviceTemplateId>,
     pub owner: Option<UserId>,
+    /// Devices having a tag of this name (ignoring case).
+    pub tag: Option<String>,
+    /// Devices at this location.
+    pub location: Option<LocationId>,
+    /// Devices online (or not): seen within the heartbeat.
+    pub online: Option<Online>,
+}
+
+/// The online filter: `online` devices called the device API within the
+/// last `heartbeat_ms` (by the store's clock); the others did not, or never.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Online {
+    pub online: bool,
+    pub heartbeat_ms: i64,
 }
 
 /// Which users a list shows: members of orgs in the list's scope,
@@ -378,6 +419,8 @@ pub struct UserFilter {
     pub org: Option<OrgId>,
     /// Only users whose email or name contains this text, ignoring case.
     pub search: Option<String>,
+    /// Only users having a tag of this name (ignoring case).
+    pub tag: Option<String>,
 }
 
 impl UserFilter {
@@ -388,6 +431,7 @@ impl UserFilter {
             status: None,
             org: None,
             search: None,
+            tag: None,
         }
     }
 
@@ -415,6 +459,14 @@ impl UserFilter {
             sql.push_str(&format!(
                 " AND (u.email_normalized LIKE {pattern} ESCAPE '\\' \
                  OR u.name_folded LIKE {pattern} ESCAPE '\\')"
+            ));
+        }
+        if let Some(tag) = &self.tag {
+            refuse_nul("tag", tag)?;
+            let tag = binds.text(fold(tag.trim()));
+            sql.push_str(&format!(
+                " AND EXISTS (SELECT 1 FROM user_tags ut JOIN tags t ON t.id = ut.tag_id \
+                 WHERE ut.user_id = u.id AND t.name_folded = {tag})"
             ));
         }
         Ok(sql)

@@ -89,6 +89,12 @@ pub struct DeviceRecord {
     pub owner: Option<UserId>,
     pub name: String,
     pub created_at: i64,
+    /// Where the device is; describes it only (never grants or limits access).
+    pub location: Option<arbor_core::LocationId>,
+    /// When it last called the device API (unix ms), if ever.
+    pub last_seen_at: Option<i64>,
+    /// Its tags' names, in name order (loaded with the device).
+    pub tags: Vec<String>,
 }
 
 impl DeviceRecord {

@@ -551,7 +551,7 @@ impl Tx<Write> {
     }
 
     /// Deletes a user with everything that is theirs alone (memberships,
-    /// sessions, invitations, resets, tag links). Devices must have been handed
+    /// sessions, invitations, resets, tag links, own locations). Devices must have been handed
     /// on first: the foreign key refuses the deletion otherwise.
     pub async fn delete_user<A: Permits<writes::DeleteUser>>(
         &mut self,
@@ -562,6 +562,13 @@ impl Tx<Write> {
             "DELETE FROM invitations WHERE user_id = $1",
             "UPDATE invitations SET invited_by = NULL WHERE invited_by = $1",
             "DELETE FROM location_users WHERE user_id = $1",
+            // The user's own locations go with the account (nobody else
+            // may see them); devices there lose their location.
+            "UPDATE devices SET location_id = NULL WHERE location_id IN \
+             (SELECT id FROM locations WHERE owner_user_id = $1)",
+            "DELETE FROM location_users WHERE location_id IN \
+             (SELECT id FROM locations WHERE owner_user_id = $1)",
+            "DELETE FROM locations WHERE owner_user_id = $1",
             "DELETE FROM memberships WHERE user_id = $1",
         ] {
             sqlx::query(statement)

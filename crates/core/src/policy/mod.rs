@@ -7,7 +7,8 @@
 //! private and only this crate constructs it, so a store mutation that takes
 //! `&Allowed<A>` cannot be reached without the decision. Which writes an
 //! action may make is declared once, in [`writes`], by the [`Permits`]
-//! table: an `Allowed<UpdateOrg>` cannot insert a membership.
+//! table: an `Allowed<UpdateOrg>` cannot insert a membership. Locations and
+//! tags declare theirs in [`places`].
 //!
 //! A refusal is a [`Refusal`]: denied by policy (the [`Decision`] says which
 //! rule; hidden targets answer 404, visible ones 403), or allowed by policy
@@ -26,6 +27,7 @@ mod accounts;
 mod devices;
 mod insight;
 mod orgs;
+pub mod places;
 mod roles;
 mod templates;
 mod users;

@@ -3,6 +3,7 @@
 
 mod docs;
 mod policy_accounts;
+mod policy_places;
 mod policy_properties;
 mod policy_reference;
 mod properties;

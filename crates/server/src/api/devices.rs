@@ -11,7 +11,7 @@ use crate::error::ApiResult;
 use crate::extract::{Path, Query};
 use arbor_app::DeviceSearch;
 use arbor_app::model::{DeviceQuery, DeviceRecord, DeviceTemplateId, PageRequest};
-use arbor_core::{DeviceId, OrgId, UserId};
+use arbor_core::{DeviceId, LocationId, OrgId, UserId};
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -31,6 +31,13 @@ pub struct DeviceView {
     pub template_id: i64,
     /// Unix milliseconds.
     pub created_at: i64,
+    /// The device's location, if set. It describes the device only: a
+    /// location never grants or limits access.
+    pub location_id: Option<i64>,
+    /// Its tags (names from the catalog of its org), by name.
+    pub tags: Vec<String>,
+    /// When it last called the device API (unix milliseconds), if ever.
+    pub last_seen_at: Option<i64>,
 }
 
 impl From<DeviceRecord> for DeviceView {
@@ -43,6 +50,9 @@ impl From<DeviceRecord> for DeviceView {
             owner_id: d.owner.map(|u| u.0),
             template_id: d.template.0,
             created_at: d.created_at,
+            location_id: d.location.map(|l| l.0),
+            tags: d.tags,
+            last_seen_at: d.last_seen_at,
         }
     }
 }
@@ -67,6 +77,13 @@ pub struct DeviceListParams {
     pub template_id: Option<i64>,
     /// Only devices owned by this user.
     pub owner_id: Option<i64>,
+    /// Only devices having the tag of this name (ignoring case).
+    pub tag: Option<String>,
+    /// Only devices at this location.
+    pub location_id: Option<i64>,
+    /// Only devices online (`true`: seen through the device API within
+    /// `device_heartbeat_secs`) or offline (`false`).
+    pub online: Option<bool>,
     /// Opaque cursor from the previous page.
     pub cursor: Option<String>,
     /// Page size, 1–500 (default 50).
@@ -75,8 +92,10 @@ pub struct DeviceListParams {
 
 /// The devices you may view, by id: by default one combined list across
 /// your whole scope (with `X-Arbor-Org` naming a sub-org, that org's
-/// subtree); `org_id` (with `include_suborgs`), `template_id`, `owner_id` and
-/// `q` narrow it. A device's history stays with it across transfers.
+/// subtree); `org_id` (with `include_suborgs`), `template_id`, `owner_id`,
+/// `tag`, `location_id`, `online` and `q` narrow it (filters only ever
+/// narrow what you may view). A device's history stays with it across
+/// transfers.
 #[utoipa::path(get, path = "/api/v1/devices", tag = "devices", params(DeviceListParams),
     security(("bearer" = []), ("cookie" = [])),
     responses((status = 200, description = "One page of devices", body = DevicePage),
@@ -93,7 +112,11 @@ async fn list_devices(
             name: params.q,
             template: params.template_id.map(DeviceTemplateId),
             owner: params.owner_id.map(UserId),
+            tag: params.tag,
+            location: params.location_id.map(LocationId),
+            online: None,
         },
+        online: params.online,
     };
     let page = state
         .app

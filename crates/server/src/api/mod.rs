@@ -5,6 +5,7 @@ mod accounts;
 mod devices;
 mod health;
 mod orgs;
+mod places;
 mod roles;
 mod templates;
 mod transfer;
@@ -224,6 +225,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(devices::router())
         .merge(transfer::router())
         .merge(templates::router())
+        .merge(places::router())
 }
 
 /// Every unknown path.

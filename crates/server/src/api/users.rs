@@ -60,10 +60,12 @@ pub struct UserListParams {
     pub org_id: Option<i64>,
     /// Text contained in the email or name, ignoring case.
     pub q: Option<String>,
+    /// Only users having the tag of this name (ignoring case).
+    pub tag: Option<String>,
 }
 
 /// Users the caller may view (`users.view`) in its scope, by id, optionally
-/// narrowed by status, organization and a search text.
+/// narrowed by status, organization, a search text and a tag.
 #[utoipa::path(get, path = "/api/v1/users", tag = "users", params(UserListParams),
     security(("bearer" = []), ("cookie" = [])),
     responses((status = 200, description = "One page of users", body = UserPage)))]
@@ -88,6 +90,7 @@ async fn list_users(
         status,
         org: params.org_id.map(OrgId),
         search: params.q,
+        tag: params.tag,
     };
     let page = state
         .app

@@ -12,6 +12,7 @@ mod escalation;
 mod lifecycle;
 mod matrix;
 mod nodes;
+mod places;
 mod reparent;
 mod seed;
 mod shared;

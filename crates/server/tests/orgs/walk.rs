@@ -154,6 +154,9 @@ async fn child_snapshot(app: &TestApp, root: &str, w: &World, pending: i64) -> V
         format!("/api/v1/users/{pending}"),
         "/api/v1/roles".into(),
         "/api/v1/permission-templates".into(),
+        "/api/v1/locations?limit=500".into(),
+        format!("/api/v1/tags?org_id={c}"),
+        format!("/api/v1/devices?org_id={c}&include_suborgs=true&limit=500"),
     ] {
         let reply = get(app, &path, root).await;
         assert_eq!(reply.status, 200, "{path}: {reply:?}");
@@ -257,6 +260,38 @@ async fn every_route_hides_a_neighbours_objects_and_audits_in_the_callers_home(e
     assert_eq!(absent_row.status, 200, "{}", absent_row.text);
     let absent_row = absent_row.body["rows"][0].clone();
     assert!(absent_row["error"].is_string(), "{absent_row}");
+    // Child's location (with the device there) and tag (on the device).
+    let location = post(
+        &app,
+        "/api/v1/locations",
+        &root,
+        json!({ "org_id": c, "name": "Child's plant" }),
+    )
+    .await;
+    assert_eq!(location.status, 201, "{location:?}");
+    let location = location.body["id"].as_i64().unwrap();
+    let tag = post(
+        &app,
+        "/api/v1/tags",
+        &root,
+        json!({ "org_id": c, "name": "Child's" }),
+    )
+    .await;
+    assert_eq!(tag.status, 201, "{tag:?}");
+    let tag = tag.body["id"].as_i64().unwrap();
+    for (path, body) in [
+        (
+            format!("/api/v1/devices/{device}/location"),
+            json!({ "location_id": location }),
+        ),
+        (
+            format!("/api/v1/devices/{device}/tags"),
+            json!({ "tags": ["Child's"] }),
+        ),
+    ] {
+        let reply = put(&app, &path, &root, body).await;
+        assert_eq!(reply.status, 200, "{path}: {reply:?}");
+    }
     let before = child_snapshot(&app, &root, &w, pending).await;
 
     let child_ids: BTreeSet<i64> = [c, gc].into();
@@ -820,6 +855,89 @@ async fn every_route_hides_a_neighbours_objects_and_audits_in_the_callers_home(e
             "/api/v1/users/{id}/transfer",
             format!("/api/v1/users/{sibling_user}/transfer"),
             Body::Json(json!({ "org_id": c, "role_id": user_role })),
+        ),
+        // Locations and tags.
+        hidden(
+            Method::GET,
+            "/api/v1/locations/{id}",
+            format!("/api/v1/locations/{location}"),
+            Body::None,
+        ),
+        hidden(
+            Method::PATCH,
+            "/api/v1/locations/{id}",
+            format!("/api/v1/locations/{location}"),
+            Body::Json(json!({ "name": "Mine now", "user_ids": [actor] })),
+        ),
+        hidden(
+            Method::DELETE,
+            "/api/v1/locations/{id}",
+            format!("/api/v1/locations/{location}"),
+            Body::None,
+        ),
+        hidden(
+            Method::POST,
+            "/api/v1/locations",
+            "/api/v1/locations".into(),
+            Body::Json(json!({ "org_id": c, "name": "Mine now" })),
+        ),
+        own(
+            "/api/v1/locations",
+            "/api/v1/locations".into(),
+            "the locations of the caller's own scope",
+            Box::new(move |a| {
+                let got = ids(&a.body["items"]);
+                (!got.contains(&location))
+                    .then_some(())
+                    .ok_or_else(|| format!("locations {got:?}"))
+            }),
+        ),
+        hidden(
+            Method::PUT,
+            "/api/v1/devices/{id}/location",
+            format!("/api/v1/devices/{device}/location"),
+            Body::Json(json!({ "location_id": null })),
+        ),
+        hidden(
+            Method::PUT,
+            "/api/v1/devices/{id}/tags",
+            format!("/api/v1/devices/{device}/tags"),
+            Body::Json(json!({ "tags": [] })),
+        ),
+        hidden(
+            Method::GET,
+            "/api/v1/tags",
+            format!("/api/v1/tags?org_id={c}"),
+            Body::None,
+        ),
+        own(
+            "/api/v1/tags",
+            "/api/v1/tags".into(),
+            "the catalog of the caller's own org",
+            Box::new(move |a| {
+                let got = ids(&a.body);
+                (!got.contains(&tag))
+                    .then_some(())
+                    .ok_or_else(|| format!("tags {got:?}"))
+            }),
+        ),
+        hidden(
+            Method::POST,
+            "/api/v1/tags",
+            "/api/v1/tags".into(),
+            Body::Json(json!({ "org_id": c, "name": "Mine now" })),
+        ),
+        hidden(
+            Method::DELETE,
+            "/api/v1/tags/{id}",
+            format!("/api/v1/tags/{tag}"),
+            Body::None,
+        ),
+        hidden(
+            Method::PUT,
+            "/api/v1/users/{id}/tags",
+            format!("/api/v1/users/{cu}/tags"),
+            Body::Json(json!({ "tags": [] })),
         ),
     ];
 

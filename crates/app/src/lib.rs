@@ -8,6 +8,7 @@
 pub mod access;
 pub mod accounts;
 pub mod cache;
+mod device_tokens;
 mod devices;
 pub mod error;
 pub mod hashing;
@@ -24,6 +25,8 @@ pub mod stats;
 pub mod throttle;
 pub mod users;
 
+pub use device_tokens::DeviceTokenKey;
+pub use devices::{CreatedDevice, DeviceDetail, DeviceEdit};
 pub use error::AppError;
 pub use lists::DeviceSearch;
 pub use members::NewMember;
@@ -81,6 +84,8 @@ pub struct App {
     hashing: hashing::Hashing,
     /// Failed-login throttling over the stored counters.
     throttle: throttle::ThrottlePolicy,
+    /// The key device auth tokens are derived with.
+    device_tokens: Arc<DeviceTokenKey>,
 }
 
 const ATTEMPTS: u32 = 12;
@@ -94,7 +99,15 @@ impl App {
             cache: None,
             hashing: hashing::Hashing::default(),
             throttle: throttle::ThrottlePolicy::default(),
+            device_tokens: Arc::new(DeviceTokenKey::random()),
         }
+    }
+
+    /// With this key for device auth tokens (the server's configured one)
+    /// instead of a key of this process only.
+    pub fn with_device_token_key(mut self, key: DeviceTokenKey) -> Self {
+        self.device_tokens = Arc::new(key);
+        self
     }
 
     /// With these bounds on password hashing and this login throttle (the

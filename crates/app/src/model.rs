@@ -6,6 +6,7 @@
 pub use arbor_store::{
     AuditEntry, AuthzVersion, Claim, ClientKind, Clock, DEFAULT_PAGE_SIZE, DeviceQuery,
     DeviceRecord, DeviceTemplateId, Failure, HierarchySettings, MAX_PAGE_SIZE, MailKind,
-    MailRecord, ManualClock, MembershipRecord, NewDatastream, NewDevice, NewOrg, NewUser,
-    OrgRecord, Page, PageRequest, SessionId, SignupMode, StoredTemplate, SystemClock, UserRecord,
+    MailRecord, ManualClock, MembershipRecord, NewDatastream, NewDevice, NewMetafield, NewOrg,
+    NewUser, OrgRecord, Page, PageRequest, SessionId, SignupMode, StoredTemplate, SystemClock,
+    UserRecord,
 };

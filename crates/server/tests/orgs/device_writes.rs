@@ -370,6 +370,40 @@ async fn the_auth_token_is_shown_again_and_regeneration_ends_the_old_one(engine:
         get(&app, &path, &admin).await.body,
         json!({ "token": second })
     );
+
+    // A device from before 0010 (no nonce) cannot show its token: 409 until
+    // regenerated, after which the token shows and works.
+    let legacy = world.device(&app, world.child, None, "Legacy").await;
+    {
+        use sqlx::Connection as _;
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(&app.db.url).await.unwrap();
+        sqlx::query(
+            "UPDATE devices SET auth_token_nonce = NULL, auth_token_hash = 'legacy' WHERE id = $1",
+        )
+        .bind(legacy.0)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        conn.close().await.unwrap();
+    }
+    let legacy_path = format!("/api/v1/devices/{}/auth-token", legacy.0);
+    let unshowable = get(&app, &legacy_path, &admin).await;
+    assert_eq!(unshowable.status, 409, "{unshowable:?}");
+    assert!(
+        unshowable.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("regenerate"),
+        "{unshowable:?}"
+    );
+    let renewed = post(&app, &legacy_path, &admin, json!({})).await;
+    assert_eq!(renewed.status, 200, "{renewed:?}");
+    let shown = get(&app, &legacy_path, &admin).await;
+    assert_eq!(shown.body, renewed.body);
+    let token = renewed.body["token"].as_str().unwrap();
+    let found = app.app().device_by_token(token).await.unwrap().unwrap();
+    assert_eq!(found.id, legacy);
     app.stop().await;
 }
 

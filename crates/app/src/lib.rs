@@ -8,6 +8,7 @@
 pub mod access;
 pub mod accounts;
 pub mod cache;
+mod device_tokens;
 mod devices;
 pub mod error;
 pub mod hashing;
@@ -27,6 +28,8 @@ pub mod throttle;
 mod transfer;
 pub mod users;
 
+pub use device_tokens::DeviceTokenKey;
+pub use devices::{CreatedDevice, DeviceDetail, DeviceEdit};
 pub use error::AppError;
 pub use lists::DeviceSearch;
 pub use members::NewMember;
@@ -88,6 +91,8 @@ pub struct App {
     throttle: throttle::ThrottlePolicy,
     /// A device is online while it called the device API this recently.
     device_heartbeat: Duration,
+    /// The key device auth tokens are derived with.
+    device_tokens: Arc<DeviceTokenKey>,
 }
 
 /// The default of `device_heartbeat_secs` (SPEC.md section 7).
@@ -105,6 +110,7 @@ impl App {
             hashing: hashing::Hashing::default(),
             throttle: throttle::ThrottlePolicy::default(),
             device_heartbeat: DEFAULT_DEVICE_HEARTBEAT,
+            device_tokens: Arc::new(DeviceTokenKey::random()),
         }
     }
 
@@ -117,6 +123,13 @@ impl App {
 
     pub(crate) fn device_heartbeat_ms(&self) -> i64 {
         i64::try_from(self.device_heartbeat.as_millis()).unwrap_or(i64::MAX)
+    }
+
+    /// With this key for device auth tokens (the server's configured one)
+    /// instead of a key of this process only.
+    pub fn with_device_token_key(mut self, key: DeviceTokenKey) -> Self {
+        self.device_tokens = Arc::new(key);
+        self
     }
 
     /// With these bounds on password hashing and this login throttle (the

@@ -20,7 +20,6 @@ fn device(name: &str, template: arbor_store::DeviceTemplateId, owner: UserId) ->
         name: name.into(),
         template,
         owner: Some(owner),
-        auth_token_hash: arbor_app::new_token().1,
         metafields: vec![],
     }
 }

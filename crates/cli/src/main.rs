@@ -234,7 +234,23 @@ async fn serve(mut config: Config, demo: bool) -> Result<()> {
         tracing::info!("created a new {}", opened.described);
     }
     let store = opened.store.clone();
-    let app = App::new(store.clone());
+    let data_dir = database::sqlite_path(&config.database_url)
+        .and_then(|path| path.parent().map(std::path::Path::to_path_buf))
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .unwrap_or_else(|| {
+            let sqlite = database::sqlite_path(&config.database_url).is_some();
+            std::path::PathBuf::from(if sqlite { "." } else { "./arbor-data" })
+        });
+    let token_key = config
+        .device_token_key(&data_dir)
+        .map_err(anyhow::Error::msg)?;
+    if config.device_token_key.is_none() && database::sqlite_path(&config.database_url).is_none() {
+        tracing::warn!(
+            "device_token_key is not set: device tokens derive from a key file of this node; \
+             with several nodes set device_token_key, the same on every node"
+        );
+    }
+    let app = App::new(store.clone()).with_device_token_key(token_key.clone());
     if demo {
         if app.needs_first_run().await? {
             demo::load(&app).await?;
@@ -242,7 +258,8 @@ async fn serve(mut config: Config, demo: bool) -> Result<()> {
             tracing::warn!("--demo ignored: the database already holds a hierarchy");
         }
     }
-    let served = App::configured(store.clone(), config.authz_cache.enabled_limits());
+    let served = App::configured(store.clone(), config.authz_cache.enabled_limits())
+        .with_device_token_key(token_key);
     let mut state = AppState::new(served, Arc::new(SystemClock), config.clone());
     if app.needs_first_run().await? {
         let token = arbor_app::new_token().0;

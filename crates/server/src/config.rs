@@ -2,6 +2,7 @@
 //! → command-line flags, each layer overriding the one before. Secrets are
 //! redacted wherever the configuration is printed.
 
+use arbor_app::DeviceTokenKey;
 use arbor_app::cache::CacheLimits;
 use arbor_app::hashing::HashLimits;
 use arbor_app::throttle::ThrottlePolicy;
@@ -302,6 +303,13 @@ pub struct Config {
     /// A device is online while it called the device API within this many
     /// seconds (the `online=` filter of the device list).
     pub device_heartbeat_secs: u64,
+    /// Secret material (at least 32 characters) that device auth tokens are
+    /// derived from; the same on every node. Unset: the key file.
+    pub device_token_key: Option<String>,
+    /// The key file used when `device_token_key` is unset, created (0600) on
+    /// first start. Unset: `device-token.key` beside the SQLite database, or
+    /// in `./arbor-data` with PostgreSQL.
+    pub device_token_key_file: Option<String>,
 }
 
 impl Default for Config {
@@ -322,6 +330,8 @@ impl Default for Config {
             authz_cache: AuthzCacheConfig::default(),
             metrics: MetricsConfig::default(),
             device_heartbeat_secs: 60,
+            device_token_key: None,
+            device_token_key_file: None,
         }
     }
 }
@@ -351,6 +361,11 @@ impl fmt::Debug for Config {
             .field("authz_cache", &self.authz_cache)
             .field("metrics", &self.metrics)
             .field("device_heartbeat_secs", &self.device_heartbeat_secs)
+            .field(
+                "device_token_key",
+                &self.device_token_key.as_ref().map(|_| "***"),
+            )
+            .field("device_token_key_file", &self.device_token_key_file)
             .finish()
     }
 }
@@ -364,6 +379,68 @@ fn url_for(addr: SocketAddr) -> String {
             format!("http://[{}]:{}", Ipv6Addr::LOCALHOST, addr.port())
         }
         _ => format!("http://{addr}"),
+    }
+}
+
+/// Reads the key file at `path`, creating it (32 random bytes, hex, mode
+/// 0600) when absent. A file readable by others is refused.
+fn read_or_create_key_file(path: &Path) -> Result<DeviceTokenKey, String> {
+    use std::io::Write as _;
+    let shown = path.display();
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt as _;
+                let mode = std::fs::metadata(path)
+                    .map_err(|e| format!("cannot read the device token key file {shown}: {e}"))?
+                    .permissions()
+                    .mode();
+                if mode & 0o077 != 0 {
+                    return Err(format!(
+                        "the device token key file {shown} is readable by others (mode {:o}); \
+                         chmod 600 it",
+                        mode & 0o777
+                    ));
+                }
+            }
+            let key = text.trim();
+            if key.len() < 32 {
+                return Err(format!(
+                    "the device token key file {shown} holds fewer than 32 characters"
+                ));
+            }
+            Ok(DeviceTokenKey::derive(key.as_bytes()))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let bytes: [u8; 32] = rand::random();
+            let key: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt as _;
+                options.mode(0o600);
+            }
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    format!("cannot create the directory of the device token key file {shown}: {e}")
+                })?;
+            }
+            let mut file = options
+                .open(path)
+                .map_err(|e| format!("cannot create the device token key file {shown}: {e}"))?;
+            writeln!(file, "{key}")
+                .map_err(|e| format!("cannot write the device token key file {shown}: {e}"))?;
+            tracing::info!(
+                "created the device token key file {shown}; back it up with the database \
+                 (without it, device tokens cannot be shown again), and give every node the same key"
+            );
+            Ok(DeviceTokenKey::derive(key.as_bytes()))
+        }
+        Err(e) => Err(format!(
+            "cannot read the device token key file {shown}: {e}"
+        )),
     }
 }
 
@@ -542,6 +619,15 @@ impl Config {
                 "invalid configuration: metrics.token must be at least 16 characters".into(),
             );
         }
+        if self
+            .device_token_key
+            .as_ref()
+            .is_some_and(|k| k.trim().len() < 32)
+        {
+            return Err(
+                "invalid configuration: device_token_key must be at least 32 characters".into(),
+            );
+        }
         let url = url::Url::parse(&self.public_url)
             .map_err(|e| format!("invalid configuration: public_url: {e}"))?;
         if !matches!(url.scheme(), "http" | "https") {
@@ -565,6 +651,27 @@ impl Config {
     /// The public URL without a trailing slash, for building links.
     pub fn public_base(&self) -> &str {
         self.public_url.trim_end_matches('/')
+    }
+
+    /// The configured device token key, if `device_token_key` is set.
+    pub fn configured_device_token_key(&self) -> Option<DeviceTokenKey> {
+        self.device_token_key
+            .as_ref()
+            .map(|k| DeviceTokenKey::derive(k.trim().as_bytes()))
+    }
+
+    /// The device token key: `device_token_key`, else the key file
+    /// (`device_token_key_file`, or `device-token.key` in `data_dir`), made
+    /// with 32 random bytes and mode 0600 when it does not exist yet.
+    pub fn device_token_key(&self, data_dir: &Path) -> Result<DeviceTokenKey, String> {
+        if let Some(key) = self.configured_device_token_key() {
+            return Ok(key);
+        }
+        let path = match &self.device_token_key_file {
+            Some(file) => std::path::PathBuf::from(file),
+            None => data_dir.join("device-token.key"),
+        };
+        read_or_create_key_file(&path)
     }
 
     /// True when cookies must be marked `Secure`.
@@ -856,9 +963,13 @@ mod tests {
                 token: Some("scrape-token-0123456789".into()),
                 ..MetricsConfig::default()
             },
+            device_token_key: Some("device-key-material-0123456789abcdef".into()),
             ..Config::default()
         };
         let text = format!("{config:?}");
+        assert!(!text.contains("device-key-material"), "{text}");
+        let toml = config.to_toml_redacted().unwrap();
+        assert!(!toml.contains("device-key-material"), "{toml}");
         assert!(!text.contains("hunter2"), "{text}");
         assert!(!text.contains("s3cret"), "{text}");
         assert!(!text.contains("scrape-token"), "{text}");
@@ -875,5 +986,36 @@ mod tests {
         std::fs::write(&file, "[metrics]\ntoken = \"short\"\n").unwrap();
         let error = Config::load(Some(&file), Flags { bind: None }).unwrap_err();
         assert!(error.contains("metrics.token"), "{error}");
+    }
+
+    #[test]
+    fn the_device_token_key_file_is_made_once_private_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::default();
+        let made = config.device_token_key(dir.path()).unwrap();
+        let path = dir.path().join("device-token.key");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let again = config.device_token_key(dir.path()).unwrap();
+        let device = arbor_core::DeviceId(1);
+        assert_eq!(made.token(device, "00"), again.token(device, "00"));
+        // A configured key wins over the file.
+        let configured = Config {
+            device_token_key: Some("k".repeat(40)),
+            ..Config::default()
+        };
+        let key = configured.device_token_key(dir.path()).unwrap();
+        assert_ne!(key.token(device, "00"), made.token(device, "00"));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+            let error = config.device_token_key(dir.path()).unwrap_err();
+            assert!(error.contains("readable by others"), "{error}");
+        }
     }
 }

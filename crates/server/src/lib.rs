@@ -63,9 +63,14 @@ impl AppState {
         let links = Links {
             base_url: config.public_base().to_owned(),
         };
-        let app = app
+        let mut app = app
             .with_login_limits(config.password_hashing.limits(), config.throttle.policy())
             .with_device_heartbeat(std::time::Duration::from_secs(config.device_heartbeat_secs));
+        // A configured key wins; otherwise the caller gave the app its key
+        // (`arbor serve` reads the key file).
+        if let Some(key) = config.configured_device_token_key() {
+            app = app.with_device_token_key(key);
+        }
         // `Config::load` refuses a bad entry; one set in code is dropped
         // (trusting fewer proxies, never more).
         let proxies: Vec<String> = config

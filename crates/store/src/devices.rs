@@ -3,7 +3,9 @@
 
 use crate::audit::AuditEvent;
 use crate::error::{StoreError, found};
-use crate::rows::{DeviceRecord, DeviceTemplateId, NewDatastream, NewDevice};
+use crate::rows::{
+    DeviceRecord, DeviceTemplateId, DeviceTokenRecord, NewDatastream, NewDevice, NewMetafield,
+};
 use crate::text::{checked_name, refuse_nul};
 use crate::tx::{Tx, Write, placeholders};
 use arbor_core::Allowed;
@@ -115,6 +117,54 @@ impl<M> Tx<M> {
             .collect()
     }
 
+    /// The names of a device template's metafields.
+    pub async fn template_metafield_names(
+        &mut self,
+        template: DeviceTemplateId,
+    ) -> Result<Vec<String>, StoreError> {
+        let names = sqlx::query_scalar(
+            "SELECT name FROM template_metafields WHERE template_id = $1 ORDER BY name",
+        )
+        .bind(template.0)
+        .fetch_all(self.conn())
+        .await?;
+        Ok(names)
+    }
+
+    /// What the store keeps of a device's auth token.
+    pub async fn device_token(
+        &mut self,
+        device: DeviceId,
+    ) -> Result<DeviceTokenRecord, StoreError> {
+        let row =
+            sqlx::query("SELECT auth_token_nonce, auth_token_hash FROM devices WHERE id = $1")
+                .bind(device.0)
+                .fetch_optional(self.conn())
+                .await?
+                .ok_or(StoreError::NotFound { what: "device" })?;
+        Ok(DeviceTokenRecord {
+            nonce: row.try_get(0)?,
+            hash: row.try_get(1)?,
+        })
+    }
+
+    /// The device whose auth token hashes to `hash` (the device API's
+    /// lookup): a regenerated token's old hash finds nothing.
+    pub async fn device_by_token_hash(
+        &mut self,
+        hash: &str,
+    ) -> Result<Option<DeviceRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {DEVICE_COLUMNS} FROM devices d JOIN organizations o ON o.id = d.org_id \
+             WHERE d.auth_token_hash = $1"
+        );
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(hash)
+            .fetch_optional(self.conn())
+            .await?;
+        row.as_ref().map(device_from_row).transpose()
+    }
+
     /// The hierarchy a device template belongs to.
     pub async fn device_template_hierarchy(
         &mut self,
@@ -144,6 +194,20 @@ impl<M> Tx<M> {
         .await?;
         Ok(n > 0)
     }
+}
+
+fn checked_metafields(
+    metafields: &[(String, String)],
+) -> Result<Vec<(String, String)>, StoreError> {
+    metafields
+        .iter()
+        .map(|(key, value)| {
+            Ok((
+                text::name("metafields.name", key, limits::METAFIELD_NAME)?,
+                text::line("metafields.value", value, limits::METAFIELD_VALUE)?,
+            ))
+        })
+        .collect()
 }
 
 impl Tx<Write> {
@@ -197,6 +261,35 @@ impl Tx<Write> {
         Ok(DeviceTemplateId(id))
     }
 
+    /// Adds metafield definitions to a device template.
+    pub async fn insert_template_metafields<A: Permits<writes::InsertTemplateMetafields>>(
+        &mut self,
+        _by: &Allowed<A>,
+        template: DeviceTemplateId,
+        metafields: &[NewMetafield],
+    ) -> Result<(), StoreError> {
+        for field in metafields {
+            let name = text::name("metafields.name", &field.name, limits::METAFIELD_NAME)?;
+            refuse_nul("metafields.type", &field.value_type)?;
+            let default = text::line(
+                "metafields.default",
+                &field.default_value,
+                limits::METAFIELD_VALUE,
+            )?;
+            sqlx::query(
+                "INSERT INTO template_metafields (template_id, name, value_type, default_value) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(template.0)
+            .bind(name)
+            .bind(field.value_type.clone())
+            .bind(default)
+            .execute(self.conn())
+            .await?;
+        }
+        Ok(())
+    }
+
     pub async fn enable_template<A: Permits<writes::EnableTemplate>>(
         &mut self,
         _by: &Allowed<A>,
@@ -214,25 +307,24 @@ impl Tx<Write> {
         Ok(())
     }
 
-    /// Inserts a device with its metafields into `org`.
+    /// Inserts a device with its metafields into `org`, with `nonce` for its
+    /// auth token. The token hash is a placeholder that no token hashes to
+    /// until [`Tx::set_device_token`] sets it (the token depends on the id
+    /// the insert assigns); the caller does so in the same transaction.
     pub async fn insert_device<A: Permits<writes::InsertDevice>>(
         &mut self,
         _by: &Allowed<A>,
         org: &OrgPath,
         device: &NewDevice,
+        nonce: &str,
     ) -> Result<DeviceId, StoreError> {
         let name = checked_name(&device.name, limits::DEVICE_NAME)?;
-        let mut metafields = Vec::with_capacity(device.metafields.len());
-        for (key, value) in &device.metafields {
-            metafields.push((
-                text::name("metafields.name", key, limits::METAFIELD_NAME)?,
-                text::line("metafields.value", value, limits::METAFIELD_VALUE)?,
-            ));
-        }
+        let metafields = checked_metafields(&device.metafields)?;
+        refuse_nul("auth_token", nonce)?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO devices (hierarchy_id, org_id, template_id, owner_id, name, \
-             name_folded, auth_token_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-             RETURNING id",
+             name_folded, auth_token_hash, auth_token_nonce, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
         )
         .bind(org.root_id().0)
         .bind(org.id().0)
@@ -240,21 +332,99 @@ impl Tx<Write> {
         .bind(device.owner.map(|u| u.0))
         .bind(name.clone())
         .bind(crate::text::fold(&name))
-        .bind(device.auth_token_hash.clone())
+        .bind(format!("unissued:{nonce}"))
+        .bind(nonce.to_owned())
         .bind(self.now())
         .fetch_one(self.conn())
         .await?;
+        self.put_metafields(DeviceId(id), metafields).await?;
+        Ok(DeviceId(id))
+    }
+
+    /// Sets a device's auth token: the nonce it derives from and its hash.
+    /// The old token's hash is gone at once, for every node.
+    pub async fn set_device_token<A: Permits<writes::SetDeviceToken>>(
+        &mut self,
+        _by: &Allowed<A>,
+        device: DeviceId,
+        nonce: &str,
+        hash: &str,
+    ) -> Result<(), StoreError> {
+        refuse_nul("auth_token", nonce)?;
+        refuse_nul("auth_token", hash)?;
+        let done = sqlx::query(
+            "UPDATE devices SET auth_token_nonce = $1, auth_token_hash = $2 WHERE id = $3",
+        )
+        .bind(nonce.to_owned())
+        .bind(hash.to_owned())
+        .bind(device.0)
+        .execute(self.conn())
+        .await?;
+        found(&done, "device")?;
+        Ok(())
+    }
+
+    /// Renames a device and sets the given metafield values (others keep
+    /// theirs).
+    pub async fn update_device<A: Permits<writes::UpdateDevice>>(
+        &mut self,
+        _by: &Allowed<A>,
+        device: DeviceId,
+        name: Option<&str>,
+        metafields: &[(String, String)],
+    ) -> Result<(), StoreError> {
+        let metafields = checked_metafields(metafields)?;
+        if let Some(name) = name {
+            let name = checked_name(name, limits::DEVICE_NAME)?;
+            let done = sqlx::query("UPDATE devices SET name = $1, name_folded = $2 WHERE id = $3")
+                .bind(name.clone())
+                .bind(crate::text::fold(&name))
+                .bind(device.0)
+                .execute(self.conn())
+                .await?;
+            found(&done, "device")?;
+        }
+        for (key, _) in &metafields {
+            sqlx::query("DELETE FROM device_metafields WHERE device_id = $1 AND name = $2")
+                .bind(device.0)
+                .bind(key.clone())
+                .execute(self.conn())
+                .await?;
+        }
+        self.put_metafields(device, metafields).await
+    }
+
+    /// Deletes a device; its metafields, values, history, events and tags
+    /// go with it (ON DELETE CASCADE), its audit trail stays.
+    pub async fn delete_device<A: Permits<writes::DeleteDevice>>(
+        &mut self,
+        _by: &Allowed<A>,
+        device: DeviceId,
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query("DELETE FROM devices WHERE id = $1")
+            .bind(device.0)
+            .execute(self.conn())
+            .await?;
+        found(&done, "device")?;
+        Ok(())
+    }
+
+    async fn put_metafields(
+        &mut self,
+        device: DeviceId,
+        metafields: Vec<(String, String)>,
+    ) -> Result<(), StoreError> {
         for (key, value) in metafields {
             sqlx::query(
                 "INSERT INTO device_metafields (device_id, name, value) VALUES ($1, $2, $3)",
             )
-            .bind(id)
+            .bind(device.0)
             .bind(key)
             .bind(value)
             .execute(self.conn())
             .await?;
         }
-        Ok(DeviceId(id))
+        Ok(())
     }
 
     /// Moves a device to `org` with `owner`. History stays with the device.

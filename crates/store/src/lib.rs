@@ -55,8 +55,8 @@ pub use places::{LocationRecord, TagRecord};
 pub use pool_stats::PoolStats;
 pub use roles::StoredTemplate;
 pub use rows::{
-    DeviceRecord, DeviceTemplateId, HierarchySettings, NewDatastream, NewDevice, NewOrg, NewUser,
-    OrgRecord, SessionId, SignupMode, UserRecord,
+    DeviceRecord, DeviceTemplateId, DeviceTokenRecord, HierarchySettings, NewDatastream, NewDevice,
+    NewMetafield, NewOrg, NewUser, OrgRecord, SessionId, SignupMode, UserRecord,
 };
 pub use store::Store;
 pub use templates::{DeviceTemplateRecord, DeviceTemplateSummary};

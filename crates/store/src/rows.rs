@@ -158,9 +158,26 @@ pub struct NewDevice {
     pub name: String,
     pub template: DeviceTemplateId,
     pub owner: Option<UserId>,
-    /// Hash of the device's auth token (the token itself is never stored).
-    pub auth_token_hash: String,
+    /// Values keyed by the template's metafield names.
     pub metafields: Vec<(String, String)>,
+}
+
+/// What the store keeps of a device's auth token: the nonce it was derived
+/// with and its SHA-256 (hex) — never the token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceTokenRecord {
+    /// Absent for devices made before tokens were derived (0010): their
+    /// token cannot be shown again until it is regenerated.
+    pub nonce: Option<String>,
+    pub hash: String,
+}
+
+/// A device template's metafield definition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewMetafield {
+    pub name: String,
+    pub value_type: String,
+    pub default_value: String,
 }
 
 pub(crate) fn parse_status(text: &str) -> UserStatus {

@@ -24,6 +24,15 @@ pub use arbor_store::generate::Rng;
 
 pub const PG_ENV: &str = "ARBOR_TEST_DATABASE_URL";
 
+/// The device token key of every test server and of [`TestApp::app`], so
+/// tokens made through either show alike.
+pub const TEST_DEVICE_TOKEN_KEY: &str = "arbor test device token key: not a secret";
+
+/// [`TEST_DEVICE_TOKEN_KEY`] as the key the app uses.
+pub fn test_device_token_key() -> arbor_app::DeviceTokenKey {
+    arbor_app::DeviceTokenKey::derive(TEST_DEVICE_TOKEN_KEY.as_bytes())
+}
+
 /// The password of every user made by [`new_user`].
 pub const PASSWORD: &str = "a long test password";
 
@@ -158,7 +167,7 @@ impl TestDb {
             .await
             .unwrap();
         TestDb {
-            app: App::new(store),
+            app: App::new(store).with_device_token_key(test_device_token_key()),
             clock,
             url,
             _dir: dir,
@@ -303,6 +312,7 @@ impl TestApp {
         let mut config = Config {
             database_url: db.url.clone(),
             public_url: "http://arbor.test".into(),
+            device_token_key: Some(TEST_DEVICE_TOKEN_KEY.into()),
             ..Config::default()
         };
         configure(&mut config);
@@ -345,7 +355,7 @@ impl TestApp {
         )
         .await
         .unwrap();
-        App::new(store)
+        App::new(store).with_device_token_key(test_device_token_key())
     }
 
     pub fn url(&self, path: &str) -> String {

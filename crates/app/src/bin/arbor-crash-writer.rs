@@ -10,7 +10,8 @@ use anyhow::{Context, bail};
 use arbor_app::{App, Caller, NewHierarchy};
 use arbor_core::{OrgId, OrgType, UserId};
 use arbor_store::{
-    ClientKind, DeviceTemplateId, HierarchySettings, NewDevice, NewOrg, NewUser, Store, StoreConfig,
+    ClientKind, DeviceTemplateId, HierarchySettings, NewDevice, NewMetafield, NewOrg, NewUser,
+    Store, StoreConfig,
 };
 use std::io::Write as _;
 
@@ -33,7 +34,19 @@ async fn main() -> anyhow::Result<()> {
                 .await?;
             let caller = Caller::new(h.admin, ClientKind::Cli);
             let template = app
-                .create_device_template(&caller, h.root.id, "Crash sensor", &[])
+                .create_device_template_with_metafields(
+                    &caller,
+                    h.root.id,
+                    "Crash sensor",
+                    &[],
+                    &(0..3)
+                        .map(|k| NewMetafield {
+                            name: format!("k{k}"),
+                            value_type: "text".into(),
+                            default_value: String::new(),
+                        })
+                        .collect::<Vec<_>>(),
+                )
                 .await?;
             writeln!(out, "{} {} {}", h.admin, h.root.id, template.0)?;
         }
@@ -47,12 +60,10 @@ async fn main() -> anyhow::Result<()> {
             writeln!(out, "ready")?;
             out.flush()?;
             for n in 0..1_000_000u64 {
-                let (_, hash) = arbor_app::new_token();
                 let device = NewDevice {
                     name: format!("crash {n}"),
                     template,
                     owner: Some(caller.user),
-                    auth_token_hash: hash,
                     metafields: (0..3).map(|k| (format!("k{k}"), format!("v{n}"))).collect(),
                 };
                 let id = app.create_device(&caller, org, &device).await?;

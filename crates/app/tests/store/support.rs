@@ -69,7 +69,7 @@ pub async fn member(
 }
 
 pub async fn template(app: &App, h: &HierarchyCreated, name: &str) -> DeviceTemplateId {
-    app.create_device_template(
+    app.create_device_template_with_metafields(
         &web(h.admin),
         h.root.id,
         name,
@@ -81,18 +81,21 @@ pub async fn template(app: &App, h: &HierarchyCreated, name: &str) -> DeviceTemp
             max: Some(150.0),
             units: "°C".into(),
         }],
+        &[arbor_store::NewMetafield {
+            name: "Serial".into(),
+            value_type: "text".into(),
+            default_value: String::new(),
+        }],
     )
     .await
     .unwrap()
 }
 
 pub fn new_device(name: &str, template: DeviceTemplateId, owner: Option<UserId>) -> NewDevice {
-    let (_, hash) = arbor_app::new_token();
     NewDevice {
         name: name.into(),
         template,
         owner,
-        auth_token_hash: hash,
         metafields: vec![("Serial".into(), format!("SN-{name}"))],
     }
 }

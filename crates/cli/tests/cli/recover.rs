@@ -19,6 +19,14 @@ fn arbor(url: &str, args: &[&str]) -> Command {
             command.env_remove(key);
         }
     }
+    // A PostgreSQL server keeps its device token key file in ./arbor-data
+    // by default: the tests give it the key instead.
+    if !url.starts_with("sqlite") {
+        command.env(
+            "ARBOR_DEVICE_TOKEN_KEY",
+            "cli test device token key, not a secret",
+        );
+    }
     command
         .args(["--database-url", url])
         .args(args)

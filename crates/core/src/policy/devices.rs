@@ -1,7 +1,10 @@
 //! Decisions on devices (SPEC.md sections 1, 4 rule 5 and 5); device
 //! templates are decided in `templates.rs`.
 
-use super::{CreateDevice, Refusal, TransferDevice, Verdict, check, verdict};
+use super::{
+    CreateDevice, DeleteDevice, EditDevice, Refusal, RegenerateDeviceToken, TransferDevice,
+    Verdict, check, verdict,
+};
 use crate::decision::{
     Actor, Decision, DeviceAction, DeviceFacts, DeviceFilter, Principal, Scope, UserStatus,
     who_can_device,
@@ -50,6 +53,53 @@ impl Actor {
             }
         }
         Err(Refusal::Denied(add))
+    }
+
+    /// A device created over the API, whose owner the request may leave
+    /// out: then the device is unclaimed if the actor may add devices to
+    /// `org` (`org_devices.add`), else the actor provisions it for itself
+    /// (`own_devices.provision`). A named owner is decided as given.
+    pub fn create_device_for(
+        &self,
+        org: &OrgPath,
+        requested_owner: Option<UserId>,
+    ) -> Verdict<CreateDevice> {
+        match requested_owner {
+            Some(owner) => self.create_device(org, Some(owner)),
+            None => match self.create_device(org, None) {
+                Ok(allowed) => Ok(allowed),
+                Err(denied) => self
+                    .create_device(org, Some(self.user()))
+                    .map_err(|_| denied),
+            },
+        }
+    }
+
+    /// Editing a device's name and metafields (rule 5 with `edit`:
+    /// `org_devices.edit` in scope, or `own_devices.edit` for the owner).
+    pub fn edit_device(&self, id: DeviceId, device: &DeviceFacts<'_>) -> Verdict<EditDevice> {
+        verdict(self.decide_device(DeviceAction::Edit, device), id)
+    }
+
+    /// Deleting a device: `org_devices.delete` with the device's org in
+    /// scope (owners have no `own_devices.delete`).
+    pub fn delete_device(&self, id: DeviceId, device: &DeviceFacts<'_>) -> Verdict<DeleteDevice> {
+        verdict(self.decide_device(DeviceAction::Delete, device), id)
+    }
+
+    /// Seeing a device's auth token: device view plus `auth_tokens.edit`
+    /// (SPEC.md section 5). Hidden unless the device is visible.
+    pub fn view_device_token(&self, device: &DeviceFacts<'_>) -> Decision {
+        self.decide_device(DeviceAction::EditAuthToken, device)
+    }
+
+    /// Regenerating a device's auth token: as [`Actor::view_device_token`].
+    pub fn regenerate_device_token(
+        &self,
+        id: DeviceId,
+        device: &DeviceFacts<'_>,
+    ) -> Verdict<RegenerateDeviceToken> {
+        verdict(self.view_device_token(device), id)
     }
 
     /// The devices a list shows (rule 9): by default everything the actor
@@ -468,5 +518,140 @@ mod tests {
         assert!(provisioner.create_device(&org, Some(UserId(1))).is_ok());
         assert!(provisioner.create_device(&org, Some(UserId(2))).is_err());
         assert!(provisioner.create_device(&org, None).is_err());
+    }
+
+    #[test]
+    fn an_unnamed_owner_is_unclaimed_for_adders_and_the_provisioner_for_provisioners() {
+        let org = path(&[1, 2]);
+        let adder = actor(
+            &org,
+            PermissionSet::from([Permission::OrgDevicesAdd]).closed(),
+        );
+        let allowed = adder.create_device_for(&org, None).unwrap();
+        assert_eq!(allowed.target().1, None);
+        let provisioner = actor(
+            &org,
+            PermissionSet::from([Permission::OwnDevicesProvision]).closed(),
+        );
+        let allowed = provisioner.create_device_for(&org, None).unwrap();
+        assert_eq!(allowed.target().1, Some(UserId(1)));
+        assert!(
+            provisioner
+                .create_device_for(&org, Some(UserId(2)))
+                .is_err()
+        );
+        let nobody = actor(&org, PermissionSet::EMPTY);
+        let denied = nobody.create_device_for(&org, None);
+        assert!(
+            matches!(denied, Err(Refusal::Denied(d)) if d.permission == Some(Permission::OrgDevicesAdd))
+        );
+        // Outside the scope: hidden.
+        let elsewhere = path(&[1, 3]);
+        let hidden = adder.create_device_for(&elsewhere, None);
+        assert!(matches!(hidden, Err(Refusal::Denied(d)) if d.outcome == Outcome::Hidden));
+    }
+
+    fn facts(org: &OrgPath, owner: Option<u32>) -> DeviceFacts<'_> {
+        DeviceFacts {
+            org,
+            owner: owner.map(|u| UserId(i64::from(u))),
+        }
+    }
+
+    fn outcome<A: crate::policy::Action>(verdict: Verdict<A>) -> Outcome {
+        match verdict {
+            Ok(_) => Outcome::Allowed,
+            Err(refusal) => refusal.decision().outcome,
+        }
+    }
+
+    #[test]
+    fn editing_needs_org_devices_edit_in_scope_or_own_devices_edit_as_owner() {
+        let org = path(&[1, 2]);
+        let staff = actor(
+            &org,
+            PermissionSet::from([Permission::OrgDevicesEdit]).closed(),
+        );
+        let owner = actor(
+            &org,
+            PermissionSet::from([Permission::OwnDevicesEdit]).closed(),
+        );
+        let viewer = actor(
+            &org,
+            PermissionSet::from([Permission::OrgDevicesView, Permission::OwnDevicesView]),
+        );
+        let id = DeviceId(7);
+        let others = facts(&org, Some(2));
+        let mine = facts(&org, Some(1));
+        assert_eq!(outcome(staff.edit_device(id, &others)), Outcome::Allowed);
+        assert_eq!(outcome(owner.edit_device(id, &mine)), Outcome::Allowed);
+        assert_eq!(outcome(owner.edit_device(id, &others)), Outcome::Hidden);
+        assert_eq!(outcome(viewer.edit_device(id, &others)), Outcome::Forbidden);
+        assert_eq!(outcome(viewer.edit_device(id, &mine)), Outcome::Forbidden);
+        let sibling = path(&[1, 3]);
+        assert_eq!(
+            outcome(staff.edit_device(id, &facts(&sibling, None))),
+            Outcome::Hidden
+        );
+    }
+
+    #[test]
+    fn deleting_needs_org_devices_delete_and_owning_is_not_enough() {
+        let org = path(&[1, 2]);
+        let deleter = actor(
+            &org,
+            PermissionSet::from([Permission::OrgDevicesDelete]).closed(),
+        );
+        let owner = actor(
+            &org,
+            PermissionSet::all().difference(PermissionSet::from([
+                Permission::OrgDevicesDelete,
+                Permission::OrgDevicesView,
+            ])),
+        );
+        let id = DeviceId(7);
+        let mine = facts(&org, Some(1));
+        assert_eq!(outcome(deleter.delete_device(id, &mine)), Outcome::Allowed);
+        // The owner sees it (own_devices.view) but may not delete it.
+        assert_eq!(outcome(owner.delete_device(id, &mine)), Outcome::Forbidden);
+        let other_hierarchy = path(&[9]);
+        assert_eq!(
+            outcome(deleter.delete_device(id, &facts(&other_hierarchy, None))),
+            Outcome::Hidden
+        );
+    }
+
+    #[test]
+    fn the_auth_token_needs_auth_tokens_edit_and_device_view() {
+        let org = path(&[1, 2]);
+        let id = DeviceId(7);
+        let others = facts(&org, Some(2));
+        let mine = facts(&org, Some(1));
+        let holder = actor(
+            &org,
+            PermissionSet::from([Permission::AuthTokensEdit, Permission::OrgDevicesView]),
+        );
+        assert!(holder.view_device_token(&others).is_allowed());
+        assert_eq!(
+            outcome(holder.regenerate_device_token(id, &others)),
+            Outcome::Allowed
+        );
+        let owner = actor(
+            &org,
+            PermissionSet::from([Permission::AuthTokensEdit, Permission::OwnDevicesView]),
+        );
+        assert!(owner.view_device_token(&mine).is_allowed());
+        assert_eq!(owner.view_device_token(&others).outcome, Outcome::Hidden);
+        let viewer = actor(&org, PermissionSet::from([Permission::OrgDevicesView]));
+        let denied = viewer.view_device_token(&others);
+        assert_eq!(denied.outcome, Outcome::Forbidden);
+        assert_eq!(denied.permission, Some(Permission::AuthTokensEdit));
+        // auth_tokens.edit alone shows nothing of a device one cannot see.
+        let blind = actor(&org, PermissionSet::from([Permission::AuthTokensEdit]));
+        assert_eq!(blind.view_device_token(&others).outcome, Outcome::Hidden);
+        assert_eq!(
+            outcome(blind.regenerate_device_token(id, &others)),
+            Outcome::Hidden
+        );
     }
 }

@@ -236,6 +236,12 @@ actions! {
     CreateDevice => (OrgPath, Option<UserId>);
     /// A device's new org and owner.
     TransferDevice => (DeviceId, TransferTarget);
+    /// A device's name and metafields.
+    EditDevice => DeviceId;
+    /// Deleting a device (its data goes with it).
+    DeleteDevice => DeviceId;
+    /// A new auth token for a device (the old one stops working).
+    RegenerateDeviceToken => DeviceId;
     /// A pending user with a membership and an invitation.
     Invite => (OrgId, RoleId);
     /// A member added to an org with a role (no invitation; not over HTTP).
@@ -319,6 +325,10 @@ pub mod writes {
         InsertDevice,
         MoveDevice,
         SetDeviceOwner,
+        SetDeviceToken,
+        UpdateDevice,
+        DeleteDevice,
+        InsertTemplateMetafields,
     );
 }
 
@@ -342,13 +352,16 @@ permits! {
     SetRolePermissions => [SetRolePermissions];
     CreatePermissionTemplate => [InsertPermissionTemplate];
     ApplyPermissionTemplate => [SetRolePermissions];
-    CreateDeviceTemplate => [InsertDeviceTemplate, EnableTemplate];
+    CreateDeviceTemplate => [InsertDeviceTemplate, EnableTemplate, InsertTemplateMetafields];
     EnableDeviceTemplate => [EnableTemplate];
     EditDeviceTemplate => [UpdateDeviceTemplate];
     DeleteDeviceTemplate => [DeleteDeviceTemplate];
     DisableDeviceTemplate => [DisableTemplate];
-    CreateDevice => [InsertDevice];
+    CreateDevice => [InsertDevice, SetDeviceToken];
     TransferDevice => [MoveDevice];
+    EditDevice => [UpdateDevice];
+    DeleteDevice => [DeleteDevice];
+    RegenerateDeviceToken => [SetDeviceToken];
     Invite => [InsertUser, InsertMembership, InsertInvitation, EnqueueMail];
     AddMember => [InsertUser, InsertMembership];
     EditUser => [UpdateProfile];

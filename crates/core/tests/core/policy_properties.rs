@@ -376,6 +376,14 @@ where
 }
 
 /// A plain decision against the reference's outcome.
+/// The decision behind a verdict, allowed or not.
+fn verdict_decision<A: Action>(verdict: &Verdict<A>) -> Decision {
+    match verdict {
+        Ok(allowed) => *allowed.decision().unwrap(),
+        Err(refusal) => *refusal.decision(),
+    }
+}
+
 fn decided(
     d: &Decision,
     expected: RefOutcome,
@@ -1257,6 +1265,30 @@ fn check_devices(
         decided(&seen, world.device_action(r, "view", d), || {
             format!("{} view device {d}", who())
         })?;
+        // Edit, delete and the auth token: the named decisions agree with
+        // the reference's rule 5 for their action.
+        let id = arbor_core::DeviceId(i64::try_from(d).unwrap_or(0));
+        let outcomes = [
+            (
+                "edit",
+                verdict_decision(&actor.edit_device(id, &device_facts)),
+            ),
+            (
+                "delete",
+                verdict_decision(&actor.delete_device(id, &device_facts)),
+            ),
+            ("edit_auth_token", actor.view_device_token(&device_facts)),
+            (
+                "edit_auth_token",
+                verdict_decision(&actor.regenerate_device_token(id, &device_facts)),
+            ),
+        ];
+        for (action, decision) in outcomes {
+            decided(&decision, world.device_action(r, action, d), || {
+                format!("{} {action} device {d}", who())
+            })?;
+        }
+        *comparisons += 4;
         let receiver = if rng.one_in(10) {
             None
         } else if rng.one_in(3) && device.owner.is_some() {

@@ -1,5 +1,10 @@
 //! Devices: the combined list (everything the caller may view across its
-//! scope, SPEC.md section 4 rule 9) with filters, and a single device.
+//! scope, SPEC.md section 4 rule 9) with filters, a single device, creating,
+//! editing and deleting devices, and their auth tokens.
+//!
+//! Bodies refuse unknown fields (400), so `hierarchy_id`, `auth_token`,
+//! `id` or `created_at` — and on edits `org_id` and `owner_id`, which change
+//! only by transfer — are never applied.
 //!
 //! The list and the single get are one predicate (arbor-core's
 //! `Actor::list_devices` / `Actor::view_device`): a device a caller may not
@@ -8,12 +13,15 @@
 use crate::AppState;
 use crate::auth::session::CurrentUser;
 use crate::error::ApiResult;
-use crate::extract::{Path, Query};
-use arbor_app::DeviceSearch;
-use arbor_app::model::{DeviceQuery, DeviceRecord, DeviceTemplateId, PageRequest};
+use crate::extract::{Json, Path, Query};
+use arbor_app::model::{DeviceQuery, DeviceRecord, DeviceTemplateId, NewDevice, PageRequest};
+use arbor_app::{DeviceDetail, DeviceEdit, DeviceSearch};
 use arbor_core::{DeviceId, LocationId, OrgId, UserId};
 use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -132,21 +140,197 @@ async fn list_devices(
     }))
 }
 
+/// A single device: the list's fields and its metafield values.
+#[derive(Serialize, ToSchema)]
+pub struct DeviceDetailView {
+    #[serde(flatten)]
+    pub device: DeviceView,
+    /// Values keyed by the device template's metafield names.
+    pub metafields: BTreeMap<String, String>,
+}
+
+impl From<DeviceDetail> for DeviceDetailView {
+    fn from(d: DeviceDetail) -> Self {
+        Self {
+            device: d.device.into(),
+            metafields: d.metafields.into_iter().collect(),
+        }
+    }
+}
+
 /// One device you may view (404 otherwise: existence does not leak).
 #[utoipa::path(get, path = "/api/v1/devices/{id}", tag = "devices",
     security(("bearer" = []), ("cookie" = [])), params(("id" = i64, Path)),
-    responses((status = 200, description = "The device", body = DeviceView), (status = 404, body = crate::error::Problem)))]
+    responses((status = 200, description = "The device", body = DeviceDetailView), (status = 404, body = crate::error::Problem)))]
 async fn get_device(
     State(state): State<AppState>,
     user: CurrentUser,
     Path(id): Path<i64>,
-) -> ApiResult<axum::Json<DeviceView>> {
-    let device = state.app.get_device(&user.caller, DeviceId(id)).await?;
+) -> ApiResult<axum::Json<DeviceDetailView>> {
+    let device = state.app.device_detail(&user.caller, DeviceId(id)).await?;
     Ok(axum::Json(device.into()))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateDevice {
+    pub name: String,
+    /// A device template enabled for the org (409 otherwise).
+    pub template_id: i64,
+    /// The org the device lives in; default: the org you act in.
+    pub org_id: Option<i64>,
+    /// A member of that org. Without it the device is unclaimed if you
+    /// hold `org_devices.add`, else yours (`own_devices.provision`).
+    pub owner_id: Option<i64>,
+    /// Values keyed by the template's metafield names (an unknown name is 400).
+    #[serde(default)]
+    pub metafields: BTreeMap<String, String>,
+}
+
+/// A device just created.
+#[derive(Serialize, ToSchema)]
+pub struct DeviceCreated {
+    #[serde(flatten)]
+    pub device: DeviceDetailView,
+    /// The device's auth token: only if you hold `auth_tokens.edit` on it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+/// A device's auth token.
+#[derive(Serialize, ToSchema)]
+pub struct DeviceToken {
+    pub token: String,
+}
+
+/// A reply that carries a secret: kept out of caches.
+fn secret<T: Serialize>(status: StatusCode, body: T) -> Response {
+    let mut response = (status, axum::Json(body)).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// Creates a device from a template enabled for the org: `org_devices.add`
+/// on the org, or `own_devices.provision` for a device you own. The answer
+/// carries the auth token only if you hold `auth_tokens.edit` on the device.
+#[utoipa::path(post, path = "/api/v1/devices", tag = "devices", request_body = CreateDevice,
+    security(("bearer" = []), ("cookie" = [])),
+    responses((status = 201, description = "The device was created", body = DeviceCreated),
+        (status = 400, body = crate::error::Problem), (status = 403, body = crate::error::Problem),
+        (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
+async fn create_device(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Json(body): Json<CreateDevice>,
+) -> ApiResult<Response> {
+    let device = NewDevice {
+        name: body.name,
+        template: DeviceTemplateId(body.template_id),
+        owner: body.owner_id.map(UserId),
+        metafields: body.metafields.into_iter().collect(),
+    };
+    let created = state
+        .app
+        .provision_device(&user.caller, body.org_id.map(OrgId), &device)
+        .await?;
+    Ok(secret(
+        StatusCode::CREATED,
+        DeviceCreated {
+            device: created.device.into(),
+            token: created.token,
+        },
+    ))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EditDevice {
+    pub name: Option<String>,
+    /// Values to set, keyed by the template's metafield names; others keep
+    /// theirs.
+    #[serde(default)]
+    pub metafields: BTreeMap<String, String>,
+}
+
+/// Renames a device and sets metafield values: `org_devices.edit`, or
+/// `own_devices.edit` for a device you own. Org and owner change only by
+/// transfer (`org_id` or `owner_id` here is 400).
+#[utoipa::path(patch, path = "/api/v1/devices/{id}", tag = "devices", request_body = EditDevice,
+    security(("bearer" = []), ("cookie" = [])), params(("id" = i64, Path)),
+    responses((status = 200, description = "The edited device", body = DeviceDetailView),
+        (status = 400, body = crate::error::Problem), (status = 403, body = crate::error::Problem),
+        (status = 404, body = crate::error::Problem)))]
+async fn edit_device(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+    Json(body): Json<EditDevice>,
+) -> ApiResult<axum::Json<DeviceDetailView>> {
+    let edit = DeviceEdit {
+        name: body.name,
+        metafields: body.metafields.into_iter().collect(),
+    };
+    let device = state
+        .app
+        .edit_device(&user.caller, DeviceId(id), &edit)
+        .await?;
+    Ok(axum::Json(device.into()))
+}
+
+/// Deletes a device with its data (`org_devices.delete`); it answers 404
+/// afterwards and leaves every list. Its audit trail stays.
+#[utoipa::path(delete, path = "/api/v1/devices/{id}", tag = "devices",
+    security(("bearer" = []), ("cookie" = [])), params(("id" = i64, Path)),
+    responses((status = 204, description = "The device was deleted"),
+        (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem)))]
+async fn delete_device(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+) -> ApiResult<StatusCode> {
+    state.app.delete_device(&user.caller, DeviceId(id)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A device's auth token (`auth_tokens.edit` and device view). A token
+/// issued before tokens could be shown again answers 409: regenerate it.
+#[utoipa::path(get, path = "/api/v1/devices/{id}/auth-token", tag = "devices",
+    security(("bearer" = []), ("cookie" = [])), params(("id" = i64, Path)),
+    responses((status = 200, description = "The device's auth token", body = DeviceToken),
+        (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem),
+        (status = 409, body = crate::error::Problem)))]
+async fn get_device_token(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+) -> ApiResult<Response> {
+    let token = state.app.device_token(&user.caller, DeviceId(id)).await?;
+    Ok(secret(StatusCode::OK, DeviceToken { token }))
+}
+
+/// Regenerates a device's auth token (`auth_tokens.edit` and device view):
+/// the old token stops working at once, on every node.
+#[utoipa::path(post, path = "/api/v1/devices/{id}/auth-token", tag = "devices",
+    security(("bearer" = []), ("cookie" = [])), params(("id" = i64, Path)),
+    responses((status = 200, description = "The new auth token", body = DeviceToken),
+        (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem)))]
+async fn regenerate_device_token(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+) -> ApiResult<Response> {
+    let token = state
+        .app
+        .regenerate_device_token(&user.caller, DeviceId(id))
+        .await?;
+    Ok(secret(StatusCode::OK, DeviceToken { token }))
 }
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(list_devices))
-        .routes(routes!(get_device))
+        .routes(routes!(list_devices, create_device))
+        .routes(routes!(get_device, edit_device, delete_device))
+        .routes(routes!(get_device_token, regenerate_device_token))
 }

@@ -41,7 +41,6 @@ async fn device(
         name: name.into(),
         template,
         owner: Some(owner),
-        auth_token_hash: arbor_app::new_token().1,
         metafields: vec![],
     };
     a.create_device(&root, org, &device).await.unwrap()

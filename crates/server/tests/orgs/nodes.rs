@@ -116,7 +116,6 @@ async fn a_write_on_one_node_is_seen_by_the_next_request_on_another(engine: Engi
         name: "Meter".into(),
         template,
         owner: Some(u),
-        auth_token_hash: arbor_app::new_token().1,
         metafields: Vec::new(),
     };
     let d = app.app().create_device(&by, site, &device).await.unwrap();

@@ -88,7 +88,6 @@ async fn seed_001_is_built_through_the_api_and_explained(engine: Engine) {
                 name: name.into(),
                 template: world_template,
                 owner: Some(owner),
-                auth_token_hash: arbor_app::new_token().1,
                 metafields: Vec::new(),
             };
             app.app().create_device(&cli(a), org, &new).await.unwrap()

@@ -227,7 +227,6 @@ impl World {
             name: name.into(),
             template: self.template,
             owner,
-            auth_token_hash: arbor_app::new_token().1,
             metafields: Vec::new(),
         };
         app.app()

@@ -118,7 +118,6 @@ async fn seed_003_the_garage_door_is_shared_by_ownership_then_through_a_family_s
                 name: name.into(),
                 template,
                 owner: Some(a),
-                auth_token_hash: arbor_app::new_token().1,
                 metafields: Vec::new(),
             };
             app.app().create_device(&cli(a), home, &new).await.unwrap()

@@ -524,6 +524,36 @@ async fn every_route_hides_a_neighbours_objects_and_audits_in_the_callers_home(e
             Body::None,
         ),
         hidden(
+            Method::PATCH,
+            "/api/v1/devices/{id}",
+            format!("/api/v1/devices/{device}"),
+            Body::Json(json!({ "name": "Mine now" })),
+        ),
+        hidden(
+            Method::DELETE,
+            "/api/v1/devices/{id}",
+            format!("/api/v1/devices/{device}"),
+            Body::None,
+        ),
+        hidden(
+            Method::GET,
+            "/api/v1/devices/{id}/auth-token",
+            format!("/api/v1/devices/{device}/auth-token"),
+            Body::None,
+        ),
+        hidden(
+            Method::POST,
+            "/api/v1/devices/{id}/auth-token",
+            format!("/api/v1/devices/{device}/auth-token"),
+            Body::None,
+        ),
+        hidden(
+            Method::POST,
+            "/api/v1/devices",
+            "/api/v1/devices".into(),
+            Body::Json(json!({ "name": "Planted", "template_id": w.template.0, "org_id": c })),
+        ),
+        hidden(
             Method::GET,
             "/api/v1/devices",
             format!("/api/v1/devices?org_id={c}&include_suborgs=true"),

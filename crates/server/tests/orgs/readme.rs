@@ -58,11 +58,13 @@ async fn the_readme_device_walkthrough_works_as_written(engine: Engine) {
 
     // 2. Enabled for the root org and for the sub-org.
     for org in [root.0, sub.0] {
-        let enabled = put(
+        let enabled = call(
             &app,
+            reqwest::Method::PUT,
             &format!("/api/v1/device-templates/{template}/orgs/{org}"),
             &admin,
-            json!({}),
+            None,
+            None,
         )
         .await;
         assert!(
@@ -141,4 +143,19 @@ async fn the_readme_device_walkthrough_works_as_written(engine: Engine) {
         vec![device]
     );
     assert!(ids(&get(&app, "/api/v1/devices", &admin).await.body).contains(&device));
+    // The actions log records the transfer against the new owner, in the
+    // sub-org.
+    let log = get(&app, "/api/v1/audit?limit=20", &admin).await;
+    assert_eq!(log.status, 200, "{log:?}");
+    let lee_target = format!("user:{}", lee.0);
+    assert!(
+        log.body
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "device.transfer.owner"
+                && e["target"] == lee_target.as_str()
+                && e["target_org_id"] == sub.0),
+        "{log:?}"
+    );
 }

@@ -115,7 +115,7 @@ impl Store {
     /// raises the floor to match, in one transaction (bookkeeping, not a
     /// user's action: not audited). Returns the rows deleted.
     pub async fn prune_authz_changes(&self, keep: AuthzVersion) -> Result<u64, StoreError> {
-        let mut tx = self.pool().begin_with(self.dialect().begin_write()).await?;
+        let mut tx = self.begin(self.dialect().begin_write()).await?;
         let floor: Option<i64> = sqlx::query_scalar(
             "UPDATE authz_version SET floor = value - $1 WHERE id = 1 AND value - $1 > floor \
              RETURNING floor",

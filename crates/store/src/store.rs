@@ -169,7 +169,7 @@ impl Store {
             .fetch_all(&self.pool)
             .await?;
         if tasks.iter().any(|t| t == "fold_names") {
-            let mut tx = self.pool.begin_with(self.dialect.begin_write()).await?;
+            let mut tx = self.begin(self.dialect.begin_write()).await?;
             // The migration filled the folded names with SQL lower(); the
             // rows where Rust folds differently (non-ASCII) are refolded.
             for table in ["organizations", "users", "devices"] {
@@ -208,7 +208,7 @@ impl Store {
     /// (its skeleton NULL), so existing accounts never collide; it is
     /// logged, and new look-alikes of either are still refused.
     async fn fill_email_forms(&self) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin_with(self.dialect.begin_write()).await?;
+        let mut tx = self.begin(self.dialect.begin_write()).await?;
         let rows: Vec<(i64, String, String)> =
             sqlx::query_as("SELECT id, email, email_normalized FROM users ORDER BY id")
                 .fetch_all(&mut *tx)
@@ -280,14 +280,37 @@ impl Store {
     /// Starts a write transaction (SQLite: `BEGIN IMMEDIATE`). Dropping it
     /// without [`Tx::commit`] rolls it back.
     pub async fn write(&self) -> Result<Tx<Write>, StoreError> {
-        let tx = self.pool.begin_with(self.dialect.begin_write()).await?;
+        let tx = self.begin(self.dialect.begin_write()).await?;
         Ok(Tx::new(tx, self.dialect, self.clock.now_ms()))
     }
 
     /// Starts a read-only transaction: one snapshot for facts and lists.
     pub async fn read(&self) -> Result<Tx<Read>, StoreError> {
-        let tx = self.pool.begin_with(self.dialect.begin_read()).await?;
+        let tx = self.begin(self.dialect.begin_read()).await?;
         Ok(Tx::new(tx, self.dialect, self.clock.now_ms()))
+    }
+
+    /// Begins a transaction with `statement`, safe against cancellation.
+    /// sqlx (0.9.0) counts a PostgreSQL transaction as open only once the
+    /// answer to its `BEGIN` has been read: a request dropped in between (a
+    /// client that disconnects mid-request) left the connection inside a
+    /// transaction nothing would end, and the pool handed it on — the next
+    /// borrower's reads ran in the stale snapshot, its writes in a read-only
+    /// transaction, and after the first error every statement on that
+    /// connection failed with 25P02 (transact-rs/sqlx#4393; seen here under
+    /// `wrk`, whose runs end by closing their connections). So the `BEGIN`
+    /// runs in a task of its own that a dropped request cannot cut short:
+    /// the task finishes it, and a transaction nobody claims is dropped,
+    /// which rolls it back before the connection is used again.
+    pub(crate) async fn begin(
+        &self,
+        statement: &'static str,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        let pool = self.pool.clone();
+        let begun = tokio::spawn(async move { pool.begin_with(statement).await })
+            .await
+            .map_err(|_| StoreError::Database(sqlx::Error::WorkerCrashed))?;
+        Ok(begun?)
     }
 
     /// The engine settings in effect on a pooled connection, for diagnostics

@@ -14,6 +14,9 @@ base=http://127.0.0.1:$port
 . "$env"
 search=${SEARCH:-"template_id=$TEMPLATE_ID${TAG:+&tag=$TAG}"}
 
+# A key for device tokens of this run only (else the server creates a key
+# file: beside the SQLite file, or in ./arbor-data with PostgreSQL).
+ARBOR_DEVICE_TOKEN_KEY=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n') \
 ARBOR_LOG=warn "$bin" serve --bind 127.0.0.1:$port --database-url "$url" > /tmp/arbor-bench-devices.log 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT

@@ -5,9 +5,7 @@ use crate::run::{Decides, Found, Stop, read_case, write_case};
 use crate::{App, AppError, Caller, hash_token};
 use arbor_core::policy::{CreateDevice, RegenerateDeviceToken};
 use arbor_core::{Allowed, DeviceFacts, DeviceId, OrgId, UserId};
-use arbor_store::{
-    AuditEvent, DeviceRecord, DeviceTemplateId, NewDatastream, NewDevice, NewMetafield, WriteTx,
-};
+use arbor_store::{AuditEvent, DeviceRecord, DeviceTemplateId, NewDevice, WriteTx};
 use subtle::ConstantTimeEq as _;
 
 /// A device with its metafield values.
@@ -138,36 +136,6 @@ impl App {
                 device: DeviceDetail { device, metafields },
                 token: shown.then_some(token),
             })
-        })
-    }
-
-    /// A device template with metafield definitions (`templates.create` in
-    /// the root org), enabled there.
-    pub async fn create_device_template_with_metafields(
-        &self,
-        caller: &Caller,
-        root: OrgId,
-        name: &str,
-        datastreams: &[NewDatastream],
-        metafields: &[NewMetafield],
-    ) -> Result<DeviceTemplateId, AppError> {
-        let event = AuditEvent::new(caller.client, "template.create", format!("org:{root}"))
-            .target_org(root)
-            .detail("name", name);
-        write_case!(self, caller, event, |step| {
-            let org = step.tx.org(root).await.found(step, "organization")?;
-            let verdict = step.actor.create_device_template(&org.path);
-            let by = step.allow(verdict, "organization")?;
-            let id = step
-                .tx
-                .insert_device_template(&by, org.path.root_id(), name, datastreams)
-                .await?;
-            step.tx
-                .insert_template_metafields(&by, id, metafields)
-                .await?;
-            step.tx.enable_template(&by, org.id, id).await?;
-            step.note("template", id.0);
-            Ok(id)
         })
     }
 

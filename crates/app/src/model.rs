@@ -7,6 +7,6 @@ pub use arbor_store::{
     AuditEntry, AuthzVersion, Claim, ClientKind, Clock, DEFAULT_PAGE_SIZE, DeviceQuery,
     DeviceRecord, DeviceTemplateId, DeviceTemplateRecord, DeviceTemplateSummary, Failure,
     HierarchySettings, LocationRecord, MAX_PAGE_SIZE, MailKind, MailRecord, ManualClock,
-    MembershipRecord, NewDatastream, NewDevice, NewMetafield, NewOrg, NewUser, Online, OrgRecord,
-    Page, PageRequest, SessionId, SignupMode, StoredTemplate, SystemClock, TagRecord, UserRecord,
+    MembershipRecord, NewDatastream, NewDevice, NewOrg, NewUser, Online, OrgRecord, Page,
+    PageRequest, SessionId, SignupMode, StoredTemplate, SystemClock, TagRecord, UserRecord,
 };

@@ -3,9 +3,7 @@
 
 use crate::audit::AuditEvent;
 use crate::error::{StoreError, found};
-use crate::rows::{
-    DeviceRecord, DeviceTemplateId, DeviceTokenRecord, NewDatastream, NewDevice, NewMetafield,
-};
+use crate::rows::{DeviceRecord, DeviceTemplateId, DeviceTokenRecord, NewDatastream, NewDevice};
 use crate::text::{checked_name, refuse_nul};
 use crate::tx::{Tx, Write, placeholders};
 use arbor_core::Allowed;
@@ -259,35 +257,6 @@ impl Tx<Write> {
             .await?;
         }
         Ok(DeviceTemplateId(id))
-    }
-
-    /// Adds metafield definitions to a device template.
-    pub async fn insert_template_metafields<A: Permits<writes::InsertTemplateMetafields>>(
-        &mut self,
-        _by: &Allowed<A>,
-        template: DeviceTemplateId,
-        metafields: &[NewMetafield],
-    ) -> Result<(), StoreError> {
-        for field in metafields {
-            let name = text::name("metafields.name", &field.name, limits::METAFIELD_NAME)?;
-            refuse_nul("metafields.type", &field.value_type)?;
-            let default = text::line(
-                "metafields.default",
-                &field.default_value,
-                limits::METAFIELD_VALUE,
-            )?;
-            sqlx::query(
-                "INSERT INTO template_metafields (template_id, name, value_type, default_value) \
-                 VALUES ($1, $2, $3, $4)",
-            )
-            .bind(template.0)
-            .bind(name)
-            .bind(field.value_type.clone())
-            .bind(default)
-            .execute(self.conn())
-            .await?;
-        }
-        Ok(())
     }
 
     pub async fn enable_template<A: Permits<writes::EnableTemplate>>(

@@ -56,7 +56,7 @@ pub use pool_stats::PoolStats;
 pub use roles::StoredTemplate;
 pub use rows::{
     DeviceRecord, DeviceTemplateId, DeviceTokenRecord, HierarchySettings, NewDatastream, NewDevice,
-    NewMetafield, NewOrg, NewUser, OrgRecord, SessionId, SignupMode, UserRecord,
+    NewOrg, NewUser, OrgRecord, SessionId, SignupMode, UserRecord,
 };
 pub use store::Store;
 pub use templates::{DeviceTemplateRecord, DeviceTemplateSummary};

@@ -172,14 +172,6 @@ pub struct DeviceTokenRecord {
     pub hash: String,
 }
 
-/// A device template's metafield definition.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NewMetafield {
-    pub name: String,
-    pub value_type: String,
-    pub default_value: String,
-}
-
 pub(crate) fn parse_status(text: &str) -> UserStatus {
     match text {
         "active" => UserStatus::Active,

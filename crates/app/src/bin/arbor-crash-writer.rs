@@ -8,10 +8,10 @@
 
 use anyhow::{Context, bail};
 use arbor_app::{App, Caller, NewHierarchy};
+use arbor_core::template::{Metafield, MetafieldType, TemplateContent};
 use arbor_core::{OrgId, OrgType, UserId};
 use arbor_store::{
-    ClientKind, DeviceTemplateId, HierarchySettings, NewDevice, NewMetafield, NewOrg, NewUser,
-    Store, StoreConfig,
+    ClientKind, DeviceTemplateId, HierarchySettings, NewDevice, NewOrg, NewUser, Store, StoreConfig,
 };
 use std::io::Write as _;
 
@@ -33,21 +33,18 @@ async fn main() -> anyhow::Result<()> {
                 })
                 .await?;
             let caller = Caller::new(h.admin, ClientKind::Cli);
-            let template = app
-                .create_device_template_with_metafields(
-                    &caller,
-                    h.root.id,
-                    "Crash sensor",
-                    &[],
-                    &(0..3)
-                        .map(|k| NewMetafield {
-                            name: format!("k{k}"),
-                            value_type: "text".into(),
-                            default_value: String::new(),
-                        })
-                        .collect::<Vec<_>>(),
-                )
-                .await?;
+            let content = TemplateContent {
+                name: "Crash sensor".into(),
+                metafields: (0..3)
+                    .map(|k| Metafield {
+                        name: format!("k{k}"),
+                        value_type: MetafieldType::Text,
+                        default_value: String::new(),
+                    })
+                    .collect(),
+                ..TemplateContent::default()
+            };
+            let template = app.create_template(&caller, content).await?.id;
             writeln!(out, "{} {} {}", h.admin, h.root.id, template.0)?;
         }
         Some("write") => {

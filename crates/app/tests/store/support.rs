@@ -69,26 +69,31 @@ pub async fn member(
 }
 
 pub async fn template(app: &App, h: &HierarchyCreated, name: &str) -> DeviceTemplateId {
-    app.create_device_template_with_metafields(
-        &web(h.admin),
-        h.root.id,
-        name,
-        &[arbor_store::NewDatastream {
+    use arbor_core::template::{Datastream, Metafield, MetafieldType, TemplateContent, ValueType};
+    let content = TemplateContent {
+        name: name.into(),
+        datastreams: vec![Datastream {
             pin: 0,
             name: "Temperature".into(),
-            value_type: "double".into(),
+            value_type: ValueType::Double,
+            enum_values: Vec::new(),
             min: Some(-50.0),
             max: Some(150.0),
             units: "°C".into(),
+            default_value: None,
+            decimals: None,
         }],
-        &[arbor_store::NewMetafield {
+        metafields: vec![Metafield {
             name: "Serial".into(),
-            value_type: "text".into(),
+            value_type: MetafieldType::Text,
             default_value: String::new(),
         }],
-    )
-    .await
-    .unwrap()
+        ..TemplateContent::default()
+    };
+    app.create_template(&web(h.admin), content)
+        .await
+        .unwrap()
+        .id
 }
 
 pub fn new_device(name: &str, template: DeviceTemplateId, owner: Option<UserId>) -> NewDevice {

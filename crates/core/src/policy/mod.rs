@@ -328,7 +328,6 @@ pub mod writes {
         SetDeviceToken,
         UpdateDevice,
         DeleteDevice,
-        InsertTemplateMetafields,
     );
 }
 
@@ -352,7 +351,7 @@ permits! {
     SetRolePermissions => [SetRolePermissions];
     CreatePermissionTemplate => [InsertPermissionTemplate];
     ApplyPermissionTemplate => [SetRolePermissions];
-    CreateDeviceTemplate => [InsertDeviceTemplate, EnableTemplate, InsertTemplateMetafields];
+    CreateDeviceTemplate => [InsertDeviceTemplate, EnableTemplate];
     EnableDeviceTemplate => [EnableTemplate];
     EditDeviceTemplate => [UpdateDeviceTemplate];
     DeleteDeviceTemplate => [DeleteDeviceTemplate];

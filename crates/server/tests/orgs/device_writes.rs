@@ -6,7 +6,7 @@
 //! cross-site cookie writes refused.
 
 use crate::support::*;
-use arbor_app::model::NewMetafield;
+use arbor_core::template::{Metafield, MetafieldType, TemplateContent};
 use arbor_core::{BuiltinRole, DeviceId, OrgId, UserId};
 use arbor_testkit::{Engine, TestApp, both_engines};
 use reqwest::Method;
@@ -21,21 +21,16 @@ both_engines!(cross_site_cookie_writes_to_devices_are_refused_and_change_nothing
 /// A template with the metafield `Serial`, enabled for Child and Grandchild.
 async fn metered(app: &TestApp, world: &World) -> i64 {
     let by = cli(world.root_admin);
-    let template = app
-        .app()
-        .create_device_template_with_metafields(
-            &by,
-            world.root,
-            "Meter",
-            &[],
-            &[NewMetafield {
-                name: "Serial".into(),
-                value_type: "text".into(),
-                default_value: String::new(),
-            }],
-        )
-        .await
-        .unwrap();
+    let content = TemplateContent {
+        name: "Meter".into(),
+        metafields: vec![Metafield {
+            name: "Serial".into(),
+            value_type: MetafieldType::Text,
+            default_value: String::new(),
+        }],
+        ..TemplateContent::default()
+    };
+    let template = app.app().create_template(&by, content).await.unwrap().id;
     for org in [world.child, world.grandchild] {
         app.app()
             .enable_device_template(&by, org, template)

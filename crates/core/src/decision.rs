@@ -342,6 +342,26 @@ impl Scope {
             org.id() == self.home.id()
         }
     }
+
+    /// The orgs in both `self` and `other`, as a scope; `None` when none is.
+    /// Subtrees either nest or are disjoint, so the intersection of two
+    /// scopes is always one of them or empty.
+    pub fn intersect(&self, other: &Scope) -> Option<Scope> {
+        let within = |inner: &Scope, outer: &Scope| {
+            if outer.descendants {
+                outer.home.contains(&inner.home)
+            } else {
+                !inner.descendants && inner.home.id() == outer.home.id()
+            }
+        };
+        if within(self, other) {
+            Some(self.clone())
+        } else if within(other, self) {
+            Some(other.clone())
+        } else {
+            None
+        }
+    }
 }
 
 /// What an action on a device needs.
@@ -952,4 +972,42 @@ pub fn who_can_org(
     principals: &[Principal],
 ) -> Vec<Grant> {
     who_can(principals, |actor| actor.decide_org(permission, target))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::OrgId;
+
+    #[test]
+    fn intersect_holds_exactly_the_orgs_of_both_scopes() {
+        // A small tree: 1 > {2 > {4, 5}, 3 > {6}}, with 5 a leaf.
+        let ids: &[&[i64]] = &[&[1], &[1, 2], &[1, 3], &[1, 2, 4], &[1, 2, 5], &[1, 3, 6]];
+        let paths: Vec<OrgPath> = ids
+            .iter()
+            .map(|p| OrgPath::from_ids(p.iter().map(|&i| OrgId(i)).collect()).unwrap())
+            .collect();
+        let scopes: Vec<Scope> = paths
+            .iter()
+            .flat_map(|home| {
+                [false, true].map(|descendants| Scope {
+                    home: home.clone(),
+                    descendants,
+                })
+            })
+            .collect();
+        for a in &scopes {
+            for b in &scopes {
+                let both = a.intersect(b);
+                for org in &paths {
+                    let expected = a.contains(org) && b.contains(org);
+                    let got = both.as_ref().is_some_and(|s| s.contains(org));
+                    assert_eq!(got, expected, "{a:?} and {b:?} at {org:?}");
+                }
+                if let Some(s) = &both {
+                    assert!(s == a || s == b, "one of the two");
+                }
+            }
+        }
+    }
 }

@@ -307,6 +307,7 @@ impl Tx<Write> {
         .fetch_one(self.conn())
         .await?;
         self.put_metafields(DeviceId(id), metafields).await?;
+        self.put_device_scopes(DeviceId(id), org).await?;
         Ok(DeviceId(id))
     }
 
@@ -411,6 +412,8 @@ impl Tx<Write> {
             .execute(self.conn())
             .await?;
         found(&done, "device")?;
+        let path = self.org_path(org).await?;
+        self.put_device_scopes(device, &path).await?;
         Ok(())
     }
 

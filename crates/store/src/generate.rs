@@ -369,6 +369,7 @@ pub async fn generate(
         .execute(&mut *conn)
         .await?;
     let mut device_id = next_id(&mut conn, dialect, "devices").await?;
+    let first_device = device_id;
     let mut devices = Batch::new(
         "INSERT INTO devices (id, hierarchy_id, org_id, template_id, owner_id, name, \
          name_folded, auth_token_hash, created_at)",
@@ -407,6 +408,22 @@ pub async fn generate(
     devices.flush(&mut conn).await?;
     sqlx::raw_sql("COMMIT").execute(&mut *conn).await?;
     progress("devices", config.devices, phase.elapsed());
+
+    // What Tx::insert_device keeps per device, in one statement for all.
+    let phase = Instant::now();
+    let scoped = sqlx::query(AssertSqlSafe(format!(
+        "INSERT INTO device_scopes (ancestor_id, device_id) {} AND d.id >= {first_device} \
+         ORDER BY 1, 2",
+        crate::scopes::DEVICE_SCOPES_DEFINITION
+    )))
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    progress(
+        "device scopes",
+        usize::try_from(scoped).unwrap_or(usize::MAX),
+        phase.elapsed(),
+    );
 
     for table in ["organizations", "users", "devices"] {
         if let Some(sql) = dialect.reset_id_sequence(table) {

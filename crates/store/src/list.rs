@@ -129,8 +129,12 @@ impl Binds {
 enum OrgRef<'a> {
     /// A column holding an org id.
     IdColumn(&'a str),
-    /// A device row: its org id column and its hierarchy (root org) column.
-    Device { org_id: &'a str, hierarchy: &'a str },
+    /// A device row: its id, org id and hierarchy (root org) columns.
+    Device {
+        id: &'a str,
+        org_id: &'a str,
+        hierarchy: &'a str,
+    },
     /// An alias of `organizations` already joined in the query.
     Joined(&'a str),
 }
@@ -138,12 +142,14 @@ enum OrgRef<'a> {
 /// THE scope predicate: "the org referred to lies in `scope`" (rule 3: `{H}`,
 /// plus H's descendants with switch_to_suborgs). Every list query gets its
 /// scope condition from here. Descendants are selected by the index-friendly
-/// path range of `OrgPath::subtree_range`; a scope that is a whole hierarchy
-/// is, for devices, simply their hierarchy column (devices never leave their
-/// hierarchy), which spares materialising every org id of the hierarchy.
+/// path range of `OrgPath::subtree_range`; for a device, a whole hierarchy is
+/// simply its hierarchy column (devices never leave their hierarchy) and a
+/// deeper subtree a key lookup in `device_scopes`, which spares materialising
+/// the subtree's org ids.
 fn scope_predicate(scope: &Scope, org: OrgRef<'_>, binds: &mut Binds) -> String {
+    let mut home = || binds.int(scope.home.id().0);
     if !scope.descendants {
-        let home = binds.int(scope.home.id().0);
+        let home = home();
         return match org {
             OrgRef::IdColumn(column) | OrgRef::Device { org_id: column, .. } => {
                 format!("{column} = {home}")
@@ -151,21 +157,62 @@ fn scope_predicate(scope: &Scope, org: OrgRef<'_>, binds: &mut Binds) -> String 
             OrgRef::Joined(alias) => format!("{alias}.id = {home}"),
         };
     }
-    if let OrgRef::Device { hierarchy, .. } = org
-        && scope.home.depth() == 1
-    {
-        let root = binds.int(scope.home.id().0);
-        return format!("{hierarchy} = {root}");
-    }
-    let (lo, hi) = scope.home.subtree_range();
-    let lo = binds.text(lo);
-    let hi = binds.text(hi);
     match org {
-        OrgRef::IdColumn(column) | OrgRef::Device { org_id: column, .. } => format!(
-            "{column} IN (SELECT so.id FROM organizations so \
-             WHERE so.path >= {lo} AND so.path < {hi})"
+        OrgRef::Device { hierarchy, .. } if scope.home.depth() == 1 => {
+            format!("{hierarchy} = {}", home())
+        }
+        OrgRef::Device { id, .. } => format!(
+            "EXISTS (SELECT 1 FROM device_scopes ws WHERE ws.ancestor_id = {} \
+             AND ws.device_id = {id})",
+            home()
         ),
-        OrgRef::Joined(alias) => format!("{alias}.path >= {lo} AND {alias}.path < {hi}"),
+        OrgRef::IdColumn(column) => {
+            let (lo, hi) = scope.home.subtree_range();
+            let (lo, hi) = (binds.text(lo), binds.text(hi));
+            format!(
+                "{column} IN (SELECT so.id FROM organizations so \
+                 WHERE so.path >= {lo} AND so.path < {hi})"
+            )
+        }
+        OrgRef::Joined(alias) => {
+            let (lo, hi) = scope.home.subtree_range();
+            let (lo, hi) = (binds.text(lo), binds.text(hi));
+            format!("{alias}.path >= {lo} AND {alias}.path < {hi}")
+        }
+    }
+}
+
+/// Where the devices of `scope` are read from in id order, so that a page
+/// costs its own size whatever the scope's: one org — `devices(org_id, id)`;
+/// a hierarchy — `devices(hierarchy_id, id)`; a deeper subtree — the key of
+/// `device_scopes` (migration 0014).
+struct DeviceSource {
+    from: &'static str,
+    condition: String,
+    /// The id column the keyset runs on.
+    key: &'static str,
+}
+
+fn device_source(scope: &Scope, binds: &mut Binds) -> DeviceSource {
+    let home = binds.int(scope.home.id().0);
+    if !scope.descendants {
+        DeviceSource {
+            from: "devices d",
+            condition: format!("d.org_id = {home}"),
+            key: "d.id",
+        }
+    } else if scope.home.depth() == 1 {
+        DeviceSource {
+            from: "devices d",
+            condition: format!("d.hierarchy_id = {home}"),
+            key: "d.id",
+        }
+    } else {
+        DeviceSource {
+            from: "device_scopes ds JOIN devices d ON d.id = ds.device_id",
+            condition: format!("ds.ancestor_id = {home}"),
+            key: "ds.device_id",
+        }
     }
 }
 
@@ -208,19 +255,10 @@ impl<M> Tx<M> {
         let mut binds = Binds::default();
         let limit = binds.int(i64::from(size) + 1);
         let after = binds.int(after);
-        // What both halves share: the narrowing and the query's own filters.
+        // What both halves share: the query's own filters. The narrowing to
+        // `within` (an org or subtree) is intersected with the scope half's
+        // scope, and a filter of the owner half.
         let mut shared = String::new();
-        if let Some(within) = &filter.within {
-            let inside = scope_predicate(
-                within,
-                OrgRef::Device {
-                    org_id: "d.org_id",
-                    hierarchy: "d.hierarchy_id",
-                },
-                &mut binds,
-            );
-            shared.push_str(&format!(" AND {inside}"));
-        }
         if let Some(template) = query.template {
             let template = binds.int(template.0);
             shared.push_str(&format!(" AND d.template_id = {template}"));
@@ -255,31 +293,48 @@ impl<M> Tx<M> {
             });
         }
         // Each half of `(org in scope) OR (owner = user)` is its own keyset
-        // query with its own index (devices(org_id, id), devices(owner_id, id));
-        // their union is cut to the page. An OR inside one WHERE would defeat both.
+        // query with its own index (see `device_source`; devices(owner_id,
+        // id)); their union is cut to the page. An OR inside one WHERE would
+        // defeat both.
         let mut halves = Vec::new();
-        if let Some(scope) = &filter.scope {
-            let in_scope = scope_predicate(
-                scope,
-                OrgRef::Device {
-                    org_id: "d.org_id",
-                    hierarchy: "d.hierarchy_id",
-                },
-                &mut binds,
-            );
+        let in_scope = match (&filter.scope, &filter.within) {
+            (Some(scope), Some(within)) => scope.intersect(within),
+            (scope, _) => scope.clone(),
+        };
+        if let Some(scope) = &in_scope {
+            let source = device_source(scope, &mut binds);
             halves.push(format!(
-                "SELECT d.id FROM devices d WHERE {in_scope}{shared} AND d.id > {after} \
-                 ORDER BY d.id LIMIT {limit}"
+                "SELECT d.id FROM {} WHERE {}{shared} AND {key} > {after} \
+                 ORDER BY {key} LIMIT {limit}",
+                source.from,
+                source.condition,
+                key = source.key,
             ));
         }
         if let Some(owner) = filter.owner {
+            let mut narrowed = shared.clone();
+            if let Some(within) = &filter.within {
+                let inside = scope_predicate(
+                    within,
+                    OrgRef::Device {
+                        id: "d.id",
+                        org_id: "d.org_id",
+                        hierarchy: "d.hierarchy_id",
+                    },
+                    &mut binds,
+                );
+                narrowed.push_str(&format!(" AND {inside}"));
+            }
             let owner = binds.int(owner.0);
             let hierarchy = binds.int(filter.hierarchy.0);
             halves.push(format!(
                 "SELECT d.id FROM devices d WHERE d.owner_id = {owner} \
-                 AND d.hierarchy_id = {hierarchy}{shared} AND d.id > {after} \
+                 AND d.hierarchy_id = {hierarchy}{narrowed} AND d.id > {after} \
                  ORDER BY d.id LIMIT {limit}"
             ));
+        }
+        if halves.is_empty() {
+            return Ok(Page::empty());
         }
         let ids = halves
             .iter()

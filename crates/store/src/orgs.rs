@@ -450,6 +450,7 @@ impl Tx<Write> {
             .bind(old.id().0)
             .execute(self.conn())
             .await?;
+        self.rescope_moved_subtree(old, new).await?;
         Ok(moved)
     }
 
@@ -517,6 +518,7 @@ impl Tx<Write> {
                 .execute(self.conn())
                 .await?
                 .rows_affected();
+            self.drop_org_scope(path.id()).await?;
             let homes: Vec<i64> = sqlx::query_scalar(
                 "SELECT user_id FROM memberships WHERE org_id = $1 AND home = 1",
             )

@@ -15,6 +15,7 @@ both_engines!(every_list_equals_the_single_checks_for_every_actor);
 struct World {
     users: Vec<UserId>,
     orgs: Vec<OrgId>,
+    template: arbor_store::DeviceTemplateId,
 }
 
 async fn build_world(app: &App, rng: &mut StdRng, name: &str, levels: usize) -> World {
@@ -80,7 +81,11 @@ async fn build_world(app: &App, rng: &mut StdRng, name: &str, levels: usize) -> 
             device(app, h.admin, *org, tpl, &format!("d{n}-{org}"), owner).await;
         }
     }
-    World { users, orgs }
+    World {
+        users,
+        orgs,
+        template: tpl,
+    }
 }
 
 /// Follows cursors to the end; checks order and uniqueness on the way.
@@ -242,6 +247,88 @@ async fn every_list_equals_the_single_checks_for_every_actor(db: TestDb) {
     let mut rng = StdRng::seed_from_u64(0xA2B0);
     let first = build_world(app, &mut rng, "north", 4).await;
     let second = build_world(app, &mut rng, "south", 2).await;
+    check_every_actor(app, &first, &second).await;
+    // Writes that change which subtrees hold a device (the index the sub-org
+    // lists read, `device_scopes`): a subtree moved under another parent, an
+    // org deleted with its contents moved up, a device transferred to an org
+    // of another branch. The lists must still equal the single checks.
+    let root = first.orgs[0];
+    let admin = web(first.users[0]);
+    let mut branch = vec![root];
+    for level in 2..=4 {
+        let org = suborg(
+            app,
+            first.users[0],
+            *branch.last().unwrap(),
+            &format!("b{level}"),
+        )
+        .await;
+        app.enable_device_template(&admin, org, first.template)
+            .await
+            .unwrap();
+        device(
+            app,
+            first.users[0],
+            org,
+            first.template,
+            &format!("bd{level}"),
+            None,
+        )
+        .await;
+        branch.push(org);
+    }
+    let (b2, b3) = (branch[1], branch[2]);
+    let drift = || async {
+        let mut tx = app.store().read().await.unwrap();
+        let drift = tx.device_scope_drift().await.unwrap();
+        tx.finish().await.unwrap();
+        drift
+    };
+    assert_eq!(drift().await, vec![]);
+    // b3 (with b4) up under the root: their devices leave b2's subtree; then
+    // back: they join it again.
+    for to in [root, b2] {
+        app.move_org(&admin, b3, to, true).await.unwrap();
+        assert_eq!(drift().await, vec![], "after moving under {to}");
+    }
+    // b3 deleted, its device and b4 moved up into b2.
+    app.delete_org(&admin, b3, true, &Default::default())
+        .await
+        .unwrap();
+    assert_eq!(drift().await, vec![]);
+    let mut tx = app.store().read().await.unwrap();
+    let devices = tx.all_devices().await.unwrap();
+    tx.finish().await.unwrap();
+    // From the new branch to the member created last, of a deepest-level
+    // org of another branch.
+    let receiver = *first.users.last().unwrap();
+    let mut tx = app.store().read().await.unwrap();
+    let receiver_org = tx.principal(receiver).await.unwrap().unwrap().memberships[0]
+        .org
+        .clone();
+    tx.finish().await.unwrap();
+    let travelling = devices
+        .iter()
+        .find(|d| d.org.id() == b2)
+        .expect("a device of the new branch");
+    assert!(!receiver_org.ids().contains(&b2));
+    app.transfer_device(
+        &admin,
+        travelling.id,
+        &arbor_app::TransferTo::User(receiver),
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(drift().await, vec![]);
+    let first = World {
+        orgs: first.orgs.iter().copied().chain([b2, branch[3]]).collect(),
+        ..first
+    };
+    check_every_actor(app, &first, &second).await;
+}
+
+async fn check_every_actor(app: &App, first: &World, second: &World) {
     let mut tx = app.store().read().await.unwrap();
     let devices = tx.all_devices().await.unwrap();
     let orgs = tx.all_orgs().await.unwrap();

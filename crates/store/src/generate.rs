@@ -304,6 +304,7 @@ pub async fn generate(
         .execute(&mut *conn)
         .await?;
     let mut user_id = next_id(&mut conn, dialect, "users").await?;
+    let first_user = user_id;
     let mut users = Batch::new(
         "INSERT INTO users (id, email, email_normalized, email_skeleton, name, name_folded, status, \
          created_at)",
@@ -409,21 +410,35 @@ pub async fn generate(
     sqlx::raw_sql("COMMIT").execute(&mut *conn).await?;
     progress("devices", config.devices, phase.elapsed());
 
-    // What Tx::insert_device keeps per device, in one statement for all.
-    let phase = Instant::now();
-    let scoped = sqlx::query(AssertSqlSafe(format!(
-        "INSERT INTO device_scopes (ancestor_id, device_id) {} AND d.id >= {first_device} \
-         ORDER BY 1, 2",
-        crate::scopes::DEVICE_SCOPES_DEFINITION
-    )))
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    progress(
-        "device scopes",
-        usize::try_from(scoped).unwrap_or(usize::MAX),
-        phase.elapsed(),
-    );
+    // What the store keeps per device and per membership (crate::scopes),
+    // in one statement each for all.
+    for (table, columns, definition, first) in [
+        (
+            "device_scopes",
+            "ancestor_id, device_id",
+            crate::scopes::DEVICE_SCOPES_DEFINITION,
+            format!("d.id >= {first_device}"),
+        ),
+        (
+            "member_scopes",
+            "ancestor_id, user_id, org_id",
+            crate::scopes::MEMBER_SCOPES_DEFINITION,
+            format!("m.user_id >= {first_user}"),
+        ),
+    ] {
+        let phase = Instant::now();
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO {table} ({columns}) {definition} AND {first} ORDER BY {columns}"
+        )))
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        progress(
+            table,
+            usize::try_from(rows).unwrap_or(usize::MAX),
+            phase.elapsed(),
+        );
+    }
 
     for table in ["organizations", "users", "devices"] {
         if let Some(sql) = dialect.reset_id_sequence(table) {

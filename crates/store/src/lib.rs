@@ -59,7 +59,7 @@ pub use rows::{
     DeviceRecord, DeviceTemplateId, DeviceTokenRecord, HierarchySettings, NewDatastream, NewDevice,
     NewOrg, NewUser, OrgRecord, SessionId, SignupMode, UserRecord,
 };
-pub use scopes::DEVICE_SCOPES_DEFINITION;
+pub use scopes::{DEVICE_SCOPES_DEFINITION, MEMBER_SCOPES_DEFINITION};
 pub use store::Store;
 pub use templates::{DeviceTemplateRecord, DeviceTemplateSummary};
 pub use throttle::{LoginCounter, LoginKey, login_account_key};

@@ -216,13 +216,6 @@ fn device_source(scope: &Scope, binds: &mut Binds) -> DeviceSource {
     }
 }
 
-/// Wide scopes (a hierarchy or one of its top-level subtrees) hold most of the
-/// rows they could: pages are found fastest by walking rows in id order and
-/// testing each. Narrow scopes gather their few rows through the org index.
-fn is_wide(scope: &Scope) -> bool {
-    scope.descendants && scope.home.depth() <= 2
-}
-
 pub(crate) fn finish_page<T>(
     mut items: Vec<T>,
     size: u32,
@@ -401,12 +394,16 @@ impl<M> Tx<M> {
             let me = binds.int(filter.list.me.0);
             narrowing.push_str(&format!(" AND u.id = {me}"));
         }
-        let sql = if is_wide(scope) {
-            let in_scope = scope_predicate(scope, OrgRef::Joined("so"), &mut binds);
+        let sql = if scope.descendants {
+            // In user id order from the subtree's key of `member_scopes`; a
+            // member of several orgs of the subtree counts at the first.
+            let home = binds.int(scope.home.id().0);
             format!(
-                "SELECT {USER_COLUMNS} FROM users u WHERE u.id > {after} AND EXISTS \
-                 (SELECT 1 FROM memberships m JOIN organizations so ON so.id = m.org_id \
-                  WHERE m.user_id = u.id AND {in_scope}){narrowing} ORDER BY u.id LIMIT {limit}"
+                "SELECT {USER_COLUMNS} FROM member_scopes ms JOIN users u ON u.id = ms.user_id \
+                 WHERE ms.ancestor_id = {home} AND ms.user_id > {after} \
+                 AND ms.org_id = (SELECT MIN(r.org_id) FROM member_scopes r \
+                   WHERE r.ancestor_id = ms.ancestor_id AND r.user_id = ms.user_id)\
+                 {narrowing} ORDER BY ms.user_id LIMIT {limit}"
             )
         } else {
             let in_scope = scope_predicate(scope, OrgRef::IdColumn("m.org_id"), &mut binds);

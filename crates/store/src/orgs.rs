@@ -490,7 +490,7 @@ impl Tx<Write> {
             // the parent keep that membership.
             for m in moves {
                 let Some(role) = m.new_role else { continue };
-                moved.users += sqlx::query(
+                let made = sqlx::query(
                     "INSERT INTO memberships (user_id, org_id, role_id, home, created_at) \
                      SELECT user_id, $1, $2, 0, created_at FROM memberships \
                      WHERE org_id = $3 AND user_id = $4",
@@ -502,6 +502,10 @@ impl Tx<Write> {
                 .execute(self.conn())
                 .await?
                 .rows_affected();
+                if made > 0 {
+                    self.put_member_scopes(m.user, parent_path).await?;
+                }
+                moved.users += made;
             }
             sqlx::query(
                 "INSERT INTO org_templates (org_id, template_id) \

@@ -1,17 +1,21 @@
-//! `device_scopes`: for each device, the org subtrees it lies in (its org's
-//! ancestors at depth 2 or deeper, the org itself included; depth 1 is
-//! `devices.hierarchy_id`). A sub-org Admin's device list reads its page from
-//! this table's key `(ancestor_id, device_id)` in id order, so a first page
-//! costs the same however big the subtree is (see migration 0014).
+//! The subtree indexes: for each device (`device_scopes`, migration 0014)
+//! and each membership (`member_scopes`, 0015), the org subtrees it lies in.
+//! A subtree Admin's device or user list reads its page from these keys,
+//! `(ancestor_id, device_id)` and `(ancestor_id, user_id, org_id)`, in id
+//! order, so a first page costs the same however big the subtree is.
+//! Devices are indexed under their org's ancestors at depth 2 or deeper (the
+//! org itself included; depth 1 is `devices.hierarchy_id`), memberships
+//! under all of them, the root included.
 //!
-//! The table is derived data: [`DEVICE_SCOPES_DEFINITION`] is what it must
-//! equal at every commit. It is kept so here, by every write that gives a
-//! device an org or an org a new place in the tree; rows go with their
-//! device (`ON DELETE CASCADE`).
+//! Both tables are derived data: [`DEVICE_SCOPES_DEFINITION`] and
+//! [`MEMBER_SCOPES_DEFINITION`] are what they must equal at every commit.
+//! They are kept so here, by every write that gives a device or a membership
+//! an org or an org a new place in the tree; rows go with their device or
+//! membership (`ON DELETE CASCADE`).
 
 use crate::error::StoreError;
 use crate::tx::{Tx, Write};
-use arbor_core::{DeviceId, OrgId, OrgPath};
+use arbor_core::{DeviceId, OrgId, OrgPath, UserId};
 use sqlx::AssertSqlSafe;
 
 /// The rows `device_scopes` must hold, as a query of `(ancestor_id,
@@ -26,29 +30,62 @@ pub const DEVICE_SCOPES_DEFINITION: &str = "SELECT a.id AS ancestor_id, d.id AS 
      JOIN devices d ON d.org_id = o.id \
      WHERE a.depth >= 2";
 
+/// The rows `member_scopes` must hold, as a query of `(ancestor_id,
+/// user_id, org_id)`: every org whose subtree range holds the membership's.
+pub const MEMBER_SCOPES_DEFINITION: &str = "SELECT a.id AS ancestor_id, m.user_id AS user_id, \
+     m.org_id AS org_id \
+     FROM organizations a \
+     JOIN organizations o \
+       ON o.path >= a.path AND o.path < substr(a.path, 1, length(a.path) - 1) || '0' \
+     JOIN memberships m ON m.org_id = o.id \
+     WHERE a.depth >= 1";
+
 /// The ancestors a device of the org at `org` is listed under.
 fn scope_ids(org: &OrgPath) -> &[OrgId] {
     org.ids().get(1..).unwrap_or(&[])
 }
 
 impl<M> Tx<M> {
-    /// Rows of `device_scopes` that differ from [`DEVICE_SCOPES_DEFINITION`]:
-    /// `(ancestor_id, device_id, present)` — `present` true for a stored row
-    /// the definition lacks, false for a missing one. Empty when consistent.
-    pub async fn device_scope_drift(&mut self) -> Result<Vec<(i64, i64, bool)>, StoreError> {
-        let sql = format!(
-            "SELECT s.ancestor_id, s.device_id, CAST(1 AS BIGINT) FROM device_scopes s \
-             WHERE NOT EXISTS (SELECT 1 FROM ({DEVICE_SCOPES_DEFINITION}) x \
-               WHERE x.ancestor_id = s.ancestor_id AND x.device_id = s.device_id) \
-             UNION ALL \
-             SELECT x.ancestor_id, x.device_id, CAST(0 AS BIGINT) FROM ({DEVICE_SCOPES_DEFINITION}) x \
-             WHERE NOT EXISTS (SELECT 1 FROM device_scopes s \
-               WHERE s.ancestor_id = x.ancestor_id AND s.device_id = x.device_id)"
-        );
-        let rows: Vec<(i64, i64, i64)> = sqlx::query_as(AssertSqlSafe(sql))
-            .fetch_all(self.conn())
-            .await?;
-        Ok(rows.into_iter().map(|(a, d, p)| (a, d, p != 0)).collect())
+    /// Rows of `device_scopes` and `member_scopes` that differ from their
+    /// definitions, each as `"<table> stored|missing (<key>)"`. Empty when
+    /// both are consistent.
+    pub async fn scope_drift(&mut self) -> Result<Vec<String>, StoreError> {
+        let mut drift = Vec::new();
+        for (table, definition, key) in [
+            (
+                "device_scopes",
+                DEVICE_SCOPES_DEFINITION,
+                "ancestor_id, device_id",
+            ),
+            (
+                "member_scopes",
+                MEMBER_SCOPES_DEFINITION,
+                "ancestor_id, user_id, org_id",
+            ),
+        ] {
+            let text = |alias: &str| {
+                key.split(", ")
+                    .map(|c| format!("CAST({alias}.{c} AS TEXT)"))
+                    .collect::<Vec<_>>()
+                    .join(" || ',' || ")
+            };
+            let (stored, defined) = (text("s"), text("x"));
+            let sql = format!(
+                "SELECT 'stored', {stored} FROM {table} s \
+                 WHERE {stored} NOT IN (SELECT {defined} FROM ({definition}) x) \
+                 UNION ALL \
+                 SELECT 'missing', {defined} FROM ({definition}) x \
+                 WHERE {defined} NOT IN (SELECT {stored} FROM {table} s)"
+            );
+            let rows: Vec<(String, String)> = sqlx::query_as(AssertSqlSafe(sql))
+                .fetch_all(self.conn())
+                .await?;
+            drift.extend(
+                rows.into_iter()
+                    .map(|(what, row)| format!("{table} {what} ({row})")),
+            );
+        }
+        Ok(drift)
     }
 }
 
@@ -70,6 +107,26 @@ impl Tx<Write> {
                 .bind(device.0)
                 .execute(self.conn())
                 .await?;
+        }
+        Ok(())
+    }
+
+    /// Lists the membership of `user` in the org at `org` under that org's
+    /// subtrees, the root's included.
+    pub(crate) async fn put_member_scopes(
+        &mut self,
+        user: UserId,
+        org: &OrgPath,
+    ) -> Result<(), StoreError> {
+        for ancestor in org.ids() {
+            sqlx::query(
+                "INSERT INTO member_scopes (ancestor_id, user_id, org_id) VALUES ($1, $2, $3)",
+            )
+            .bind(ancestor.0)
+            .bind(user.0)
+            .bind(org.id().0)
+            .execute(self.conn())
+            .await?;
         }
         Ok(())
     }
@@ -110,16 +167,43 @@ impl Tx<Write> {
             .execute(self.conn())
             .await?;
         }
+        // Memberships likewise, under every ancestor (the common root stays).
+        let (old_above, new_above) = (&old.ids()[..old.depth() - 1], &new.ids()[..new.depth() - 1]);
+        for gone in old_above.iter().filter(|a| !new_above.contains(a)) {
+            sqlx::query(
+                "DELETE FROM member_scopes WHERE ancestor_id = $1 AND EXISTS \
+                 (SELECT 1 FROM member_scopes r WHERE r.ancestor_id = $2 \
+                  AND r.user_id = member_scopes.user_id AND r.org_id = member_scopes.org_id)",
+            )
+            .bind(gone.0)
+            .bind(root)
+            .execute(self.conn())
+            .await?;
+        }
+        for joined in new_above.iter().filter(|a| !old_above.contains(a)) {
+            sqlx::query(
+                "INSERT INTO member_scopes (ancestor_id, user_id, org_id) \
+                 SELECT $1, user_id, org_id FROM member_scopes WHERE ancestor_id = $2",
+            )
+            .bind(joined.0)
+            .bind(root)
+            .execute(self.conn())
+            .await?;
+        }
         Ok(())
     }
 
-    /// The org `org` is going away and its devices have moved to its parent:
-    /// nothing is listed under it any more.
+    /// The org `org` is going away, its devices and members have moved to its
+    /// parent: nothing is listed under it any more.
     pub(crate) async fn drop_org_scope(&mut self, org: OrgId) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM device_scopes WHERE ancestor_id = $1")
+        for table in ["device_scopes", "member_scopes"] {
+            sqlx::query(AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE ancestor_id = $1"
+            )))
             .bind(org.0)
             .execute(self.conn())
             .await?;
+        }
         Ok(())
     }
 }

@@ -486,6 +486,8 @@ impl Tx<Write> {
         .bind(self.now())
         .execute(self.conn())
         .await?;
+        let path = self.org_path(org).await?;
+        self.put_member_scopes(user, &path).await?;
         Ok(())
     }
 

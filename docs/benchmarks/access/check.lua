@@ -1,6 +1,10 @@
 -- wrk script: POST /api/v1/access/check with random questions.
 -- Environment: BENCH_TOKEN (bearer token), QUESTIONS (per request, default 1),
--- USER_MIN/USER_MAX and DEVICE_MIN/DEVICE_MAX (id ranges of the world).
+-- USER_MIN/USER_MAX and DEVICE_MIN/DEVICE_MAX (id ranges of the world);
+-- DELAY_MS (optional): each connection waits this long before each request,
+-- so the load is a fixed rate (at most connections x 1000/DELAY_MS a second)
+-- instead of as fast as the server answers. wrk times each request from its
+-- sending, so the latency then is that of a server that is not saturated.
 local token = os.getenv("BENCH_TOKEN")
 local n = tonumber(os.getenv("QUESTIONS") or "1")
 local user_min = tonumber(os.getenv("USER_MIN"))
@@ -8,6 +12,13 @@ local user_max = tonumber(os.getenv("USER_MAX"))
 local device_min = tonumber(os.getenv("DEVICE_MIN"))
 local device_max = tonumber(os.getenv("DEVICE_MAX"))
 local actions = { "view", "control", "edit", "view_timeline" }
+local delay_ms = tonumber(os.getenv("DELAY_MS") or "")
+
+if delay_ms then
+  function delay()
+    return delay_ms
+  end
+end
 
 function init(args)
   math.randomseed(os.time() + (tonumber(tostring({}):sub(8), 16) or 0))

@@ -43,6 +43,8 @@ for conns in 1 16; do
   run "device list, first page, root Admin" $conns TOKEN=$TOKEN_ROOT PATH_Q=/api/v1/devices
   run "device list, first page, mid-level Admin" $conns TOKEN=$TOKEN_MID PATH_Q=/api/v1/devices
   run "device list, first page, leaf User" $conns TOKEN=$TOKEN_LEAF PATH_Q=/api/v1/devices
+  run "device list, first page, root Admin narrowed to the mid-level subtree" $conns TOKEN=$TOKEN_ROOT \
+    "PATH_Q=/api/v1/devices?org_id=$MID_ORG&include_suborgs=true"
   run "device search ($search), root Admin" $conns TOKEN=$TOKEN_ROOT "PATH_Q=/api/v1/devices?$search"
   run "user list, first page, mid-level Admin" $conns TOKEN=$TOKEN_MID PATH_Q=/api/v1/users
 done

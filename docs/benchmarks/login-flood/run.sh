@@ -28,9 +28,15 @@ export BENCH_TOKEN USER_MIN USER_MAX DEVICE_MIN DEVICE_MAX QUESTIONS=1
 kb() { awk -v f="$1:" '$1 == f { print $2 }' /proc/$pid/status; }
 mem() { echo "VmRSS $(( $(kb VmRSS) / 1024 )) MiB, VmHWM (peak) $(( $(kb VmHWM) / 1024 )) MiB"; }
 check() { (cd "$here/../access" && wrk -t1 -c4 -d20s --latency -s check.lua "$base" 2>&1 | tail -1); }
+# The same at a fixed rate: 4 connections, each waiting DELAY_MS (default
+# 10) before each request, so at most ~400 requests a second.
+paced() {
+  (cd "$here/../access" && DELAY_MS=${DELAY_MS:-10} wrk -t1 -c4 -d20s --latency -s check.lua "$base" 2>&1 | tail -2 | tr '\n' ' ')
+}
 
 echo "== $(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg); server at start: $(mem)"
 echo "== check, 4 connections, unloaded: $(check)"
+echo "== check at a fixed rate, unloaded: $(paced)"
 for spread in 0 1; do
   case $spread in
     0) what="from one address (the per-client limit slows it)" ;;
@@ -44,9 +50,17 @@ for spread in 0 1; do
   sampler=$!
   result=$(check)
   wait $flood; wait $sampler || true
+  # And a second flood of the same kind, measured at the fixed rate.
+  (cd "$here" && SPREAD=$spread wrk -t2 -c64 -d20s --latency -s login-flood.lua "$base" > "$dir/flood2.out" 2>&1) &
+  flood=$!
+  (while kill -0 $flood 2>/dev/null; do kb VmRSS; sleep 0.2; done >> "$dir/rss.out") &
+  sampler=$!
+  result_paced=$(paced)
+  wait $flood; wait $sampler || true
   peak=$(sort -n "$dir/rss.out" | tail -1)
   echo "== flood $what, 64 connections, 20 s"
   echo "   check, 4 connections, under the flood: $result"
+  echo "   check at the fixed rate, under a second such flood: $result_paced"
   echo "   $(grep 'login flood' "$dir/flood.out")"
   echo "   resident during the flood: max VmRSS $(( peak / 1024 )) MiB; server now: $(mem)"
   login() {

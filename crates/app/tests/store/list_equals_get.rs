@@ -16,6 +16,7 @@ struct World {
     users: Vec<UserId>,
     orgs: Vec<OrgId>,
     template: arbor_store::DeviceTemplateId,
+    h: arbor_app::HierarchyCreated,
 }
 
 async fn build_world(app: &App, rng: &mut StdRng, name: &str, levels: usize) -> World {
@@ -85,6 +86,7 @@ async fn build_world(app: &App, rng: &mut StdRng, name: &str, levels: usize) -> 
         users,
         orgs,
         template: tpl,
+        h,
     }
 }
 
@@ -255,6 +257,7 @@ async fn every_list_equals_the_single_checks_for_every_actor(db: TestDb) {
     let root = first.orgs[0];
     let admin = web(first.users[0]);
     let mut branch = vec![root];
+    let mut moved_members = Vec::new();
     for level in 2..=4 {
         let org = suborg(
             app,
@@ -275,27 +278,52 @@ async fn every_list_equals_the_single_checks_for_every_actor(db: TestDb) {
             None,
         )
         .await;
+        // Members too: their memberships are indexed by subtree the same way.
+        let m = member(
+            app,
+            first.users[0],
+            org,
+            &first.h,
+            BuiltinRole::Staff,
+            &format!("b{level}@north.example"),
+        )
+        .await;
+        moved_members.push(m);
         branch.push(org);
     }
     let (b2, b3) = (branch[1], branch[2]);
     let drift = || async {
         let mut tx = app.store().read().await.unwrap();
-        let drift = tx.device_scope_drift().await.unwrap();
+        let drift = tx.scope_drift().await.unwrap();
         tx.finish().await.unwrap();
         drift
     };
-    assert_eq!(drift().await, vec![]);
+    assert_eq!(drift().await, Vec::<String>::new());
     // b3 (with b4) up under the root: their devices leave b2's subtree; then
     // back: they join it again.
     for to in [root, b2] {
         app.move_org(&admin, b3, to, true).await.unwrap();
-        assert_eq!(drift().await, vec![], "after moving under {to}");
+        assert_eq!(
+            drift().await,
+            Vec::<String>::new(),
+            "after moving under {to}"
+        );
     }
     // b3 deleted, its device and b4 moved up into b2.
-    app.delete_org(&admin, b3, true, &Default::default())
+    let deleted = app
+        .delete_org(&admin, b3, true, &Default::default())
         .await
         .unwrap();
-    assert_eq!(drift().await, vec![]);
+    assert_eq!(
+        (
+            deleted.moved.suborgs,
+            deleted.moved.users,
+            deleted.moved.devices
+        ),
+        (1, 1, 1),
+        "b4, b3's member and its device moved up: {deleted:?}"
+    );
+    assert_eq!(drift().await, Vec::<String>::new());
     let mut tx = app.store().read().await.unwrap();
     let devices = tx.all_devices().await.unwrap();
     tx.finish().await.unwrap();
@@ -320,8 +348,9 @@ async fn every_list_equals_the_single_checks_for_every_actor(db: TestDb) {
     )
     .await
     .unwrap();
-    assert_eq!(drift().await, vec![]);
+    assert_eq!(drift().await, Vec::<String>::new());
     let first = World {
+        users: first.users.iter().copied().chain(moved_members).collect(),
         orgs: first.orgs.iter().copied().chain([b2, branch[3]]).collect(),
         ..first
     };

@@ -204,7 +204,7 @@ pub struct PinReading {
 type Attempt<T> = Result<Result<T, DeviceApiError>, AppError>;
 
 /// The datastream `pin` names in `template`'s datastreams.
-fn datastream<'d>(streams: &'d [Datastream], pin: u16) -> Result<&'d Datastream, DeviceApiError> {
+fn datastream(streams: &[Datastream], pin: u16) -> Result<&Datastream, DeviceApiError> {
     streams
         .iter()
         .find(|ds| ds.pin == pin)

@@ -8,6 +8,7 @@
 pub mod access;
 pub mod accounts;
 pub mod cache;
+pub mod device_api;
 mod device_tokens;
 mod devices;
 pub mod error;
@@ -93,6 +94,8 @@ pub struct App {
     device_heartbeat: Duration,
     /// The key device auth tokens are derived with.
     device_tokens: Arc<DeviceTokenKey>,
+    /// The device API's limits and per-device request limiter.
+    device_api: Arc<device_api::DeviceApi>,
 }
 
 /// The default of `device_heartbeat_secs` (SPEC.md section 7).
@@ -111,6 +114,7 @@ impl App {
             throttle: throttle::ThrottlePolicy::default(),
             device_heartbeat: DEFAULT_DEVICE_HEARTBEAT,
             device_tokens: Arc::new(DeviceTokenKey::random()),
+            device_api: device_api::DeviceApi::new(device_api::DeviceApiLimits::default()),
         }
     }
 

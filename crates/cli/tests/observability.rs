@@ -340,7 +340,7 @@ async fn metrics_count_requests_per_route_and_report_the_server() {
                 .unwrap();
             assert_eq!(r.status(), status, "{logged_in}");
         }
-        for path in ["/no/such/path", "/external/api/get"] {
+        for path in ["/no/such/path", "/external/api/no-such-endpoint"] {
             let r = http.get(server.url(path)).send().await.unwrap();
             assert_eq!(r.status(), 404);
         }

@@ -5,6 +5,7 @@
 
 pub mod catalog_doc;
 pub mod decision;
+pub mod device_data;
 pub mod error;
 pub mod ids;
 pub mod org;

@@ -272,6 +272,40 @@ impl fmt::Debug for MetricsConfig {
     }
 }
 
+/// The device HTTP API under `/external/api/` (docs/device-api.md).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeviceApiConfig {
+    /// Largest accepted device API request body (a timestamped batch), in
+    /// bytes.
+    pub body_limit_bytes: usize,
+    /// Requests per second one device may make, per server node; beyond it
+    /// the device is answered 429.
+    pub requests_per_second: u32,
+    /// Bytes of one string value.
+    pub string_value_bytes: usize,
+}
+
+impl Default for DeviceApiConfig {
+    fn default() -> Self {
+        let limits = arbor_app::device_api::DeviceApiLimits::default();
+        Self {
+            body_limit_bytes: 2 * 1024 * 1024,
+            requests_per_second: limits.requests_per_second,
+            string_value_bytes: limits.string_value_bytes,
+        }
+    }
+}
+
+impl DeviceApiConfig {
+    pub fn limits(&self) -> arbor_app::device_api::DeviceApiLimits {
+        arbor_app::device_api::DeviceApiLimits {
+            requests_per_second: self.requests_per_second,
+            string_value_bytes: self.string_value_bytes,
+        }
+    }
+}
+
 #[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -303,6 +337,7 @@ pub struct Config {
     /// A device is online while it called the device API within this many
     /// seconds (the `online=` filter of the device list).
     pub device_heartbeat_secs: u64,
+    pub device_api: DeviceApiConfig,
     /// Secret material (at least 32 characters) that device auth tokens are
     /// derived from; the same on every node. Unset: the key file.
     pub device_token_key: Option<String>,
@@ -330,6 +365,7 @@ impl Default for Config {
             authz_cache: AuthzCacheConfig::default(),
             metrics: MetricsConfig::default(),
             device_heartbeat_secs: 60,
+            device_api: DeviceApiConfig::default(),
             device_token_key: None,
             device_token_key_file: None,
         }
@@ -361,6 +397,7 @@ impl fmt::Debug for Config {
             .field("authz_cache", &self.authz_cache)
             .field("metrics", &self.metrics)
             .field("device_heartbeat_secs", &self.device_heartbeat_secs)
+            .field("device_api", &self.device_api)
             .field(
                 "device_token_key",
                 &self.device_token_key.as_ref().map(|_| "***"),
@@ -599,6 +636,18 @@ impl Config {
     fn validate(&self) -> Result<(), String> {
         if self.device_heartbeat_secs < 1 {
             return Err("invalid configuration: device_heartbeat_secs must be at least 1".into());
+        }
+        if self.device_api.requests_per_second < 1 {
+            return Err(
+                "invalid configuration: device_api.requests_per_second must be at least 1".into(),
+            );
+        }
+        if self.device_api.string_value_bytes < 1 || self.device_api.body_limit_bytes < 1024 {
+            return Err(
+                "invalid configuration: device_api.string_value_bytes must be at least 1 \
+                 and device_api.body_limit_bytes at least 1024"
+                    .into(),
+            );
         }
         if self.authz_cache.keep_versions < 1 {
             return Err(

@@ -20,6 +20,8 @@ use std::sync::Arc;
 /// What the edge checks, once per request.
 pub struct Edge {
     pub body_limit: usize,
+    /// The device API's own limit (its timestamped batches).
+    pub device_body_limit: usize,
     pub cross_site: crate::auth::cross_site::CrossSite,
 }
 
@@ -32,7 +34,11 @@ pub struct Edge {
 pub async fn layer(State(edge): State<Arc<Edge>>, request: Request, next: Next) -> Response {
     let seen = crate::observe::access::Seen::start(&request);
     let (response, context) = crate::request_id::scoped(request, |request| async move {
-        if announced_too_large(&request, edge.body_limit) {
+        if request.uri().path().starts_with(crate::device_api::PREFIX) {
+            if announced_too_large(&request, edge.device_body_limit) {
+                return crate::device_api::too_large();
+            }
+        } else if announced_too_large(&request, edge.body_limit) {
             return too_large().into_response();
         }
         if let Some(refused) = edge.cross_site.check(&request) {

@@ -7,6 +7,7 @@ pub mod api;
 pub mod auth;
 pub mod cache;
 pub mod config;
+pub mod device_api;
 pub mod edge;
 pub mod error;
 pub mod extract;
@@ -65,7 +66,8 @@ impl AppState {
         };
         let mut app = app
             .with_login_limits(config.password_hashing.limits(), config.throttle.policy())
-            .with_device_heartbeat(std::time::Duration::from_secs(config.device_heartbeat_secs));
+            .with_device_heartbeat(std::time::Duration::from_secs(config.device_heartbeat_secs))
+            .with_device_api_limits(config.device_api.limits());
         // A configured key wins; otherwise the caller gave the app its key
         // (`arbor serve` reads the key file).
         if let Some(key) = config.configured_device_token_key() {
@@ -130,8 +132,10 @@ pub fn app(state: AppState) -> (Router, OpenApi) {
     let docs = SwaggerUi::new("/api/docs")
         .url("/api/openapi.json", openapi.clone())
         .config(utoipa_swagger_ui::Config::default().validator_url("none"));
+    let device_body_limit = state.config.device_api.body_limit_bytes;
     let edge = Arc::new(edge::Edge {
         body_limit,
+        device_body_limit,
         cross_site: auth::cross_site::CrossSite {
             origins: auth::cross_site::Origins::new(&state.config.public_url),
             app: state.app.clone(),
@@ -145,6 +149,7 @@ pub fn app(state: AppState) -> (Router, OpenApi) {
     // routing, so it sees the matched route template.
     let router = Router::new()
         .merge(api_router)
+        .merge(device_api::router(device_body_limit))
         .merge(web::router())
         .merge(docs)
         // Not in the OpenAPI document: an operator's endpoint, not the API.

@@ -20,6 +20,7 @@ mod audit_log;
 mod authz;
 mod clock;
 mod config;
+mod data;
 mod devices;
 mod dialect;
 mod error;
@@ -45,6 +46,9 @@ pub use audit_log::{AuditEntry, AuditRecord, AuditScope};
 pub use authz::{AuthzChange, AuthzChanges, AuthzVersion, DeviceAccess};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::StoreConfig;
+pub use data::{
+    Data, DataTx, DeviceEventRecord, PinProperty, StoredValue, TokenDevice, ValueWrite,
+};
 pub use dialect::{Dialect, Engine};
 pub use error::StoreError;
 pub use list::{

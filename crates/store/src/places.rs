@@ -446,16 +446,4 @@ impl Tx<Write> {
         }
         Ok(())
     }
-
-    /// Records that a device called the device API now (the device data
-    /// plane, authenticated by the device's token, not by an actor's
-    /// decision; not an audit event, SPEC.md section 7).
-    pub async fn record_device_seen(&mut self, device: DeviceId) -> Result<(), StoreError> {
-        let done = sqlx::query("UPDATE devices SET last_seen_at = $1 WHERE id = $2")
-            .bind(self.now())
-            .bind(device.0)
-            .execute(self.conn())
-            .await?;
-        found(&done, "device")
-    }
 }

@@ -284,6 +284,14 @@ impl Store {
         Ok(Tx::new(tx, self.dialect, self.clock.now_ms()))
     }
 
+    /// Starts a device data transaction ([`crate::DataTx`]: SQLite `BEGIN
+    /// IMMEDIATE`), which writes device data only and commits without an
+    /// audit event.
+    pub async fn data(&self) -> Result<Tx<crate::data::Data>, StoreError> {
+        let tx = self.begin(self.dialect.begin_write()).await?;
+        Ok(Tx::new(tx, self.dialect, self.clock.now_ms()))
+    }
+
     /// Starts a read-only transaction: one snapshot for facts and lists.
     pub async fn read(&self) -> Result<Tx<Read>, StoreError> {
         let tx = self.begin(self.dialect.begin_read()).await?;

@@ -41,11 +41,11 @@ pub struct DeviceTemplateSummary {
     pub created_at: i64,
 }
 
-fn corrupt(what: String) -> StoreError {
+pub(crate) fn corrupt(what: String) -> StoreError {
     StoreError::Database(sqlx::Error::Decode(what.into()))
 }
 
-fn datastream_from_row(row: &AnyRow) -> Result<Datastream, StoreError> {
+pub(crate) fn datastream_from_row(row: &AnyRow) -> Result<Datastream, StoreError> {
     let value_type: String = row.try_get(2)?;
     let value_type = ValueType::parse(&value_type)
         .ok_or_else(|| corrupt(format!("datastream type {value_type:?}")))?;

@@ -138,6 +138,13 @@ impl Tx<Read> {
 }
 
 impl<M> Tx<M> {
+    /// Commits without an audit row or change stamp: only for what is no
+    /// one's authorization-relevant action (bookkeeping, device data).
+    pub(crate) async fn commit_unaudited(self) -> Result<(), StoreError> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+
     /// Ends the transaction without keeping anything it did (a refused use
     /// case: its audit row is committed on its own afterwards).
     pub async fn rollback(self) -> Result<(), StoreError> {
@@ -186,8 +193,7 @@ impl Tx<Write> {
     /// change stamp. Crate-private, so no use case can commit without its
     /// audit event.
     pub(crate) async fn commit_bookkeeping(self) -> Result<(), StoreError> {
-        self.tx.commit().await?;
-        Ok(())
+        self.commit_unaudited().await
     }
 
     pub(crate) async fn lock(

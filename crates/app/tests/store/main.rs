@@ -11,6 +11,7 @@ mod basics;
 mod cache;
 mod concurrency;
 mod crash;
+mod device_data;
 mod hygiene;
 mod list_equals_get;
 mod outbox;

@@ -1,6 +1,7 @@
 //! arbor-core's integration tests: one binary (STYLE.md habit 7).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod device_values;
 mod docs;
 mod policy_accounts;
 mod policy_places;

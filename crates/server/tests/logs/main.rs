@@ -1,9 +1,10 @@
 //! No secret reaches the server's log: the real server, with everything
 //! logged at TRACE into a buffer, is driven through setup, a failed and a
 //! good login (bearer and cookie), an invitation announced without SMTP and
-//! opened by its link, a reset link, a mail delivered over SMTP and a logout;
-//! then no password, setup token, session token or link token may appear in
-//! what was logged.
+//! opened by its link, a reset link, a mail delivered over SMTP, a device
+//! calling the device API with its token in the query, and a logout; then
+//! no password, setup token, session token, link token or device token may
+//! appear in what was logged.
 //!
 //! A binary of its own: the subscriber is process-wide (the server's
 //! connection tasks do not inherit a scoped one), so it must not slow down
@@ -253,6 +254,36 @@ async fn no_token_password_or_mail_body_reaches_the_log(engine: Engine) {
     assert!(decoded.contains(&smtp_link), "the relay got the live link");
     worker.abort();
 
+    // A device provisioned over the API, then calling the device API with
+    // its token in the query (and once with a wrong one).
+    let template = bearer(reqwest::Method::POST, "/api/v1/device-templates")
+        .json(&json!({"name": "Logged", "datastreams": [{"pin": 1, "name": "T", "value_type": "double"}],
+                      "events": [{"code": "hot", "name": "Hot", "level": "info"}]}))
+        .send()
+        .await
+        .unwrap();
+    let template = ok(template, 201).await["id"].as_i64().unwrap();
+    let device = bearer(reqwest::Method::POST, "/api/v1/devices")
+        .json(&json!({"name": "Logged 1", "template_id": template, "org_id": org}))
+        .send()
+        .await
+        .unwrap();
+    let device_token = ok(device, 201).await["token"].as_str().unwrap().to_owned();
+    for path in [
+        format!("update?token={device_token}&V1=21.5"),
+        format!("get?token={device_token}&V1"),
+        format!("logEvent?token={device_token}&code=hot&description=warm"),
+        format!("batch/update?V1=1&token={device_token}"),
+        format!("get?token={device_token}x&V1"),
+    ] {
+        let answer = http
+            .get(app.url(&format!("/external/api/{path}")))
+            .send()
+            .await
+            .unwrap();
+        assert!(answer.status() == 200 || answer.status() == 400, "{path}");
+    }
+
     // Logout by cookie.
     let out = http
         .post(app.url("/api/v1/auth/logout"))
@@ -271,6 +302,7 @@ async fn no_token_password_or_mail_body_reaches_the_log(engine: Engine) {
         "token=[redacted]&password=[redacted]",
         "read it with `arbor outbox`",
         "/api/v1/auth/login",
+        "/external/api/update?token=[redacted]&V1=21.5",
     ] {
         assert!(log.contains(expected), "the log lacks {expected:?}");
     }
@@ -286,6 +318,7 @@ async fn no_token_password_or_mail_body_reaches_the_log(engine: Engine) {
         ("reset token", reset),
         ("SMTP-delivered invitation token", smtp_link),
         ("relay password", "the relay's password".into()),
+        ("device token", device_token),
         ("mail body", "Set your password and activate".into()),
     ];
     for (what, secret) in secrets {

@@ -7,6 +7,7 @@ mod agreement;
 mod audit;
 mod concurrency;
 mod context;
+mod device_api;
 mod device_writes;
 mod devices;
 mod escalation;

@@ -1,7 +1,8 @@
 //! The README's "Devices, end to end" walkthrough, request by request (issue
 //! 11, "done when"): create a template, enable it for a sub-org, provision a
 //! device, see it in the combined list, preview a transfer, transfer it to
-//! another user and watch access follow. The bodies are the README's; when
+//! another user, let the device send and read a value with its token, and
+//! watch access follow. The bodies are the README's; when
 //! this test changes, the README must change with it.
 
 use crate::support::*;
@@ -84,6 +85,7 @@ async fn the_readme_device_walkthrough_works_as_written(engine: Engine) {
     .await;
     assert_eq!(device.status, 201, "{device:?}");
     assert!(device.body["token"].as_str().is_some_and(|t| t.len() >= 22));
+    let device_token = device.body["token"].as_str().unwrap().to_owned();
     let device = device.body["id"].as_i64().unwrap();
 
     // 4. The combined list shows it to the Admin; Lee sees nothing yet.
@@ -134,6 +136,30 @@ async fn the_readme_device_walkthrough_works_as_written(engine: Engine) {
     .await;
     assert_eq!(moved.status, 200, "{moved:?}");
     assert_eq!(moved.body["gain"], preview.body["gain"]);
+
+    // The device sends and reads values with its token (README step 5).
+    let device_api = async |path_and_query: String| {
+        let response = app
+            .http
+            .get(app.url(&format!("/external/api/{path_and_query}")))
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    };
+    let t = &device_token;
+    assert_eq!(
+        device_api(format!("update?token={t}&V1=21.5")).await,
+        (200, String::new())
+    );
+    assert_eq!(
+        device_api(format!("get?token={t}&V1")).await,
+        (200, "21.5".to_owned())
+    );
+    assert_eq!(
+        device_api(format!("logEvent?token={t}&code=overheat")).await,
+        (200, String::new())
+    );
     let seen = get(&app, &format!("/api/v1/devices/{device}"), &lee_token).await;
     assert_eq!(seen.status, 200, "{seen:?}");
     assert_eq!(seen.body["owner_id"], lee.0);

@@ -1,0 +1,546 @@
+//! The Blynk-compatible device HTTP API under `/external/api/` (SPEC.md
+//! section 7; docs/device-api.md): a device authenticates with `?token=`
+//! and reads and writes its own datastreams, events, widget properties and
+//! metafields, answered as Blynk's device API answers — an empty 200 on
+//! success, `400 {"error":{"message":"Invalid token."}}` and its siblings
+//! otherwise.
+//!
+//! Not in the OpenAPI document (it is Blynk's contract, not Arbor's JSON
+//! API, and answers Blynk's error bodies rather than problem details).
+//! Handlers only read the query (and a batch's body) into the use case's
+//! terms; the token is never logged (the access log leaves device paths
+//! out, the request span redacts `token=`).
+
+use crate::AppState;
+use arbor_app::AppError;
+use arbor_app::device_api::{
+    DeviceApiError, DeviceMetafield, MetafieldRef, PinReading, PinRef, PinWrite, point_text,
+};
+use arbor_core::device_data::{PinValue, format_number};
+use arbor_core::template::Scalar;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, RawQuery, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Map, Value, json};
+
+/// Where the device API lives.
+pub const PREFIX: &str = "/external/api/";
+
+/// The device API's routes, each also with a trailing slash (Blynk's
+/// documentation writes `update/?token=` too), reading bodies up to
+/// `body_limit` bytes.
+pub fn router(body_limit: usize) -> Router<AppState> {
+    let routes: [(&str, axum::routing::MethodRouter<AppState>); 9] = [
+        ("update", get(update)),
+        ("batch/update", get(update).post(batch)),
+        ("get", get(read)),
+        ("getAll", get(read_all)),
+        ("isHardwareConnected", get(connected)),
+        ("logEvent", get(log_event)),
+        ("update/property", get(set_property)),
+        ("device/meta", get(metafield)),
+        ("device/meta/update", get(set_metafield)),
+    ];
+    let mut router = Router::new();
+    for (path, route) in routes {
+        router = router
+            .route(&format!("{PREFIX}{path}"), route.clone())
+            .route(&format!("{PREFIX}{path}/"), route);
+    }
+    router.layer(DefaultBodyLimit::max(body_limit))
+}
+
+/// A device API answer: Blynk's status and body.
+pub struct Answer(Response);
+
+impl IntoResponse for Answer {
+    fn into_response(self) -> Response {
+        self.0
+    }
+}
+
+/// Blynk's error body with `message`.
+fn error(status: StatusCode, message: &str) -> Response {
+    let body = json!({ "error": { "message": message } }).to_string();
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// The body too large for the device API (also answered by the edge
+/// before the handler when the length is announced).
+pub fn too_large() -> Response {
+    error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "Request body is larger than the server accepts.",
+    )
+}
+
+/// The message of each refusal: Blynk's where Blynk has one.
+pub fn message(refusal: &DeviceApiError) -> String {
+    match refusal {
+        DeviceApiError::InvalidToken => "Invalid token.".into(),
+        DeviceApiError::WrongPin => "Wrong pin format.".into(),
+        DeviceApiError::WrongDataStreamId => "Wrong dataStreamId format.".into(),
+        DeviceApiError::NoDatastream => "No datastream setup for that pin.".into(),
+        DeviceApiError::ValueMismatch => "Value doesn't match the Datastream data type".into(),
+        DeviceApiError::ValueTooLong { limit } => {
+            format!("Value is longer than {limit} bytes.")
+        }
+        DeviceApiError::NoValue => "No value for that pin.".into(),
+        DeviceApiError::TooManyPoints { limit } => {
+            format!("Too many points in one batch (at most {limit}).")
+        }
+        DeviceApiError::PointOutOfWindow => {
+            "Timestamp is more than a month in the past or the future.".into()
+        }
+        DeviceApiError::UnknownEvent => "Event with that code is not in the template.".into(),
+        DeviceApiError::DescriptionTooLong { limit } => {
+            format!("Description is longer than {limit} characters.")
+        }
+        DeviceApiError::WrongProperty => "Wrong property.".into(),
+        DeviceApiError::WrongPropertyValue => "Wrong property value.".into(),
+        DeviceApiError::WrongMetaField => "Wrong metaField format.".into(),
+        DeviceApiError::NoMetaField => "MetaField doesn't exist.".into(),
+        DeviceApiError::WrongMetaValue => "Wrong value.".into(),
+        DeviceApiError::RateLimited => "Too many requests.".into(),
+        DeviceApiError::Failed(_) => "Internal error.".into(),
+    }
+}
+
+impl From<DeviceApiError> for Answer {
+    fn from(refusal: DeviceApiError) -> Self {
+        let text = message(&refusal);
+        Answer(match &refusal {
+            DeviceApiError::RateLimited => {
+                let mut response = error(StatusCode::TOO_MANY_REQUESTS, &text);
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                response
+            }
+            DeviceApiError::Failed(AppError::Busy(_)) => {
+                let mut response = error(StatusCode::SERVICE_UNAVAILABLE, "Server is busy.");
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                response
+            }
+            DeviceApiError::Failed(e) => {
+                tracing::error!(error = ?e, "device API request failed");
+                error(StatusCode::INTERNAL_SERVER_ERROR, &text)
+            }
+            _ => error(StatusCode::BAD_REQUEST, &text),
+        })
+    }
+}
+
+fn ok_empty() -> Answer {
+    Answer(StatusCode::OK.into_response())
+}
+
+fn ok_json(value: Value) -> Answer {
+    Answer(
+        (
+            StatusCode::OK,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            value.to_string(),
+        )
+            .into_response(),
+    )
+}
+
+fn ok_text(text: String) -> Answer {
+    Answer(
+        (
+            StatusCode::OK,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            )],
+            text,
+        )
+            .into_response(),
+    )
+}
+
+/// The query's parameters in order, decoded (`+` is a space); a bare
+/// `V1` reads as `("V1", "")`.
+struct Query {
+    pairs: Vec<(String, String)>,
+}
+
+impl Query {
+    fn parse(raw: Option<String>) -> Self {
+        let raw = raw.unwrap_or_default();
+        let pairs = form_urlencoded::parse(raw.as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .filter(|(k, _)| !k.is_empty())
+            .collect();
+        Self { pairs }
+    }
+
+    fn first(&self, name: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn all(&self, name: &str) -> Vec<String> {
+        self.pairs
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    /// The token, or the refusal of a request without one.
+    fn token(&self) -> Result<&str, DeviceApiError> {
+        self.first("token")
+            .filter(|t| !t.is_empty())
+            .ok_or(DeviceApiError::InvalidToken)
+    }
+
+    /// The datastream named by `dataStreamId=` or `pin=`, if either.
+    fn named_pin(&self) -> Option<PinRef> {
+        self.first("dataStreamId")
+            .map(|id| PinRef::DataStreamId(id.to_owned()))
+            .or_else(|| self.first("pin").map(|pin| PinRef::Pin(pin.to_owned())))
+    }
+
+    /// Every parameter but those in `reserved`, grouped by name in order of
+    /// first appearance (a repeated name collects its values).
+    fn grouped(&self, reserved: &[&str]) -> Vec<(String, Vec<String>)> {
+        let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+        for (name, value) in &self.pairs {
+            if reserved.contains(&name.as_str()) {
+                continue;
+            }
+            match groups.iter_mut().find(|(n, _)| n == name) {
+                Some((_, values)) => values.push(value.clone()),
+                None => groups.push((name.clone(), vec![value.clone()])),
+            }
+        }
+        groups
+    }
+
+    /// What `update` writes: `dataStreamId=`/`pin=` with `value=` (one or
+    /// several), or `V1=42` pairs.
+    fn writes(&self) -> Vec<PinWrite> {
+        match self.named_pin() {
+            Some(pin) => vec![PinWrite {
+                pin,
+                values: self.all("value"),
+            }],
+            None => self
+                .grouped(&["token"])
+                .into_iter()
+                .map(|(pin, values)| PinWrite {
+                    pin: PinRef::Pin(pin),
+                    values,
+                })
+                .collect(),
+        }
+    }
+}
+
+async fn update(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Answer {
+    let query = Query::parse(raw);
+    let token = match query.token() {
+        Ok(token) => token,
+        Err(refused) => return refused.into(),
+    };
+    match state.app.device_update(token, &query.writes()).await {
+        Ok(()) => ok_empty(),
+        Err(refused) => refused.into(),
+    }
+}
+
+/// The points of a timestamped batch body, `[[ts_ms, value], …]`.
+fn points(body: &[u8]) -> Result<Vec<(i64, String)>, DeviceApiError> {
+    let value: Value = serde_json::from_slice(body).map_err(|_| DeviceApiError::ValueMismatch)?;
+    let Value::Array(entries) = value else {
+        return Err(DeviceApiError::ValueMismatch);
+    };
+    if entries.len() > arbor_core::device_data::bounds::BATCH_POINTS {
+        return Err(DeviceApiError::TooManyPoints {
+            limit: arbor_core::device_data::bounds::BATCH_POINTS,
+        });
+    }
+    entries
+        .iter()
+        .map(|entry| match entry.as_array().map(Vec::as_slice) {
+            Some([ts, value]) => {
+                let ts = ts
+                    .as_i64()
+                    .or_else(|| ts.as_f64().filter(|t| t.fract() == 0.0).map(|t| t as i64))
+                    .ok_or(DeviceApiError::PointOutOfWindow)?;
+                let text = point_text(value).ok_or(DeviceApiError::ValueMismatch)?;
+                Ok((ts, text))
+            }
+            _ => Err(DeviceApiError::ValueMismatch),
+        })
+        .collect()
+}
+
+async fn batch(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+    body: Result<Bytes, BytesRejection>,
+) -> Answer {
+    let query = Query::parse(raw);
+    let token = match query.token() {
+        Ok(token) => token,
+        Err(refused) => return refused.into(),
+    };
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return Answer(too_large());
+        }
+        Err(_) => return DeviceApiError::ValueMismatch.into(),
+    };
+    let Some(pin) = query.named_pin() else {
+        return DeviceApiError::WrongPin.into();
+    };
+    let points = match points(&body) {
+        Ok(points) => points,
+        Err(refused) => return refused.into(),
+    };
+    match state.app.device_batch(token, &pin, &points).await {
+        Ok(()) => ok_empty(),
+        Err(refused) => refused.into(),
+    }
+}
+
+/// A value as JSON: numbers as numbers, texts as strings, parts as an array.
+fn json_value(value: &PinValue) -> Value {
+    let scalar = |s: &Scalar| match s {
+        Scalar::Number(n) => serde_json::from_str(&format_number(*n)).unwrap_or(Value::Null),
+        Scalar::Text(t) => Value::String(t.clone()),
+    };
+    match value {
+        PinValue::One(s) => scalar(s),
+        PinValue::Many(parts) => Value::Array(parts.iter().map(scalar).collect()),
+    }
+}
+
+fn readings_json(readings: &[PinReading]) -> Value {
+    let mut object = Map::new();
+    for reading in readings {
+        object.insert(format!("v{}", reading.pin), json_value(&reading.value));
+    }
+    Value::Object(object)
+}
+
+async fn read(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Answer {
+    let query = Query::parse(raw);
+    let token = match query.token() {
+        Ok(token) => token,
+        Err(refused) => return refused.into(),
+    };
+    let pins: Vec<PinRef> = match query.first("dataStreamId") {
+        Some(id) => vec![PinRef::DataStreamId(id.to_owned())],
+        None => query
+            .grouped(&["token"])
+            .into_iter()
+            .map(|(pin, _)| PinRef::Pin(pin))
+            .collect(),
+    };
+    let single = pins.len() == 1;
+    match state.app.device_get(token, &pins).await {
+        Ok(readings) if single => match readings.first() {
+            Some(reading) => ok_text(reading.value.display()),
+            None => DeviceApiError::NoValue.into(),
+        },
+        Ok(readings) => ok_json(readings_json(&readings)),
+        Err(refused) => refused.into(),
+    }
+}
+
+async fn read_all(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Answer {
+    let query = Query::parse(raw);
+    let token = match query.token() {
+        Ok(token) => token,
+        Err(refused) => return refused.into(),
+    };
+    match state.app.device_get_all(token).await {
+        Ok(readings) => ok_json(readings_json(&readings)),
+        Err(refused) => refused.into(),
+    }
+}
+
+async fn connected(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Answer {
+    let query = Query::parse(raw);
+    let token = match query.token() {
+        Ok(token) => token,
+        Err(refused) => return refused.into(),
+    };
+    match state.app.device_connected(token).await {
+        Ok(online) => ok_json(Value::Bool(online)),
+        Err(refused) => refused.into(),
+    }
+}
+
+async fn log_event(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Answer {
+    let query = Query::parse(raw);
+    let token = match query.token() {
+        Ok(token) => token,
+        Err(refused) => return refused.into(),
+    };
+    let code = query.first("code").unwrap_or_default();
+    let description = query.first("description").unwrap_or_default();
+    match state.app.device_log_event(token, code, description).await {
+        Ok(()) => ok_empty(),
+        Err(refused) => refused.into(),
+    }
+}
+
+async fn set_property(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Answer {
+    let query = Query::parse(raw);
+    let token = match query.token() {
+        Ok(token) => token,
+        Err(refused) => return refused.into(),
+    };
+    let Some(pin) = query.named_pin() else {
+        return DeviceApiError::WrongPin.into();
+    };
+    let properties = query.grouped(&["token", "pin", "dataStreamId"]);
+    match state
+        .app
+        .device_set_properties(token, &pin, &properties)
+        .await
+    {
+        Ok(()) => ok_empty(),
+        Err(refused) => refused.into(),
+    }
+}
+
+fn metafield_ref(query: &Query) -> Result<MetafieldRef, DeviceApiError> {
+    query
+        .first("metaFieldId")
+        .map(|id| MetafieldRef::Id(id.to_owned()))
+        .or_else(|| {
+            query
+                .first("metaFieldName")
+                .map(|name| MetafieldRef::Name(name.to_owned()))
+        })
+        .ok_or(DeviceApiError::WrongMetaField)
+}
+
+async fn metafield(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Answer {
+    let query = Query::parse(raw);
+    let token = match query.token() {
+        Ok(token) => token,
+        Err(refused) => return refused.into(),
+    };
+    let field = match metafield_ref(&query) {
+        Ok(field) => field,
+        Err(refused) => return refused.into(),
+    };
+    match state.app.device_metafield(token, &field).await {
+        Ok(DeviceMetafield { field, value }) => {
+            ok_json(json!({ "type": field.blynk_type(), "value": value }))
+        }
+        Err(refused) => refused.into(),
+    }
+}
+
+async fn set_metafield(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Answer {
+    let query = Query::parse(raw);
+    let token = match query.token() {
+        Ok(token) => token,
+        Err(refused) => return refused.into(),
+    };
+    let field = match metafield_ref(&query) {
+        Ok(field) => field,
+        Err(refused) => return refused.into(),
+    };
+    let Some(value) = query.first("value") else {
+        return DeviceApiError::WrongMetaValue.into();
+    };
+    match state.app.device_set_metafield(token, &field, value).await {
+        Ok(()) => ok_empty(),
+        Err(refused) => refused.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_read_as_blynk_writes_them() {
+        let query = Query::parse(Some("token=t&V1=42&v2=&V1=43&pin=V5".into()));
+        assert_eq!(query.token().unwrap(), "t");
+        assert_eq!(
+            query.writes(),
+            vec![PinWrite {
+                pin: PinRef::Pin("V5".into()),
+                values: Vec::new(),
+            }]
+        );
+        let query = Query::parse(Some("token=t&V1=42&v2=a+b&V1=43".into()));
+        assert_eq!(
+            query.writes(),
+            vec![
+                PinWrite {
+                    pin: PinRef::Pin("V1".into()),
+                    values: vec!["42".into(), "43".into()],
+                },
+                PinWrite {
+                    pin: PinRef::Pin("v2".into()),
+                    values: vec!["a b".into()],
+                },
+            ]
+        );
+        assert!(matches!(
+            Query::parse(None).token(),
+            Err(DeviceApiError::InvalidToken)
+        ));
+    }
+
+    #[test]
+    fn batch_bodies_are_pairs_of_time_and_value() {
+        assert_eq!(
+            points(br#"[[1648054765458,1.5],[1648054825459,"on"]]"#).unwrap(),
+            vec![(1648054765458, "1.5".into()), (1648054825459, "on".into())]
+        );
+        assert!(matches!(
+            points(br#"[[1648054765458]]"#),
+            Err(DeviceApiError::ValueMismatch)
+        ));
+        assert!(matches!(points(b"{}"), Err(DeviceApiError::ValueMismatch)));
+        assert!(matches!(
+            points(br#"[["soon",1]]"#),
+            Err(DeviceApiError::PointOutOfWindow)
+        ));
+    }
+
+    #[test]
+    fn every_refusal_has_blynk_s_body() {
+        let body = json!({ "error": { "message": message(&DeviceApiError::InvalidToken) } });
+        assert_eq!(
+            body.to_string(),
+            r#"{"error":{"message":"Invalid token."}}"#
+        );
+        assert_eq!(
+            message(&DeviceApiError::ValueMismatch),
+            "Value doesn't match the Datastream data type"
+        );
+    }
+}

@@ -119,6 +119,15 @@ fn value_from_row(row: &AnyRow, offset: usize) -> Result<PinValue, StoreError> {
     }
 }
 
+/// A row of `pin, at, num_value, text_value, multi`.
+fn stored_value_from_row(row: &AnyRow) -> Result<StoredValue, StoreError> {
+    Ok(StoredValue {
+        pin: pin_from(row, 0)?,
+        at: row.try_get(1)?,
+        value: value_from_row(row, 2)?,
+    })
+}
+
 fn pin_from(row: &AnyRow, index: usize) -> Result<u16, StoreError> {
     let pin: i64 = row.try_get(index)?;
     u16::try_from(pin).map_err(|_| corrupt(format!("pin {pin}")))
@@ -261,15 +270,7 @@ impl<M> Tx<M> {
             query = query.bind(i64::from(*pin));
         }
         let rows = query.fetch_all(self.conn()).await?;
-        rows.iter()
-            .map(|row| {
-                Ok(StoredValue {
-                    pin: pin_from(row, 0)?,
-                    at: row.try_get(1)?,
-                    value: value_from_row(row, 2)?,
-                })
-            })
-            .collect()
+        rows.iter().map(stored_value_from_row).collect()
     }
 
     /// The history of `device`'s `pin` from `from` (inclusive) to `to`
@@ -294,15 +295,7 @@ impl<M> Tx<M> {
         .bind(i64::from(limit))
         .fetch_all(self.conn())
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(StoredValue {
-                    pin: pin_from(row, 0)?,
-                    at: row.try_get(1)?,
-                    value: value_from_row(row, 2)?,
-                })
-            })
-            .collect()
+        rows.iter().map(stored_value_from_row).collect()
     }
 
     /// The newest `limit` events of `device`, newest first.

@@ -21,7 +21,8 @@ use arbor_core::template::Scalar;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, RawQuery, State};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -183,6 +184,23 @@ struct Query {
     pairs: Vec<(String, String)>,
 }
 
+/// A device request's query with its `token=`: without one the request is
+/// answered "Invalid token." before anything else of it is looked at.
+struct DeviceRequest {
+    query: Query,
+    token: String,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for DeviceRequest {
+    type Rejection = Answer;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Answer> {
+        let query = Query::parse(parts.uri.query().map(str::to_owned));
+        let token = query.token().map_err(Answer::from)?.to_owned();
+        Ok(Self { query, token })
+    }
+}
+
 impl Query {
     fn parse(raw: Option<String>) -> Self {
         let raw = raw.unwrap_or_default();
@@ -258,13 +276,11 @@ impl Query {
     }
 }
 
-async fn update(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Answer {
-    let query = Query::parse(raw);
-    let token = match query.token() {
-        Ok(token) => token,
-        Err(refused) => return refused.into(),
-    };
-    match state.app.device_update(token, &query.writes()).await {
+async fn update(
+    State(state): State<AppState>,
+    DeviceRequest { query, token }: DeviceRequest,
+) -> Answer {
+    match state.app.device_update(&token, &query.writes()).await {
         Ok(()) => ok_empty(),
         Err(refused) => refused.into(),
     }
@@ -299,14 +315,9 @@ fn points(body: &[u8]) -> Result<Vec<(i64, String)>, DeviceApiError> {
 
 async fn batch(
     State(state): State<AppState>,
-    RawQuery(raw): RawQuery,
+    DeviceRequest { query, token }: DeviceRequest,
     body: Result<Bytes, BytesRejection>,
 ) -> Answer {
-    let query = Query::parse(raw);
-    let token = match query.token() {
-        Ok(token) => token,
-        Err(refused) => return refused.into(),
-    };
     let body = match body {
         Ok(body) => body,
         Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
@@ -321,7 +332,7 @@ async fn batch(
         Ok(points) => points,
         Err(refused) => return refused.into(),
     };
-    match state.app.device_batch(token, &pin, &points).await {
+    match state.app.device_batch(&token, &pin, &points).await {
         Ok(()) => ok_empty(),
         Err(refused) => refused.into(),
     }
@@ -347,12 +358,10 @@ fn readings_json(readings: &[PinReading]) -> Value {
     Value::Object(object)
 }
 
-async fn read(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Answer {
-    let query = Query::parse(raw);
-    let token = match query.token() {
-        Ok(token) => token,
-        Err(refused) => return refused.into(),
-    };
+async fn read(
+    State(state): State<AppState>,
+    DeviceRequest { query, token }: DeviceRequest,
+) -> Answer {
     let pins: Vec<PinRef> = match query.first("dataStreamId") {
         Some(id) => vec![PinRef::DataStreamId(id.to_owned())],
         None => query
@@ -362,7 +371,7 @@ async fn read(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Answer 
             .collect(),
     };
     let single = pins.len() == 1;
-    match state.app.device_get(token, &pins).await {
+    match state.app.device_get(&token, &pins).await {
         Ok(readings) if single => match readings.first() {
             Some(reading) => ok_text(reading.value.display()),
             None => DeviceApiError::NoValue.into(),
@@ -372,57 +381,49 @@ async fn read(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Answer 
     }
 }
 
-async fn read_all(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Answer {
-    let query = Query::parse(raw);
-    let token = match query.token() {
-        Ok(token) => token,
-        Err(refused) => return refused.into(),
-    };
-    match state.app.device_get_all(token).await {
+async fn read_all(
+    State(state): State<AppState>,
+    DeviceRequest { token, .. }: DeviceRequest,
+) -> Answer {
+    match state.app.device_get_all(&token).await {
         Ok(readings) => ok_json(readings_json(&readings)),
         Err(refused) => refused.into(),
     }
 }
 
-async fn connected(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Answer {
-    let query = Query::parse(raw);
-    let token = match query.token() {
-        Ok(token) => token,
-        Err(refused) => return refused.into(),
-    };
-    match state.app.device_connected(token).await {
+async fn connected(
+    State(state): State<AppState>,
+    DeviceRequest { token, .. }: DeviceRequest,
+) -> Answer {
+    match state.app.device_connected(&token).await {
         Ok(online) => ok_json(Value::Bool(online)),
         Err(refused) => refused.into(),
     }
 }
 
-async fn log_event(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Answer {
-    let query = Query::parse(raw);
-    let token = match query.token() {
-        Ok(token) => token,
-        Err(refused) => return refused.into(),
-    };
+async fn log_event(
+    State(state): State<AppState>,
+    DeviceRequest { query, token }: DeviceRequest,
+) -> Answer {
     let code = query.first("code").unwrap_or_default();
     let description = query.first("description").unwrap_or_default();
-    match state.app.device_log_event(token, code, description).await {
+    match state.app.device_log_event(&token, code, description).await {
         Ok(()) => ok_empty(),
         Err(refused) => refused.into(),
     }
 }
 
-async fn set_property(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Answer {
-    let query = Query::parse(raw);
-    let token = match query.token() {
-        Ok(token) => token,
-        Err(refused) => return refused.into(),
-    };
+async fn set_property(
+    State(state): State<AppState>,
+    DeviceRequest { query, token }: DeviceRequest,
+) -> Answer {
     let Some(pin) = query.named_pin() else {
         return DeviceApiError::WrongPin.into();
     };
     let properties = query.grouped(&["token", "pin", "dataStreamId"]);
     match state
         .app
-        .device_set_properties(token, &pin, &properties)
+        .device_set_properties(&token, &pin, &properties)
         .await
     {
         Ok(()) => ok_empty(),
@@ -442,17 +443,15 @@ fn metafield_ref(query: &Query) -> Result<MetafieldRef, DeviceApiError> {
         .ok_or(DeviceApiError::WrongMetaField)
 }
 
-async fn metafield(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Answer {
-    let query = Query::parse(raw);
-    let token = match query.token() {
-        Ok(token) => token,
-        Err(refused) => return refused.into(),
-    };
+async fn metafield(
+    State(state): State<AppState>,
+    DeviceRequest { query, token }: DeviceRequest,
+) -> Answer {
     let field = match metafield_ref(&query) {
         Ok(field) => field,
         Err(refused) => return refused.into(),
     };
-    match state.app.device_metafield(token, &field).await {
+    match state.app.device_metafield(&token, &field).await {
         Ok(DeviceMetafield { field, value }) => {
             ok_json(json!({ "type": field.blynk_type(), "value": value }))
         }
@@ -460,12 +459,10 @@ async fn metafield(State(state): State<AppState>, RawQuery(raw): RawQuery) -> An
     }
 }
 
-async fn set_metafield(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Answer {
-    let query = Query::parse(raw);
-    let token = match query.token() {
-        Ok(token) => token,
-        Err(refused) => return refused.into(),
-    };
+async fn set_metafield(
+    State(state): State<AppState>,
+    DeviceRequest { query, token }: DeviceRequest,
+) -> Answer {
     let field = match metafield_ref(&query) {
         Ok(field) => field,
         Err(refused) => return refused.into(),
@@ -473,7 +470,7 @@ async fn set_metafield(State(state): State<AppState>, RawQuery(raw): RawQuery) -
     let Some(value) = query.first("value") else {
         return DeviceApiError::WrongMetaValue.into();
     };
-    match state.app.device_set_metafield(token, &field, value).await {
+    match state.app.device_set_metafield(&token, &field, value).await {
         Ok(()) => ok_empty(),
         Err(refused) => refused.into(),
     }

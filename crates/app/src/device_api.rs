@@ -46,6 +46,7 @@ impl Default for DeviceApiLimits {
 /// The per-device request limiter and the limits, shared by the app's clones.
 pub(crate) struct DeviceApi {
     limits: DeviceApiLimits,
+    pub(crate) journal: Journal,
     limiter: DefaultKeyedRateLimiter<DeviceId>,
 }
 
@@ -62,6 +63,7 @@ impl DeviceApi {
         let rate = NonZeroU32::new(limits.requests_per_second.max(1)).unwrap_or(NonZeroU32::MIN);
         Arc::new(Self {
             limits,
+            journal: Journal::default(),
             limiter: RateLimiter::keyed(Quota::per_second(rate)),
         })
     }
@@ -74,6 +76,95 @@ impl DeviceApi {
             self.limiter.retain_recent();
         }
         admitted
+    }
+}
+
+/// One device API request as the service tab shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceRequestRecord {
+    /// Unix milliseconds.
+    pub at: i64,
+    /// The endpoint, e.g. `update` (never the token).
+    pub endpoint: &'static str,
+    /// Why it was refused; `None` when it succeeded.
+    pub error: Option<String>,
+    /// The address it came from, when known.
+    pub peer: Option<std::net::IpAddr>,
+}
+
+/// The latest device API requests per device, kept in this node's memory
+/// (a device's requests go to whichever node serves them; nothing of this
+/// is written to the database, so the data plane stays one write per
+/// request). Bounded: [`JOURNAL_PER_DEVICE`] requests per device and
+/// [`JOURNAL_DEVICES`] devices, the quietest-looking dropped first.
+#[derive(Default)]
+pub(crate) struct Journal {
+    devices: std::sync::Mutex<
+        std::collections::HashMap<DeviceId, std::collections::VecDeque<DeviceRequestRecord>>,
+    >,
+}
+
+/// Requests kept per device.
+pub const JOURNAL_PER_DEVICE: usize = 20;
+/// Devices whose requests are kept.
+pub const JOURNAL_DEVICES: usize = 100_000;
+
+impl Journal {
+    fn note(&self, device: DeviceId, record: DeviceRequestRecord) {
+        let Ok(mut devices) = self.devices.lock() else {
+            return;
+        };
+        if devices.len() >= JOURNAL_DEVICES && !devices.contains_key(&device) {
+            // Drop the devices whose newest request is the oldest half.
+            let mut newest: Vec<i64> = devices
+                .values()
+                .filter_map(|r| r.front().map(|r| r.at))
+                .collect();
+            newest.sort_unstable();
+            let cut = newest.get(newest.len() / 2).copied().unwrap_or(i64::MAX);
+            devices.retain(|_, r| r.front().is_some_and(|r| r.at > cut));
+        }
+        let requests = devices.entry(device).or_default();
+        requests.push_front(record);
+        requests.truncate(JOURNAL_PER_DEVICE);
+    }
+
+    /// `device`'s latest requests, newest first.
+    pub(crate) fn requests(&self, device: DeviceId) -> Vec<DeviceRequestRecord> {
+        self.devices
+            .lock()
+            .ok()
+            .and_then(|d| d.get(&device).map(|r| r.iter().cloned().collect()))
+            .unwrap_or_default()
+    }
+}
+
+/// A device API request as it arrives: its token, the endpoint it calls
+/// and the address it comes from.
+#[derive(Clone, Copy, Debug)]
+pub struct DeviceCall<'a> {
+    pub token: &'a str,
+    pub endpoint: &'static str,
+    pub peer: Option<std::net::IpAddr>,
+}
+
+/// One request on its way: the token's hash, whether the rate limit was
+/// checked, and the device the token named (once looked up).
+struct Visit<'c> {
+    call: &'c DeviceCall<'c>,
+    hash: String,
+    admitted: AtomicBool,
+    device: std::sync::OnceLock<DeviceId>,
+}
+
+impl<'c> Visit<'c> {
+    fn new(call: &'c DeviceCall<'c>) -> Self {
+        Self {
+            call,
+            hash: crate::hash_token(call.token),
+            admitted: AtomicBool::new(false),
+            device: std::sync::OnceLock::new(),
+        }
     }
 }
 
@@ -230,18 +321,18 @@ impl App {
         self.device_api.limits
     }
 
-    /// Opens a data transaction and authenticates `token` in it; a refused
-    /// token or a device over its rate is the use case's answer.
+    /// Opens a data transaction and authenticates the visit's token in it;
+    /// a refused token or a device over its rate is the use case's answer.
     async fn open_data(
         &self,
-        hash: &str,
-        admitted: &AtomicBool,
+        visit: &Visit<'_>,
     ) -> Result<Result<(DataTx, TokenDevice), DeviceApiError>, AppError> {
         let mut tx = self.store().data().await?;
-        let Some(device) = tx.device_for_token(hash).await? else {
+        let Some(device) = tx.device_for_token(&visit.hash).await? else {
             return Ok(Err(DeviceApiError::InvalidToken));
         };
-        if !self.admitted(&device, admitted) {
+        let _ = visit.device.set(device.id());
+        if !self.admitted(&device, &visit.admitted) {
             return Ok(Err(DeviceApiError::RateLimited));
         }
         Ok(Ok((tx, device)))
@@ -252,12 +343,49 @@ impl App {
         admitted.swap(true, Ordering::Relaxed) || self.device_api.admit(device.id())
     }
 
-    /// Marks the device seen (when due) and commits the data transaction.
-    async fn finish_data(mut tx: DataTx, device: &TokenDevice) -> Result<(), AppError> {
-        if seen_due(device.last_seen_at(), tx.now()) {
-            tx.mark_device_seen(device).await?;
+    /// Notes the visit's request in its device's journal (when its token
+    /// named one) and passes its answer on.
+    fn noted<T>(
+        &self,
+        visit: &Visit<'_>,
+        answer: Result<T, DeviceApiError>,
+    ) -> Result<T, DeviceApiError> {
+        if let Some(device) = visit.device.get() {
+            let outcome = answer.as_ref().err().map(ToString::to_string);
+            self.device_api.journal.note(
+                *device,
+                DeviceRequestRecord {
+                    at: self.store().now_ms(),
+                    endpoint: visit.call.endpoint,
+                    error: outcome,
+                    peer: visit.call.peer,
+                },
+            );
         }
+        answer
+    }
+
+    /// Marks the device seen (when due) and commits the data transaction.
+    async fn finish_data(&self, mut tx: DataTx, device: &TokenDevice) -> Result<(), AppError> {
+        self.mark_seen(&mut tx, device).await?;
         tx.commit_data().await?;
+        Ok(())
+    }
+
+    /// Marks the device seen when due ([`seen_due`]); a device back after
+    /// the heartbeat gets its `offline` and `online` timeline entries.
+    async fn mark_seen(&self, tx: &mut DataTx, device: &TokenDevice) -> Result<(), AppError> {
+        let now = tx.now();
+        if !seen_due(device.last_seen_at(), now) {
+            return Ok(());
+        }
+        let heartbeat = self.device_heartbeat_ms();
+        if !device_data::online(device.last_seen_at(), now, heartbeat)
+            && tx.mark_device_back(device, heartbeat).await?
+        {
+            return Ok(());
+        }
+        tx.mark_device_seen(device).await?;
         Ok(())
     }
 
@@ -265,7 +393,7 @@ impl App {
     /// and marks the device seen afterwards when due (`mark_seen`).
     async fn device_read<T, F, Fut>(
         &self,
-        token: &str,
+        call: &DeviceCall<'_>,
         mark_seen: bool,
         read: F,
     ) -> Result<T, DeviceApiError>
@@ -273,17 +401,17 @@ impl App {
         F: Fn(Tx<arbor_store::Read>, TokenDevice) -> Fut,
         Fut: std::future::Future<Output = Attempt<T>>,
     {
-        let hash = crate::hash_token(token);
-        let admitted = AtomicBool::new(false);
+        let visit = Visit::new(call);
         let seen = std::sync::Mutex::new(None);
         let answer = self
             .retrying(|| async {
                 let mut tx = self.store().read().await?;
-                let Some(device) = tx.device_for_token(&hash).await? else {
+                let Some(device) = tx.device_for_token(&visit.hash).await? else {
                     tx.finish().await?;
                     return Ok(Err(DeviceApiError::InvalidToken));
                 };
-                if !self.admitted(&device, &admitted) {
+                let _ = visit.device.set(device.id());
+                if !self.admitted(&device, &visit.admitted) {
                     tx.finish().await?;
                     return Ok(Err(DeviceApiError::RateLimited));
                 }
@@ -299,28 +427,27 @@ impl App {
         {
             self.retrying(|| async {
                 let mut tx = self.store().data().await?;
-                tx.mark_device_seen(&device).await?;
+                self.mark_seen(&mut tx, &device).await?;
                 tx.commit_data().await?;
                 Ok(())
             })
             .await?;
         }
-        answer
+        self.noted(&visit, answer)
     }
 
     /// `update` and the GET form of `batch/update`: every datastream of
     /// `writes` gets its value now, all or none.
     pub async fn device_update(
         &self,
-        token: &str,
+        call: &DeviceCall<'_>,
         writes: &[PinWrite],
     ) -> Result<(), DeviceApiError> {
-        let hash = crate::hash_token(token);
-        let admitted = AtomicBool::new(false);
+        let visit = Visit::new(call);
         let limit = self.device_api.limits.string_value_bytes;
         let answer: Result<(), DeviceApiError> = self
             .retrying(|| async {
-                let (mut tx, device) = match self.open_data(&hash, &admitted).await? {
+                let (mut tx, device) = match self.open_data(&visit).await? {
                     Ok(opened) => opened,
                     Err(refused) => return Ok(Err(refused)),
                 };
@@ -346,11 +473,11 @@ impl App {
                     }
                 }
                 tx.put_values(&device, &values).await?;
-                Self::finish_data(tx, &device).await?;
+                self.finish_data(tx, &device).await?;
                 Ok(Ok(()))
             })
             .await?;
-        answer
+        self.noted(&visit, answer)
     }
 
     /// The POST form of `batch/update`: timestamped `points` (unix ms,
@@ -358,16 +485,15 @@ impl App {
     /// none more than a month away; all or none.
     pub async fn device_batch(
         &self,
-        token: &str,
+        call: &DeviceCall<'_>,
         pin: &PinRef,
         points: &[(i64, String)],
     ) -> Result<(), DeviceApiError> {
-        let hash = crate::hash_token(token);
-        let admitted = AtomicBool::new(false);
+        let visit = Visit::new(call);
         let limit = self.device_api.limits.string_value_bytes;
         let answer: Result<(), DeviceApiError> = self
             .retrying(|| async {
-                let (mut tx, device) = match self.open_data(&hash, &admitted).await? {
+                let (mut tx, device) = match self.open_data(&visit).await? {
                     Ok(opened) => opened,
                     Err(refused) => return Ok(Err(refused)),
                 };
@@ -399,11 +525,11 @@ impl App {
                     }
                 }
                 tx.put_values(&device, &values).await?;
-                Self::finish_data(tx, &device).await?;
+                self.finish_data(tx, &device).await?;
                 Ok(Ok(()))
             })
             .await?;
-        answer
+        self.noted(&visit, answer)
     }
 
     /// `get`: the current values of `pins` (a datastream without a stored
@@ -411,11 +537,11 @@ impl App {
     /// with neither are left out.
     pub async fn device_get(
         &self,
-        token: &str,
+        call: &DeviceCall<'_>,
         pins: &[PinRef],
     ) -> Result<Vec<PinReading>, DeviceApiError> {
         let pins = pins_of(pins.iter());
-        self.device_read(token, true, |mut tx, device| {
+        self.device_read(call, true, |mut tx, device| {
             let pins = pins.clone();
             async move {
                 let pins = match pins {
@@ -446,8 +572,11 @@ impl App {
 
     /// `getAll`: the current value (or default) of every datastream of the
     /// device's template that has one, by pin.
-    pub async fn device_get_all(&self, token: &str) -> Result<Vec<PinReading>, DeviceApiError> {
-        self.device_read(token, true, |mut tx, device| async move {
+    pub async fn device_get_all(
+        &self,
+        call: &DeviceCall<'_>,
+    ) -> Result<Vec<PinReading>, DeviceApiError> {
+        self.device_read(call, true, |mut tx, device| async move {
             let streams = tx.template_datastreams(device.template()).await?;
             let stored = tx.current_values(device.id(), &[]).await?;
             tx.finish().await?;
@@ -460,9 +589,9 @@ impl App {
     /// `isHardwareConnected`: whether the device called the device API
     /// within the heartbeat. Asking does not make it so: this request does
     /// not mark the device seen.
-    pub async fn device_connected(&self, token: &str) -> Result<bool, DeviceApiError> {
+    pub async fn device_connected(&self, call: &DeviceCall<'_>) -> Result<bool, DeviceApiError> {
         let heartbeat = self.device_heartbeat_ms();
-        self.device_read(token, false, |tx, device| async move {
+        self.device_read(call, false, |tx, device| async move {
             let now = tx.now();
             tx.finish().await?;
             Ok(Ok(device_data::online(
@@ -478,7 +607,7 @@ impl App {
     /// timeline, with an optional description.
     pub async fn device_log_event(
         &self,
-        token: &str,
+        call: &DeviceCall<'_>,
         code: &str,
         description: &str,
     ) -> Result<(), DeviceApiError> {
@@ -492,11 +621,10 @@ impl App {
             return Err(DeviceApiError::WrongPropertyValue);
         }
         let code = code.trim();
-        let hash = crate::hash_token(token);
-        let admitted = AtomicBool::new(false);
+        let visit = Visit::new(call);
         let answer: Result<(), DeviceApiError> = self
             .retrying(|| async {
-                let (mut tx, device) = match self.open_data(&hash, &admitted).await? {
+                let (mut tx, device) = match self.open_data(&visit).await? {
                     Ok(opened) => opened,
                     Err(refused) => return Ok(Err(refused)),
                 };
@@ -505,18 +633,18 @@ impl App {
                 };
                 tx.insert_device_event(&device, code, level, description)
                     .await?;
-                Self::finish_data(tx, &device).await?;
+                self.finish_data(tx, &device).await?;
                 Ok(Ok(()))
             })
             .await?;
-        answer
+        self.noted(&visit, answer)
     }
 
     /// `update/property`: widget properties of one of the device's
     /// datastreams, as (Blynk property name, values), all or none.
     pub async fn device_set_properties(
         &self,
-        token: &str,
+        call: &DeviceCall<'_>,
         pin: &PinRef,
         properties: &[(String, Vec<String>)],
     ) -> Result<(), DeviceApiError> {
@@ -537,11 +665,10 @@ impl App {
             }
             Ok((pin, checked))
         };
-        let hash = crate::hash_token(token);
-        let admitted = AtomicBool::new(false);
+        let visit = Visit::new(call);
         let answer: Result<(), DeviceApiError> = self
             .retrying(|| async {
-                let (mut tx, device) = match self.open_data(&hash, &admitted).await? {
+                let (mut tx, device) = match self.open_data(&visit).await? {
                     Ok(opened) => opened,
                     Err(refused) => return Ok(Err(refused)),
                 };
@@ -560,22 +687,22 @@ impl App {
                     tx.set_pin_property(&device, pin, property.as_str(), value)
                         .await?;
                 }
-                Self::finish_data(tx, &device).await?;
+                self.finish_data(tx, &device).await?;
                 Ok(Ok(()))
             })
             .await?;
-        answer
+        self.noted(&visit, answer)
     }
 
     /// `device/meta`: one of the device's metafields with its value (the
     /// template's default while the device has none of its own).
     pub async fn device_metafield(
         &self,
-        token: &str,
+        call: &DeviceCall<'_>,
         field: &MetafieldRef,
     ) -> Result<DeviceMetafield, DeviceApiError> {
         let field = field.clone();
-        self.device_read(token, true, |mut tx, device| {
+        self.device_read(call, true, |mut tx, device| {
             let field = field.clone();
             async move {
                 let fields = tx.template_metafields(device.template()).await?;
@@ -603,15 +730,14 @@ impl App {
     /// not an audit event.
     pub async fn device_set_metafield(
         &self,
-        token: &str,
+        call: &DeviceCall<'_>,
         field: &MetafieldRef,
         value: &str,
     ) -> Result<(), DeviceApiError> {
-        let hash = crate::hash_token(token);
-        let admitted = AtomicBool::new(false);
+        let visit = Visit::new(call);
         let answer: Result<(), DeviceApiError> = self
             .retrying(|| async {
-                let (mut tx, device) = match self.open_data(&hash, &admitted).await? {
+                let (mut tx, device) = match self.open_data(&visit).await? {
                     Ok(opened) => opened,
                     Err(refused) => return Ok(Err(refused)),
                 };
@@ -625,11 +751,11 @@ impl App {
                 };
                 tx.set_device_metafield(&device, &found.name, &value)
                     .await?;
-                Self::finish_data(tx, &device).await?;
+                self.finish_data(tx, &device).await?;
                 Ok(Ok(()))
             })
             .await?;
-        answer
+        self.noted(&visit, answer)
     }
 }
 

@@ -303,7 +303,7 @@ impl App {
 /// Loads a device the actor may view (else the audited 404), locks its row
 /// and reads it again: decisions are taken on the locked state, and no one
 /// locks a device outside its view.
-async fn locked_visible(
+pub(crate) async fn locked_visible(
     step: &mut crate::run::Step,
     device: DeviceId,
 ) -> Result<DeviceRecord, Stop> {

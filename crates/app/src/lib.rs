@@ -9,6 +9,7 @@ pub mod access;
 pub mod accounts;
 pub mod cache;
 pub mod device_api;
+pub mod device_data;
 mod device_tokens;
 mod devices;
 pub mod error;
@@ -123,6 +124,11 @@ impl App {
     pub fn with_device_heartbeat(mut self, heartbeat: Duration) -> Self {
         self.device_heartbeat = heartbeat;
         self
+    }
+
+    /// How recently a device must have called to count as online.
+    pub fn device_heartbeat(&self) -> Duration {
+        self.device_heartbeat
     }
 
     pub(crate) fn device_heartbeat_ms(&self) -> i64 {

@@ -4,9 +4,10 @@
 //! store itself.
 
 pub use arbor_store::{
-    AuditEntry, AuthzVersion, Claim, ClientKind, Clock, DEFAULT_PAGE_SIZE, DeviceQuery,
-    DeviceRecord, DeviceTemplateId, DeviceTemplateRecord, DeviceTemplateSummary, Failure,
-    HierarchySettings, LocationRecord, MAX_PAGE_SIZE, MailKind, MailRecord, ManualClock,
+    AuditEntry, AuthzVersion, Claim, ClientKind, Clock, DEFAULT_PAGE_SIZE, DeviceEventRecord,
+    DeviceQuery, DeviceRecord, DeviceTemplateId, DeviceTemplateRecord, DeviceTemplateSummary,
+    Failure, HierarchySettings, LocationRecord, MAX_PAGE_SIZE, MailKind, MailRecord, ManualClock,
     MembershipRecord, NewDatastream, NewDevice, NewOrg, NewUser, Online, OrgRecord, Page,
-    PageRequest, SessionId, SignupMode, StoredTemplate, SystemClock, TagRecord, UserRecord,
+    PageRequest, SessionId, SignupMode, StoredTemplate, SystemClock, TIMELINE_OFFLINE,
+    TIMELINE_ONLINE, TIMELINE_OWNERSHIP, TagRecord, UserRecord,
 };

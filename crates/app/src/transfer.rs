@@ -220,6 +220,20 @@ impl App {
             {
                 owners.push((new, "new_owner", after.org.id()));
             }
+            // And one on the device's own timeline.
+            let describe = |owner: Option<arbor_core::UserId>| {
+                owner.map_or_else(|| "unclaimed".to_owned(), |u| format!("user {u}"))
+            };
+            let description = format!(
+                "owner {} → {}, organization {} → {}",
+                describe(from.owner),
+                describe(after.owner),
+                from.org.id(),
+                after.org.id()
+            );
+            step.tx
+                .ownership_timeline_entry(&plan.by, device, &description)
+                .await?;
             for (owner, role, org) in owners {
                 let mut entry = AuditEvent::new(
                     caller.client,

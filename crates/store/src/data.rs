@@ -16,8 +16,10 @@
 
 use crate::error::StoreError;
 use crate::templates::{corrupt, datastream_from_row};
-use crate::tx::{Tx, placeholders};
+use crate::tx::{Tx, Write, placeholders};
+use arbor_core::Allowed;
 use arbor_core::device_data::PinValue;
+use arbor_core::policy::{Action, Permits, writes};
 use arbor_core::template::{Datastream, EventLevel, Metafield, MetafieldType, Scalar};
 use arbor_core::{DeviceId, DeviceTemplateId};
 use sqlx::any::AnyRow;
@@ -131,6 +133,41 @@ fn stored_value_from_row(row: &AnyRow) -> Result<StoredValue, StoreError> {
 fn pin_from(row: &AnyRow, index: usize) -> Result<u16, StoreError> {
     let pin: i64 = row.try_get(index)?;
     u16::try_from(pin).map_err(|_| corrupt(format!("pin {pin}")))
+}
+
+/// Timeline codes Arbor writes itself. A template's event codes hold only
+/// `a-z`, `0-9` and `_`, so these (with a dot) never meet one.
+pub const TIMELINE_ONLINE: &str = "arbor.online";
+pub const TIMELINE_OFFLINE: &str = "arbor.offline";
+pub const TIMELINE_OWNERSHIP: &str = "arbor.ownership";
+
+/// A point of a datastream's history with its row id (the tie-breaker of
+/// points at the same millisecond, and the cursor of the next page).
+#[derive(Clone, Debug, PartialEq)]
+pub struct HistoryPoint {
+    pub id: i64,
+    pub value: StoredValue,
+}
+
+/// One time bucket of a datastream's history: `count` points from `at`
+/// (inclusive) for the bucket's length; min/max/avg/sum of the numeric
+/// ones (none for text datastreams).
+#[derive(Clone, Debug, PartialEq)]
+pub struct HistoryBucket {
+    pub at: i64,
+    pub count: i64,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub avg: Option<f64>,
+    pub sum: Option<f64>,
+}
+
+/// What deleting a device's data removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DataDeletion {
+    pub history: u64,
+    pub values: u64,
+    pub events: u64,
 }
 
 const DATASTREAM_COLUMNS: &str = "pin, name, value_type, min_value, max_value, units, \
@@ -353,14 +390,16 @@ impl<M> Tx<M> {
 /// engines' limits).
 const HISTORY_ROWS_PER_STATEMENT: usize = 500;
 
-impl Tx<Data> {
+impl<M> Tx<M> {
     /// Writes `values` of `device`: every one into its pin's history, and
     /// the newest of each pin as the pin's current value unless a newer one
     /// is stored already (a batch of old points does not turn back the
-    /// current value).
-    pub async fn put_values(
+    /// current value). Reached through a device's token
+    /// ([`Tx::put_values`]) or a user's control proof
+    /// ([`Tx::write_device_value`]).
+    async fn insert_values(
         &mut self,
-        device: &TokenDevice,
+        device: DeviceId,
         values: &[ValueWrite],
     ) -> Result<(), StoreError> {
         let mut rows = Vec::with_capacity(values.len());
@@ -379,7 +418,7 @@ impl Tx<Data> {
             let mut query = sqlx::query(AssertSqlSafe(sql));
             for (write, (number, text, multi)) in chunk {
                 query = query
-                    .bind(device.id.0)
+                    .bind(device.0)
                     .bind(i64::from(write.pin))
                     .bind(write.at)
                     .bind(*number)
@@ -408,7 +447,7 @@ impl Tx<Data> {
                  updated_at = excluded.updated_at \
                  WHERE datastream_values.updated_at <= excluded.updated_at",
             )
-            .bind(device.id.0)
+            .bind(device.0)
             .bind(i64::from(write.pin))
             .bind(*number)
             .bind(text.clone())
@@ -420,10 +459,11 @@ impl Tx<Data> {
         Ok(())
     }
 
-    /// Adds an event to `device`'s timeline, now.
-    pub async fn insert_device_event(
+    /// Adds an entry to `device`'s timeline at `at`.
+    async fn insert_timeline_entry(
         &mut self,
-        device: &TokenDevice,
+        device: DeviceId,
+        at: i64,
         code: &str,
         level: EventLevel,
         description: &str,
@@ -434,14 +474,57 @@ impl Tx<Data> {
             "INSERT INTO device_events (device_id, at, code, level, description) \
              VALUES ($1, $2, $3, $4, $5) RETURNING id",
         )
-        .bind(device.id.0)
-        .bind(self.now())
+        .bind(device.0)
+        .bind(at)
         .bind(code)
         .bind(level.as_str())
         .bind(description)
         .fetch_one(self.conn())
         .await?;
         Ok(id)
+    }
+}
+
+impl Tx<Data> {
+    /// Writes `values` of the device that presented its token (see
+    /// [`Tx::insert_values`]).
+    pub async fn put_values(
+        &mut self,
+        device: &TokenDevice,
+        values: &[ValueWrite],
+    ) -> Result<(), StoreError> {
+        self.insert_values(device.id, values).await
+    }
+
+    /// The device's timeline entries for a connection that came back after
+    /// the heartbeat: `offline` at `offline_at` (when it was last seen plus
+    /// the heartbeat, if it was ever seen), and `online` now.
+    pub async fn note_device_online(
+        &mut self,
+        device: &TokenDevice,
+        offline_at: Option<i64>,
+    ) -> Result<(), StoreError> {
+        if let Some(at) = offline_at {
+            self.insert_timeline_entry(device.id, at, TIMELINE_OFFLINE, EventLevel::Info, "")
+                .await?;
+        }
+        let now = self.now();
+        self.insert_timeline_entry(device.id, now, TIMELINE_ONLINE, EventLevel::Info, "")
+            .await?;
+        Ok(())
+    }
+
+    /// Adds an event to `device`'s timeline, now.
+    pub async fn insert_device_event(
+        &mut self,
+        device: &TokenDevice,
+        code: &str,
+        level: EventLevel,
+        description: &str,
+    ) -> Result<i64, StoreError> {
+        let now = self.now();
+        self.insert_timeline_entry(device.id, now, code, level, description)
+            .await
     }
 
     /// Sets widget property `name` of `device`'s `pin` to `value`.
@@ -502,10 +585,301 @@ impl Tx<Data> {
         Ok(())
     }
 
+    /// Marks `device` seen now if it was last seen at or before
+    /// `offline_since` (or never): a connection after the heartbeat. Only
+    /// one of several concurrent requests finds it so (the row update
+    /// decides), and that one writes the timeline's `offline` (at the last
+    /// sighting plus `heartbeat_ms`) and `online` entries. Whether it came
+    /// back online.
+    pub async fn mark_device_back(
+        &mut self,
+        device: &TokenDevice,
+        heartbeat_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let now = self.now();
+        let done = sqlx::query(
+            "UPDATE devices SET last_seen_at = $1 WHERE id = $2 \
+             AND (last_seen_at IS NULL OR last_seen_at < $3)",
+        )
+        .bind(now)
+        .bind(device.id.0)
+        .bind(now.saturating_sub(heartbeat_ms))
+        .execute(self.conn())
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        let offline_at = device
+            .last_seen_at
+            .map(|at| at.saturating_add(heartbeat_ms));
+        self.note_device_online(device, offline_at).await?;
+        Ok(true)
+    }
+
     /// Commits the device data written in this transaction: durable once
     /// this returns. No audit row, no authorization change stamp (see the
     /// module docs).
     pub async fn commit_data(self) -> Result<(), StoreError> {
         self.commit_unaudited().await
+    }
+}
+
+/// Pins as `IN` placeholders from `offset`, or nothing for every pin.
+fn pin_filter(pins: &[u16], offset: usize) -> String {
+    if pins.is_empty() {
+        String::new()
+    } else {
+        format!(" AND pin IN ({})", placeholders(offset, pins.len()))
+    }
+}
+
+fn event_from_row(row: &AnyRow) -> Result<DeviceEventRecord, StoreError> {
+    Ok(DeviceEventRecord {
+        id: row.try_get(0)?,
+        at: row.try_get(1)?,
+        code: row.try_get(2)?,
+        level: row.try_get(3)?,
+        description: row.try_get(4)?,
+    })
+}
+
+/// Reads of a device's data for its users (the management API); the caller
+/// decided that the actor may read them.
+impl<M> Tx<M> {
+    /// `device`'s history of `pin` in `[from, to)`, oldest first, after
+    /// the point `after` (at, id) when given, at most `limit` points.
+    pub async fn history_page(
+        &mut self,
+        device: DeviceId,
+        pin: u16,
+        from: i64,
+        to: i64,
+        after: Option<(i64, i64)>,
+        limit: u32,
+    ) -> Result<Vec<HistoryPoint>, StoreError> {
+        let (after_at, after_id) = after.unwrap_or((i64::MIN, i64::MIN));
+        let rows = sqlx::query(
+            "SELECT pin, at, num_value, text_value, multi, id FROM datastream_history \
+             WHERE device_id = $1 AND pin = $2 AND at >= $3 AND at < $4 \
+             AND (at > $5 OR (at = $5 AND id > $6)) ORDER BY at, id LIMIT $7",
+        )
+        .bind(device.0)
+        .bind(i64::from(pin))
+        .bind(from)
+        .bind(to)
+        .bind(after_at)
+        .bind(after_id)
+        .bind(i64::from(limit))
+        .fetch_all(self.conn())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(HistoryPoint {
+                    id: row.try_get(5)?,
+                    value: stored_value_from_row(row)?,
+                })
+            })
+            .collect()
+    }
+
+    /// `device`'s history of `pin` in `[from, to)` in buckets of
+    /// `bucket_ms` (aligned to the unix epoch, so days are UTC days),
+    /// oldest first; empty buckets are left out.
+    pub async fn history_buckets(
+        &mut self,
+        device: DeviceId,
+        pin: u16,
+        from: i64,
+        to: i64,
+        bucket_ms: i64,
+    ) -> Result<Vec<HistoryBucket>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT (at / $5) * $5 AS bucket, COUNT(*), MIN(num_value), MAX(num_value), \
+             AVG(num_value), SUM(num_value) FROM datastream_history \
+             WHERE device_id = $1 AND pin = $2 AND at >= $3 AND at < $4 \
+             GROUP BY bucket ORDER BY bucket",
+        )
+        .bind(device.0)
+        .bind(i64::from(pin))
+        .bind(from)
+        .bind(to)
+        .bind(bucket_ms.max(1))
+        .fetch_all(self.conn())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(HistoryBucket {
+                    at: row.try_get(0)?,
+                    count: row.try_get(1)?,
+                    min: row.try_get(2)?,
+                    max: row.try_get(3)?,
+                    avg: row.try_get(4)?,
+                    sum: row.try_get(5)?,
+                })
+            })
+            .collect()
+    }
+
+    /// The history of `device`'s `pins` (every pin when empty) in
+    /// `[from, to)`, by time then pin, at most `limit` points.
+    pub async fn report_values(
+        &mut self,
+        device: DeviceId,
+        pins: &[u16],
+        from: i64,
+        to: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredValue>, StoreError> {
+        let filter = pin_filter(pins, 3);
+        let sql = format!(
+            "SELECT pin, at, num_value, text_value, multi FROM datastream_history \
+             WHERE device_id = $1 AND at >= $2 AND at < $3{filter} \
+             ORDER BY at, pin, id LIMIT ${}",
+            4 + pins.len()
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql))
+            .bind(device.0)
+            .bind(from)
+            .bind(to);
+        for pin in pins {
+            query = query.bind(i64::from(*pin));
+        }
+        let rows = query.bind(i64::from(limit)).fetch_all(self.conn()).await?;
+        rows.iter().map(stored_value_from_row).collect()
+    }
+
+    /// `device`'s timeline in `[from, to)`, newest first, before the entry
+    /// `before` (at, id) when given, at most `limit` entries.
+    pub async fn timeline_page(
+        &mut self,
+        device: DeviceId,
+        from: i64,
+        to: i64,
+        before: Option<(i64, i64)>,
+        limit: u32,
+    ) -> Result<Vec<DeviceEventRecord>, StoreError> {
+        let (before_at, before_id) = before.unwrap_or((i64::MAX, i64::MAX));
+        let rows = sqlx::query(
+            "SELECT id, at, code, level, description FROM device_events \
+             WHERE device_id = $1 AND at >= $2 AND at < $3 \
+             AND (at < $4 OR (at = $4 AND id < $5)) ORDER BY at DESC, id DESC LIMIT $6",
+        )
+        .bind(device.0)
+        .bind(from)
+        .bind(to)
+        .bind(before_at)
+        .bind(before_id)
+        .bind(i64::from(limit))
+        .fetch_all(self.conn())
+        .await?;
+        rows.iter().map(event_from_row).collect()
+    }
+}
+
+/// A user's writes of device data, each with the decision's proof.
+impl Tx<Write> {
+    /// A value a user wrote to `device` (control): current value and
+    /// history, as a device's own write (the device reads it with `get`).
+    pub async fn write_device_value<A>(
+        &mut self,
+        by: &Allowed<A>,
+        value: &ValueWrite,
+    ) -> Result<(), StoreError>
+    where
+        A: Permits<writes::WriteDeviceValue> + Action<Target = DeviceId>,
+    {
+        let device = *by.target();
+        self.insert_values(device, std::slice::from_ref(value))
+            .await
+    }
+
+    /// Deletes `device`'s data: the history of `pins` (every pin when
+    /// empty) in `range` when given, else all of it together with those
+    /// pins' current values, widget properties and — for every pin — the
+    /// device's events. The device itself, its metafields and its
+    /// ownership entries on the timeline stay.
+    pub async fn delete_device_data<A>(
+        &mut self,
+        by: &Allowed<A>,
+        pins: &[u16],
+        range: Option<(i64, i64)>,
+    ) -> Result<DataDeletion, StoreError>
+    where
+        A: Permits<writes::DeleteDeviceData> + Action<Target = DeviceId>,
+    {
+        let device = *by.target();
+        let bind_pins = |sql: String, offset_binds: Vec<i64>| {
+            let mut query = sqlx::query(AssertSqlSafe(sql)).bind(device.0);
+            for b in offset_binds {
+                query = query.bind(b);
+            }
+            for pin in pins {
+                query = query.bind(i64::from(*pin));
+            }
+            query
+        };
+        let mut done = DataDeletion::default();
+        if let Some((from, to)) = range {
+            let sql = format!(
+                "DELETE FROM datastream_history WHERE device_id = $1 AND at >= $2 AND at < $3{}",
+                pin_filter(pins, 3)
+            );
+            done.history = bind_pins(sql, vec![from, to])
+                .execute(self.conn())
+                .await?
+                .rows_affected();
+            return Ok(done);
+        }
+        let filter = pin_filter(pins, 1);
+        done.history = bind_pins(
+            format!("DELETE FROM datastream_history WHERE device_id = $1{filter}"),
+            Vec::new(),
+        )
+        .execute(self.conn())
+        .await?
+        .rows_affected();
+        done.values = bind_pins(
+            format!("DELETE FROM datastream_values WHERE device_id = $1{filter}"),
+            Vec::new(),
+        )
+        .execute(self.conn())
+        .await?
+        .rows_affected();
+        bind_pins(
+            format!("DELETE FROM device_pin_properties WHERE device_id = $1{filter}"),
+            Vec::new(),
+        )
+        .execute(self.conn())
+        .await?;
+        if pins.is_empty() {
+            done.events =
+                sqlx::query("DELETE FROM device_events WHERE device_id = $1 AND code <> $2")
+                    .bind(device.0)
+                    .bind(TIMELINE_OWNERSHIP)
+                    .execute(self.conn())
+                    .await?
+                    .rows_affected();
+        }
+        Ok(done)
+    }
+
+    /// A transfer's entry on the device's own timeline, in the transfer's
+    /// transaction.
+    pub async fn ownership_timeline_entry<A: Permits<writes::MoveDevice>>(
+        &mut self,
+        _by: &Allowed<A>,
+        device: DeviceId,
+        description: &str,
+    ) -> Result<(), StoreError> {
+        let now = self.now();
+        self.insert_timeline_entry(
+            device,
+            now,
+            TIMELINE_OWNERSHIP,
+            EventLevel::Info,
+            description,
+        )
+        .await?;
+        Ok(())
     }
 }

@@ -47,7 +47,8 @@ pub use authz::{AuthzChange, AuthzChanges, AuthzVersion, DeviceAccess};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::StoreConfig;
 pub use data::{
-    Data, DataTx, DeviceEventRecord, PinProperty, StoredValue, TokenDevice, ValueWrite,
+    Data, DataDeletion, DataTx, DeviceEventRecord, HistoryBucket, HistoryPoint, PinProperty,
+    StoredValue, TIMELINE_OFFLINE, TIMELINE_ONLINE, TIMELINE_OWNERSHIP, TokenDevice, ValueWrite,
 };
 pub use dialect::{Dialect, Engine};
 pub use error::StoreError;

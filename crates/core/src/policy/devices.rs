@@ -2,8 +2,8 @@
 //! templates are decided in `templates.rs`.
 
 use super::{
-    CreateDevice, DeleteDevice, EditDevice, Refusal, RegenerateDeviceToken, TransferDevice,
-    Verdict, check, verdict,
+    ControlDevice, CreateDevice, DeleteDevice, DeleteDeviceData, EditDevice, Refusal,
+    RegenerateDeviceToken, TransferDevice, Verdict, check, verdict,
 };
 use crate::decision::{
     Actor, Decision, DeviceAction, DeviceFacts, DeviceFilter, Principal, Scope, UserStatus,
@@ -85,6 +85,30 @@ impl Actor {
     /// scope (owners have no `own_devices.delete`).
     pub fn delete_device(&self, id: DeviceId, device: &DeviceFacts<'_>) -> Verdict<DeleteDevice> {
         verdict(self.decide_device(DeviceAction::Delete, device), id)
+    }
+
+    /// Writing a value to one of a device's datastreams (rule 5 with
+    /// `control`: `org_devices.control` in scope, or `own_devices.control`
+    /// for the owner).
+    pub fn control_device(&self, id: DeviceId, device: &DeviceFacts<'_>) -> Verdict<ControlDevice> {
+        verdict(self.decide_device(DeviceAction::Control, device), id)
+    }
+
+    /// Deleting a device's values, history and events (rule 5 with
+    /// `delete_data`); the device itself stays.
+    pub fn delete_device_data(
+        &self,
+        id: DeviceId,
+        device: &DeviceFacts<'_>,
+    ) -> Verdict<DeleteDeviceData> {
+        verdict(self.decide_device(DeviceAction::DeleteData, device), id)
+    }
+
+    /// Reading a device's data by `action`: `View` for its values and
+    /// history, `ViewTimeline`, `DownloadReports` or `ServiceTab` (rule 5;
+    /// hidden unless the device is visible).
+    pub fn read_device_data(&self, action: DeviceAction, device: &DeviceFacts<'_>) -> Decision {
+        self.decide_device(action, device)
     }
 
     /// Seeing a device's auth token: device view plus `auth_tokens.edit`

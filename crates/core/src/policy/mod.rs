@@ -242,6 +242,10 @@ actions! {
     DeleteDevice => DeviceId;
     /// A new auth token for a device (the old one stops working).
     RegenerateDeviceToken => DeviceId;
+    /// Writing a datastream value to a device (control).
+    ControlDevice => DeviceId;
+    /// Deleting a device's data: values, history and events.
+    DeleteDeviceData => DeviceId;
     /// A pending user with a membership and an invitation.
     Invite => (OrgId, RoleId);
     /// A member added to an org with a role (no invitation; not over HTTP).
@@ -328,6 +332,8 @@ pub mod writes {
         SetDeviceToken,
         UpdateDevice,
         DeleteDevice,
+        WriteDeviceValue,
+        DeleteDeviceData,
     );
 }
 
@@ -361,6 +367,8 @@ permits! {
     EditDevice => [UpdateDevice];
     DeleteDevice => [DeleteDevice];
     RegenerateDeviceToken => [SetDeviceToken];
+    ControlDevice => [WriteDeviceValue];
+    DeleteDeviceData => [DeleteDeviceData];
     Invite => [InsertUser, InsertMembership, InsertInvitation, EnqueueMail];
     AddMember => [InsertUser, InsertMembership];
     EditUser => [UpdateProfile];

@@ -2,6 +2,7 @@
 
 mod access;
 mod accounts;
+mod device_data;
 mod devices;
 mod health;
 mod orgs;
@@ -223,6 +224,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(roles::router())
         .merge(access::router())
         .merge(devices::router())
+        .merge(device_data::router())
         .merge(transfer::router())
         .merge(templates::router())
         .merge(places::router())

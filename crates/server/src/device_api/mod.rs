@@ -14,14 +14,15 @@
 use crate::AppState;
 use arbor_app::AppError;
 use arbor_app::device_api::{
-    DeviceApiError, DeviceMetafield, MetafieldRef, PinReading, PinRef, PinWrite, point_text,
+    DeviceApiError, DeviceCall, DeviceMetafield, MetafieldRef, PinReading, PinRef, PinWrite,
+    point_text,
 };
 use arbor_core::device_data::{PinValue, format_number};
 use arbor_core::template::Scalar;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -189,6 +190,33 @@ struct Query {
 struct DeviceRequest {
     query: Query,
     token: String,
+    endpoint: &'static str,
+    peer: Option<std::net::IpAddr>,
+}
+
+/// The endpoints, as the service tab names them.
+const ENDPOINTS: [&str; 10] = [
+    "update",
+    "batch/update",
+    "get",
+    "getAll",
+    "isHardwareConnected",
+    "logEvent",
+    "update/property",
+    "device/meta",
+    "device/meta/update",
+    "data/get",
+];
+
+impl DeviceRequest {
+    /// The request in the use cases' terms.
+    fn call(&self) -> DeviceCall<'_> {
+        DeviceCall {
+            token: &self.token,
+            endpoint: self.endpoint,
+            peer: self.peer,
+        }
+    }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for DeviceRequest {
@@ -197,7 +225,26 @@ impl<S: Send + Sync> FromRequestParts<S> for DeviceRequest {
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Answer> {
         let query = Query::parse(parts.uri.query().map(str::to_owned));
         let token = query.token().map_err(Answer::from)?.to_owned();
-        Ok(Self { query, token })
+        let path = parts.uri.path();
+        let path = path
+            .strip_prefix(PREFIX)
+            .unwrap_or(path)
+            .trim_end_matches('/');
+        let endpoint = ENDPOINTS
+            .iter()
+            .find(|e| **e == path)
+            .copied()
+            .unwrap_or("other");
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<std::net::SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip());
+        Ok(Self {
+            query,
+            token,
+            endpoint,
+            peer,
+        })
     }
 }
 
@@ -276,11 +323,12 @@ impl Query {
     }
 }
 
-async fn update(
-    State(state): State<AppState>,
-    DeviceRequest { query, token }: DeviceRequest,
-) -> Answer {
-    match state.app.device_update(&token, &query.writes()).await {
+async fn update(State(state): State<AppState>, request: DeviceRequest) -> Answer {
+    match state
+        .app
+        .device_update(&request.call(), &request.query.writes())
+        .await
+    {
         Ok(()) => ok_empty(),
         Err(refused) => refused.into(),
     }
@@ -315,7 +363,7 @@ fn points(body: &[u8]) -> Result<Vec<(i64, String)>, DeviceApiError> {
 
 async fn batch(
     State(state): State<AppState>,
-    DeviceRequest { query, token }: DeviceRequest,
+    request: DeviceRequest,
     body: Result<Bytes, BytesRejection>,
 ) -> Answer {
     let body = match body {
@@ -325,21 +373,21 @@ async fn batch(
         }
         Err(_) => return DeviceApiError::ValueMismatch.into(),
     };
-    let Some(pin) = query.named_pin() else {
+    let Some(pin) = request.query.named_pin() else {
         return DeviceApiError::WrongPin.into();
     };
     let points = match points(&body) {
         Ok(points) => points,
         Err(refused) => return refused.into(),
     };
-    match state.app.device_batch(&token, &pin, &points).await {
+    match state.app.device_batch(&request.call(), &pin, &points).await {
         Ok(()) => ok_empty(),
         Err(refused) => refused.into(),
     }
 }
 
 /// A value as JSON: numbers as numbers, texts as strings, parts as an array.
-fn json_value(value: &PinValue) -> Value {
+pub(crate) fn json_value(value: &PinValue) -> Value {
     let scalar = |s: &Scalar| match s {
         Scalar::Number(n) => serde_json::from_str(&format_number(*n)).unwrap_or(Value::Null),
         Scalar::Text(t) => Value::String(t.clone()),
@@ -358,20 +406,18 @@ fn readings_json(readings: &[PinReading]) -> Value {
     Value::Object(object)
 }
 
-async fn read(
-    State(state): State<AppState>,
-    DeviceRequest { query, token }: DeviceRequest,
-) -> Answer {
-    let pins: Vec<PinRef> = match query.first("dataStreamId") {
+async fn read(State(state): State<AppState>, request: DeviceRequest) -> Answer {
+    let pins: Vec<PinRef> = match request.query.first("dataStreamId") {
         Some(id) => vec![PinRef::DataStreamId(id.to_owned())],
-        None => query
+        None => request
+            .query
             .grouped(&["token"])
             .into_iter()
             .map(|(pin, _)| PinRef::Pin(pin))
             .collect(),
     };
     let single = pins.len() == 1;
-    match state.app.device_get(&token, &pins).await {
+    match state.app.device_get(&request.call(), &pins).await {
         Ok(readings) if single => match readings.first() {
             Some(reading) => ok_text(reading.value.display()),
             None => DeviceApiError::NoValue.into(),
@@ -381,49 +427,41 @@ async fn read(
     }
 }
 
-async fn read_all(
-    State(state): State<AppState>,
-    DeviceRequest { token, .. }: DeviceRequest,
-) -> Answer {
-    match state.app.device_get_all(&token).await {
+async fn read_all(State(state): State<AppState>, request: DeviceRequest) -> Answer {
+    match state.app.device_get_all(&request.call()).await {
         Ok(readings) => ok_json(readings_json(&readings)),
         Err(refused) => refused.into(),
     }
 }
 
-async fn connected(
-    State(state): State<AppState>,
-    DeviceRequest { token, .. }: DeviceRequest,
-) -> Answer {
-    match state.app.device_connected(&token).await {
+async fn connected(State(state): State<AppState>, request: DeviceRequest) -> Answer {
+    match state.app.device_connected(&request.call()).await {
         Ok(online) => ok_json(Value::Bool(online)),
         Err(refused) => refused.into(),
     }
 }
 
-async fn log_event(
-    State(state): State<AppState>,
-    DeviceRequest { query, token }: DeviceRequest,
-) -> Answer {
-    let code = query.first("code").unwrap_or_default();
-    let description = query.first("description").unwrap_or_default();
-    match state.app.device_log_event(&token, code, description).await {
+async fn log_event(State(state): State<AppState>, request: DeviceRequest) -> Answer {
+    let code = request.query.first("code").unwrap_or_default();
+    let description = request.query.first("description").unwrap_or_default();
+    match state
+        .app
+        .device_log_event(&request.call(), code, description)
+        .await
+    {
         Ok(()) => ok_empty(),
         Err(refused) => refused.into(),
     }
 }
 
-async fn set_property(
-    State(state): State<AppState>,
-    DeviceRequest { query, token }: DeviceRequest,
-) -> Answer {
-    let Some(pin) = query.named_pin() else {
+async fn set_property(State(state): State<AppState>, request: DeviceRequest) -> Answer {
+    let Some(pin) = request.query.named_pin() else {
         return DeviceApiError::WrongPin.into();
     };
-    let properties = query.grouped(&["token", "pin", "dataStreamId"]);
+    let properties = request.query.grouped(&["token", "pin", "dataStreamId"]);
     match state
         .app
-        .device_set_properties(&token, &pin, &properties)
+        .device_set_properties(&request.call(), &pin, &properties)
         .await
     {
         Ok(()) => ok_empty(),
@@ -443,15 +481,12 @@ fn metafield_ref(query: &Query) -> Result<MetafieldRef, DeviceApiError> {
         .ok_or(DeviceApiError::WrongMetaField)
 }
 
-async fn metafield(
-    State(state): State<AppState>,
-    DeviceRequest { query, token }: DeviceRequest,
-) -> Answer {
-    let field = match metafield_ref(&query) {
+async fn metafield(State(state): State<AppState>, request: DeviceRequest) -> Answer {
+    let field = match metafield_ref(&request.query) {
         Ok(field) => field,
         Err(refused) => return refused.into(),
     };
-    match state.app.device_metafield(&token, &field).await {
+    match state.app.device_metafield(&request.call(), &field).await {
         Ok(DeviceMetafield { field, value }) => {
             ok_json(json!({ "type": field.blynk_type(), "value": value }))
         }
@@ -459,18 +494,19 @@ async fn metafield(
     }
 }
 
-async fn set_metafield(
-    State(state): State<AppState>,
-    DeviceRequest { query, token }: DeviceRequest,
-) -> Answer {
-    let field = match metafield_ref(&query) {
+async fn set_metafield(State(state): State<AppState>, request: DeviceRequest) -> Answer {
+    let field = match metafield_ref(&request.query) {
         Ok(field) => field,
         Err(refused) => return refused.into(),
     };
-    let Some(value) = query.first("value") else {
+    let Some(value) = request.query.first("value") else {
         return DeviceApiError::WrongMetaValue.into();
     };
-    match state.app.device_set_metafield(&token, &field, value).await {
+    match state
+        .app
+        .device_set_metafield(&request.call(), &field, value)
+        .await
+    {
         Ok(()) => ok_empty(),
         Err(refused) => refused.into(),
     }

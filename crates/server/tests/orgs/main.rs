@@ -8,6 +8,7 @@ mod audit;
 mod concurrency;
 mod context;
 mod device_api;
+mod device_data;
 mod device_writes;
 mod devices;
 mod escalation;

@@ -547,6 +547,83 @@ fn target_what(target: &Target) -> &'static str {
 }
 
 /// A batch answered from the decision cache.
+/// Whether the caller itself may view each of `devices` (rule 5 with
+/// `view`), from the cache's facts: no `roles.view` needed, as this is
+/// about the caller, not an insight question about others.
+async fn own_views_cached(
+    facts: &mut CachedFacts<'_>,
+    caller: &Caller,
+    devices: &[DeviceId],
+) -> Result<Vec<bool>, AppError> {
+    if devices.len() > 1 {
+        facts.cache.prefetch(&[], devices, &[]).await?;
+    }
+    let actor = cached_actor(facts, caller).await?;
+    own_views(&actor, facts, devices).await
+}
+
+async fn own_views(
+    actor: &Actor,
+    facts: &mut impl FactSource,
+    devices: &[DeviceId],
+) -> Result<Vec<bool>, AppError> {
+    let mut views = Vec::with_capacity(devices.len());
+    for device in devices {
+        views.push(match facts.device(*device).await? {
+            Some(record) => actor.view_device(&record.facts()).is_allowed(),
+            None => false,
+        });
+    }
+    Ok(views)
+}
+
+impl App {
+    /// Which of `devices` the caller may view, decided at the current
+    /// authorization version (read afresh: a change committed on any node
+    /// counts), through the decision cache when there is one. Not audited:
+    /// it filters what the caller is shown, like a list.
+    pub(crate) async fn own_device_views(
+        &self,
+        caller: &Caller,
+        devices: &[DeviceId],
+    ) -> Result<Vec<bool>, AppError> {
+        if let Some(cache) = &self.cache
+            && caller.session_token_hash.is_some()
+        {
+            for _ in 0..3 {
+                cache.sync().await?;
+                let mut facts = CachedFacts {
+                    cache,
+                    version: None,
+                    mixed: false,
+                };
+                let result = own_views_cached(&mut facts, caller, devices).await;
+                if !facts.mixed {
+                    return result;
+                }
+            }
+        }
+        self.retrying(|| async {
+            let mut tx = self.store.read().await?;
+            let views = match crate::run::resolve(&mut tx, caller).await? {
+                Ok(actor) => {
+                    let mut facts = facts(&mut tx);
+                    own_views(&actor, &mut facts, devices).await?
+                }
+                Err(_) => {
+                    tx.finish().await?;
+                    return Err(AppError::NotFound {
+                        what: "organization",
+                    });
+                }
+            };
+            tx.finish().await?;
+            Ok(views)
+        })
+        .await
+    }
+}
+
 async fn check_cached(
     facts: &mut CachedFacts<'_>,
     caller: &Caller,

@@ -262,7 +262,16 @@ impl App {
         token: &str,
         policy: &AccountPolicy,
     ) -> Result<Option<Authenticated>, AppError> {
-        let token_hash = hash_token(token);
+        self.authenticate_hash(hash_token(token), policy).await
+    }
+
+    /// [`App::authenticate`] by the token's hash: how a long-lived request
+    /// (a live stream) checks again that its session is still live.
+    pub async fn authenticate_hash(
+        &self,
+        token_hash: String,
+        policy: &AccountPolicy,
+    ) -> Result<Option<Authenticated>, AppError> {
         let now = self.store.now_ms();
         // A session last used more than a minute ago is touched, so a cached
         // one that old is read again (another node may have touched it).

@@ -12,6 +12,7 @@
 //! on each node), and each one marks the device seen — written at most once
 //! a second per device ([`arbor_core::device_data::seen_due`]).
 
+use crate::live::LiveChange;
 use crate::{App, AppError};
 use arbor_core::DeviceId;
 use arbor_core::device_data::{
@@ -365,28 +366,44 @@ impl App {
         answer
     }
 
-    /// Marks the device seen (when due) and commits the data transaction.
-    async fn finish_data(&self, mut tx: DataTx, device: &TokenDevice) -> Result<(), AppError> {
-        self.mark_seen(&mut tx, device).await?;
+    /// Marks the device seen (when due), commits the data transaction, and
+    /// then — committed — publishes `changes` (and a return after the
+    /// heartbeat) to this node's live subscribers.
+    async fn finish_data(
+        &self,
+        mut tx: DataTx,
+        device: &TokenDevice,
+        changes: Vec<LiveChange>,
+    ) -> Result<(), AppError> {
+        let back = self.mark_seen(&mut tx, device).await?;
         tx.commit_data().await?;
+        self.publish(device.id(), back.into_iter().chain(changes));
         Ok(())
     }
 
     /// Marks the device seen when due ([`seen_due`]); a device back after
-    /// the heartbeat gets its `offline` and `online` timeline entries.
-    async fn mark_seen(&self, tx: &mut DataTx, device: &TokenDevice) -> Result<(), AppError> {
+    /// the heartbeat gets its `offline` and `online` timeline entries, and
+    /// the change to publish once committed.
+    async fn mark_seen(
+        &self,
+        tx: &mut DataTx,
+        device: &TokenDevice,
+    ) -> Result<Option<LiveChange>, AppError> {
         let now = tx.now();
         if !seen_due(device.last_seen_at(), now) {
-            return Ok(());
+            return Ok(None);
         }
         let heartbeat = self.device_heartbeat_ms();
         if !device_data::online(device.last_seen_at(), now, heartbeat)
             && tx.mark_device_back(device, heartbeat).await?
         {
-            return Ok(());
+            return Ok(Some(LiveChange::Online {
+                offline_at: device.last_seen_at().map(|at| at.saturating_add(heartbeat)),
+                at: now,
+            }));
         }
         tx.mark_device_seen(device).await?;
-        Ok(())
+        Ok(None)
     }
 
     /// Runs a read of a device's data: authenticates in a read transaction,
@@ -427,8 +444,9 @@ impl App {
         {
             self.retrying(|| async {
                 let mut tx = self.store().data().await?;
-                self.mark_seen(&mut tx, &device).await?;
+                let back = self.mark_seen(&mut tx, &device).await?;
                 tx.commit_data().await?;
+                self.publish(device.id(), back);
                 Ok(())
             })
             .await?;
@@ -473,7 +491,15 @@ impl App {
                     }
                 }
                 tx.put_values(&device, &values).await?;
-                self.finish_data(tx, &device).await?;
+                let changes = values
+                    .iter()
+                    .map(|v| LiveChange::Value {
+                        pin: v.pin,
+                        value: v.value.clone(),
+                        at: v.at,
+                    })
+                    .collect();
+                self.finish_data(tx, &device, changes).await?;
                 Ok(Ok(()))
             })
             .await?;
@@ -525,7 +551,17 @@ impl App {
                     }
                 }
                 tx.put_values(&device, &values).await?;
-                self.finish_data(tx, &device).await?;
+                // The newest point of the batch (not each of up to 10,000).
+                let newest = values
+                    .iter()
+                    .max_by_key(|v| v.at)
+                    .map(|v| LiveChange::Value {
+                        pin: v.pin,
+                        value: v.value.clone(),
+                        at: v.at,
+                    });
+                self.finish_data(tx, &device, newest.into_iter().collect())
+                    .await?;
                 Ok(Ok(()))
             })
             .await?;
@@ -633,7 +669,13 @@ impl App {
                 };
                 tx.insert_device_event(&device, code, level, description)
                     .await?;
-                self.finish_data(tx, &device).await?;
+                let event = LiveChange::Event {
+                    code: code.to_owned(),
+                    level: level.as_str().to_owned(),
+                    description: description.to_owned(),
+                    at: tx.now(),
+                };
+                self.finish_data(tx, &device, vec![event]).await?;
                 Ok(Ok(()))
             })
             .await?;
@@ -687,7 +729,7 @@ impl App {
                     tx.set_pin_property(&device, pin, property.as_str(), value)
                         .await?;
                 }
-                self.finish_data(tx, &device).await?;
+                self.finish_data(tx, &device, Vec::new()).await?;
                 Ok(Ok(()))
             })
             .await?;
@@ -751,7 +793,7 @@ impl App {
                 };
                 tx.set_device_metafield(&device, &found.name, &value)
                     .await?;
-                self.finish_data(tx, &device).await?;
+                self.finish_data(tx, &device, Vec::new()).await?;
                 Ok(Ok(()))
             })
             .await?;

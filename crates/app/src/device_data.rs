@@ -227,7 +227,7 @@ impl App {
         let event = AuditEvent::new(caller.client, "device.control", format!("device:{device}"))
             .detail("pin", pin);
         let limit = self.device_api_limits().string_value_bytes;
-        write_case!(self, caller, event, |step| {
+        let written = write_case!(self, caller, event, |step| {
             let record = crate::devices::locked_visible(step, device).await?;
             step.event.target_org = Some(record.org.id());
             let verdict = step.actor.control_device(device, &record.facts());
@@ -263,7 +263,17 @@ impl App {
                 at: write.at,
                 value: write.value,
             })
-        })
+        })?;
+        // Committed: the device's live subscribers see it.
+        self.publish(
+            device,
+            [crate::live::LiveChange::Value {
+                pin: written.pin,
+                value: written.value.clone(),
+                at: written.at,
+            }],
+        );
+        Ok(written)
     }
 
     /// A device's timeline over `range`, newest first, `limit` entries

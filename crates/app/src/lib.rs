@@ -15,6 +15,7 @@ mod devices;
 pub mod error;
 pub mod hashing;
 mod lists;
+pub mod live;
 pub mod maintenance;
 mod members;
 pub mod model;
@@ -97,6 +98,8 @@ pub struct App {
     device_tokens: Arc<DeviceTokenKey>,
     /// The device API's limits and per-device request limiter.
     device_api: Arc<device_api::DeviceApi>,
+    /// This node's channel of committed device changes (live updates).
+    live: Arc<live::LiveHub>,
 }
 
 /// The default of `device_heartbeat_secs` (SPEC.md section 7).
@@ -116,6 +119,7 @@ impl App {
             device_heartbeat: DEFAULT_DEVICE_HEARTBEAT,
             device_tokens: Arc::new(DeviceTokenKey::random()),
             device_api: device_api::DeviceApi::new(device_api::DeviceApiLimits::default()),
+            live: live::LiveHub::new(),
         }
     }
 

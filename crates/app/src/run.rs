@@ -227,13 +227,13 @@ impl<T> Found<T> for Result<Option<T>, StoreError> {
 
 /// The caller could not act at all (rules 1, 2, 8, or a context org that
 /// does not exist), with the home org to record it against.
-struct Unresolved {
+pub(crate) struct Unresolved {
     decision: Decision,
     home: Option<OrgId>,
 }
 
 /// The caller as an [`Actor`] (rules 1, 2, 8), from facts read in `tx`.
-async fn resolve<M>(
+pub(crate) async fn resolve<M>(
     tx: &mut Tx<M>,
     caller: &Caller,
 ) -> Result<Result<Actor, Unresolved>, AppError> {

@@ -167,7 +167,13 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let live = state.app.clone();
     let (router, _) = app(state);
+    // Live streams never finish on their own: end them with the server.
+    let shutdown = async move {
+        shutdown.await;
+        live.close_live_updates();
+    };
     axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),

@@ -5,6 +5,7 @@ mod accounts;
 mod device_data;
 mod devices;
 mod health;
+mod live;
 mod orgs;
 mod places;
 mod roles;
@@ -225,6 +226,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(access::router())
         .merge(devices::router())
         .merge(device_data::router())
+        .merge(live::router())
         .merge(transfer::router())
         .merge(templates::router())
         .merge(places::router())

@@ -18,6 +18,7 @@ both_engines!(deleting_data_removes_what_it_says_and_keeps_the_device_and_its_ow
 both_engines!(the_timeline_shows_transfers_and_a_device_coming_back_online);
 both_engines!(every_data_route_answers_every_device_class_as_the_rule_says);
 both_engines!(cross_site_cookie_writes_to_device_data_are_refused_and_change_nothing);
+both_engines!(live_updates_reach_only_who_may_view_and_stop_at_once);
 
 fn stream(pin: u16, name: &str, value_type: ValueType) -> Datastream {
     Datastream {
@@ -819,6 +820,210 @@ async fn cross_site_cookie_writes_to_device_data_are_refused_and_change_nothing(
     assert_eq!(
         device(&app, &format!("get?token={token}&V1"), 200).await,
         "7"
+    );
+    app.stop().await;
+}
+
+/// A Server-Sent Events stream being read.
+struct Events {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl Events {
+    async fn open(app: &TestApp, path: &str, token: &str) -> Events {
+        let response = app
+            .http
+            .get(app.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        assert_eq!(
+            response.headers()["content-type"].to_str().unwrap(),
+            "text/event-stream",
+            "{path}"
+        );
+        Events {
+            response,
+            buffer: String::new(),
+        }
+    }
+
+    /// The next event (name, data), or `None` if none comes within 5 s or
+    /// the stream ended.
+    async fn next(&mut self) -> Option<(String, Value)> {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut name = String::from("message");
+                let mut data = None;
+                for line in block.lines() {
+                    if let Some(n) = line.strip_prefix("event:") {
+                        name = n.trim().to_owned();
+                    } else if let Some(d) = line.strip_prefix("data:") {
+                        data = Some(serde_json::from_str(d.trim()).unwrap());
+                    }
+                }
+                match data {
+                    Some(data) => return Some((name, data)),
+                    None => continue, // a keep-alive comment
+                }
+            }
+            let chunk =
+                tokio::time::timeout(std::time::Duration::from_secs(5), self.response.chunk())
+                    .await
+                    .ok()?
+                    .unwrap()?;
+            self.buffer.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+    }
+
+    /// The next event, which must be `name` on `device`; its data.
+    async fn expect(&mut self, name: &str, device: DeviceId) -> Value {
+        let (got, data) = self
+            .next()
+            .await
+            .unwrap_or_else(|| panic!("no {name} event"));
+        assert_eq!(
+            (got.as_str(), &data["device_id"]),
+            (name, &json!(device.0)),
+            "{data}"
+        );
+        data
+    }
+}
+
+async fn live_updates_reach_only_who_may_view_and_stop_at_once(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let world = World::build(&app).await;
+    let template = tank(&app, &world).await;
+    let root = app.login("admin@root.test", PASSWORD).await;
+    let saved = put(
+        &app,
+        &format!(
+            "/api/v1/orgs/{}/roles/{}/permissions",
+            world.child.0,
+            world.role(BuiltinRole::User).0
+        ),
+        &root,
+        json!({ "permissions": ["own_devices.view"] }),
+    )
+    .await;
+    assert_eq!(saved.status, 200, "{saved:?}");
+    let owner = user_id(&app, &email(BuiltinRole::User, "child")).await;
+    let staff = user_id(&app, &email(BuiltinRole::Staff, "child")).await;
+    let (a, a_token) = tank_device(&app, &world, template, world.child, Some(owner), "A").await;
+    let (peer, _) = tank_device(&app, &world, template, world.child, Some(staff), "Peer").await;
+    let (s, s_token) = tank_device(&app, &world, template, world.sibling, None, "S").await;
+    let admin = app
+        .login(&email(BuiltinRole::Admin, "child"), PASSWORD)
+        .await;
+    let user = app
+        .login(&email(BuiltinRole::User, "child"), PASSWORD)
+        .await;
+    let sibling = app
+        .login(&email(BuiltinRole::Admin, "sibling"), PASSWORD)
+        .await;
+
+    // Streams of devices the user may not view answer 404, audited at home.
+    let mark = audit_mark(&app).await;
+    for hidden in [s, peer, DeviceId(999_999)] {
+        let reply = get(&app, &format!("/api/v1/devices/{}/stream", hidden.0), &user).await;
+        assert_eq!(reply.status, 404, "{reply:?}");
+    }
+    let rows = audit_since(&app, mark).await;
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert!(
+        rows.iter()
+            .all(|r| r.outcome == "hidden" && r.target_org == Some(world.child.0))
+    );
+
+    let mut admin_all = Events::open(&app, "/api/v1/devices/stream", &admin).await;
+    let mut user_a = Events::open(&app, &format!("/api/v1/devices/{}/stream", a.0), &user).await;
+    let mut sibling_all = Events::open(&app, "/api/v1/devices/stream", &sibling).await;
+
+    // A's first call: online, then the value — to Child's Admin and A's owner.
+    device(&app, &format!("update?token={a_token}&V1=5"), 200).await;
+    for stream in [&mut admin_all, &mut user_a] {
+        let online = stream.expect("online", a).await;
+        assert_eq!(online["offline_at"], Value::Null);
+        let value = stream.expect("value", a).await;
+        assert_eq!(
+            (value["pin"].clone(), value["value"].clone()),
+            (json!(1), json!(5))
+        );
+    }
+    // Sibling's device reaches Sibling's Admin only: its first event is S's.
+    device(&app, &format!("update?token={s_token}&V1=9"), 200).await;
+    sibling_all.expect("online", s).await;
+    assert_eq!(sibling_all.expect("value", s).await["value"], json!(9));
+    device(
+        &app,
+        &format!("logEvent?token={a_token}&code=overheat&description=hot"),
+        200,
+    )
+    .await;
+    let logged = admin_all.expect("event", a).await;
+    assert_eq!(
+        (logged["code"].clone(), logged["level"].clone()),
+        (json!("overheat"), json!("critical"))
+    );
+    user_a.expect("event", a).await;
+
+    // A user's control reaches the stream too.
+    let written = post(
+        &app,
+        &format!("/api/v1/devices/{}/datastreams/V1", a.0),
+        &admin,
+        json!({ "value": 7 }),
+    )
+    .await;
+    assert_eq!(written.status, 200, "{written:?}");
+    assert_eq!(user_a.expect("value", a).await["value"], json!(7));
+    assert_eq!(admin_all.expect("value", a).await["value"], json!(7));
+
+    // Transferred to Staff: the former owner's stream ends with A's next
+    // change; Child's Admin still sees it; Sibling never saw any of A.
+    let moved = post(
+        &app,
+        &format!("/api/v1/devices/{}/transfer", a.0),
+        &admin,
+        json!({ "user_id": staff.0 }),
+    )
+    .await;
+    assert_eq!(moved.status, 200, "{moved:?}");
+    device(&app, &format!("update?token={a_token}&V1=8"), 200).await;
+    let (name, data) = user_a.next().await.unwrap();
+    assert_eq!(
+        (name.as_str(), data),
+        ("end", json!({ "reason": "access" }))
+    );
+    assert!(user_a.next().await.is_none(), "the stream is over");
+    assert_eq!(admin_all.expect("value", a).await["value"], json!(8));
+    device(&app, &format!("update?token={s_token}&V1=10"), 200).await;
+    assert_eq!(sibling_all.expect("value", s).await["value"], json!(10));
+
+    // Removing Child Admin's view stops A's flow to them at once, too.
+    let saved = put(
+        &app,
+        &format!(
+            "/api/v1/orgs/{}/roles/{}/permissions",
+            world.child.0,
+            world.role(BuiltinRole::Admin).0
+        ),
+        &root,
+        json!({ "permissions": ["users.view"] }),
+    )
+    .await;
+    assert_eq!(saved.status, 200, "{saved:?}");
+    device(&app, &format!("update?token={a_token}&V1=11"), 200).await;
+    device(&app, &format!("update?token={s_token}&V1=12"), 200).await;
+    assert_eq!(sibling_all.expect("value", s).await["value"], json!(12));
+    assert!(
+        admin_all.next().await.is_none(),
+        "nothing of A reaches Child's Admin now"
     );
     app.stop().await;
 }

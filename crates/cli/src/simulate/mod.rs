@@ -500,8 +500,10 @@ async fn drive(
                     lock(&stats).sent += 1;
                     tokio::spawn(send(http.clone(), url, stats.clone(), permit));
                 }
+                // The run lasts its duration, the last request 1/rate before
+                // its end, so answers/s compares with --rate.
                 if let (Some(duration), Some(total)) = (schedule.duration, total)
-                    && (elapsed >= duration || issued >= total)
+                    && elapsed >= duration
                 {
                     lock(&stats).missed += total - issued;
                     break;

@@ -173,7 +173,7 @@ impl Stats {
     pub fn progress_line(&self, elapsed: Duration, window: Duration) -> String {
         let rate = self.recent.count() as f64 / window.as_secs_f64().max(1e-3);
         let mut line = format!(
-            "{:>5.0}s  sent {}  ok {}  errors {}  {rate:.0}/s",
+            "{:>3.0}s  sent {}  ok {}  errors {}  {rate:.0}/s",
             elapsed.as_secs_f64(),
             self.sent,
             self.ok,

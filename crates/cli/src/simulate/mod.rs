@@ -49,7 +49,7 @@ pub struct SimulateArgs {
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     server: String,
     /// The user who reads the template and provisions devices.
-    #[arg(long, env = "ARBOR_EMAIL")]
+    #[arg(long)]
     email: String,
     /// The user's password. Better from ARBOR_PASSWORD or typed on standard
     /// input (not echoed): a flag shows in `ps`.

@@ -3,6 +3,7 @@
 mod database;
 mod demo;
 mod logging;
+mod simulate;
 
 use anyhow::{Context, Result, bail};
 use arbor_app::App;
@@ -102,6 +103,10 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         limit: i64,
     },
+    /// Simulate devices against a running server: provision (or reuse)
+    /// devices of a template and send realistic values of its datastreams
+    /// over the device HTTP API at a fixed rate, with a progress line.
+    Simulate(simulate::SimulateArgs),
 }
 
 #[derive(Subcommand)]
@@ -296,6 +301,8 @@ async fn open_existing(config: &Config, migrate: bool) -> Result<database::Opene
 async fn run(cli: Cli) -> Result<()> {
     let file = cli.global.config.clone();
     match cli.command {
+        // A client of a running server: no configuration or database.
+        Command::Simulate(args) => simulate::run(args).await,
         Command::Serve { bind, smtp, demo } => {
             let flags = ServeFlags {
                 global: cli.global,

@@ -12,11 +12,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const PASSWORD: &str = "a long first-run password";
+pub(crate) const PASSWORD: &str = "a long first-run password";
 const PG_ENV: &str = "ARBOR_TEST_DATABASE_URL";
 
 /// `arbor` with `args` over `url`, without the caller's `ARBOR_*` settings.
-fn arbor(url: &str, args: &[&str]) -> Command {
+pub(crate) fn arbor(url: &str, args: &[&str]) -> Command {
     arbor_at(Path::new(env!("CARGO_BIN_EXE_arbor")), url, args)
 }
 
@@ -46,7 +46,7 @@ fn arbor_at(binary: &Path, url: &str, args: &[&str]) -> Command {
 
 /// Runs `command` to its end, which must come within `limit` (a retry loop
 /// fails the test instead of hanging it).
-fn finished(mut command: Command, limit: Duration) -> Output {
+pub(crate) fn finished(mut command: Command, limit: Duration) -> Output {
     let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -93,14 +93,14 @@ fn fails(command: Command) -> (String, String) {
 }
 
 /// A running `arbor serve`, its address, and the log lines up to "listening".
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    base: String,
+    pub(crate) base: String,
     log: Vec<String>,
 }
 
 impl Server {
-    fn start(mut command: Command) -> Server {
+    pub(crate) fn start(mut command: Command) -> Server {
         let mut child = command
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -122,17 +122,25 @@ impl Server {
         Server { child, base, log }
     }
 
-    fn stop(mut self) {
+    pub(crate) fn stop(mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
     }
 }
 
-fn sqlite_url(path: &Path) -> String {
+/// A test that fails half-way leaves no server running behind it.
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub(crate) fn sqlite_url(path: &Path) -> String {
     format!("sqlite://{}", path.display())
 }
 
-fn init(url: &str) -> String {
+pub(crate) fn init(url: &str) -> String {
     let (_, err) = ok(arbor(
         url,
         &[

@@ -5,3 +5,4 @@
 
 mod first_run;
 mod recover;
+mod simulate;

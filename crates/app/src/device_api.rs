@@ -205,6 +205,8 @@ pub enum DeviceApiError {
     NoMetaField,
     #[error("the value does not fit the metafield")]
     WrongMetaValue,
+    #[error("request with incorrect parameters")]
+    WrongParameters,
     #[error("too many requests from this device")]
     RateLimited,
     #[error(transparent)]
@@ -289,6 +291,37 @@ pub struct DeviceMetafield {
 pub struct PinReading {
     pub pin: u16,
     pub value: PinValue,
+}
+
+/// How `data/get` reads history: Blynk's `granularityType` and, for
+/// aggregates, `sourceType`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HistoryRead {
+    /// `RAW_DATA`: every point.
+    Raw,
+    /// `MINUTE`, `HOURLY`, `DAILY` buckets (UTC) of one aggregate.
+    Buckets { bucket_ms: i64, source: Source },
+}
+
+/// Blynk's `sourceType`: the aggregate a bucket answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    Avg,
+    Min,
+    Max,
+    Sum,
+    Count,
+}
+
+/// Most raw points `data/get` answers per datastream (the oldest are left
+/// out beyond it; ask a shorter period or an aggregate).
+pub const DATA_GET_RAW_POINTS: u32 = 100_000;
+
+/// One datastream's history as `data/get` answers it: (unix ms, value).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PinHistory {
+    pub pin: u16,
+    pub points: Vec<(i64, PinValue)>,
 }
 
 /// What one attempt of a device use case ends with: a store failure (the
@@ -635,6 +668,71 @@ impl App {
                 now,
                 heartbeat,
             )))
+        })
+        .await
+    }
+
+    /// `data/get`: the history of one datastream (or of every one) over
+    /// the last `period_ms`, raw or in buckets of one aggregate. A read:
+    /// it marks the device seen, like `get`.
+    pub async fn device_data_get(
+        &self,
+        call: &DeviceCall<'_>,
+        pin: Option<&PinRef>,
+        period_ms: i64,
+        read: HistoryRead,
+    ) -> Result<Vec<PinHistory>, DeviceApiError> {
+        let pin = pin.map(PinRef::pin).transpose();
+        self.device_read(call, true, |mut tx, device| {
+            let pin = pin.clone();
+            async move {
+                let streams = tx.template_datastreams(device.template()).await?;
+                let pins: Vec<u16> = match pin {
+                    Err(refused) => {
+                        tx.finish().await?;
+                        return Ok(Err(refused.into()));
+                    }
+                    Ok(Some(pin)) => match datastream(&streams, pin) {
+                        Ok(ds) => vec![ds.pin],
+                        Err(refused) => {
+                            tx.finish().await?;
+                            return Ok(Err(refused));
+                        }
+                    },
+                    Ok(None) => streams.iter().map(|ds| ds.pin).collect(),
+                };
+                let to = tx.now().saturating_add(1);
+                let from = to.saturating_sub(period_ms);
+                let mut answer = Vec::with_capacity(pins.len());
+                for pin in pins {
+                    let points = match read {
+                        HistoryRead::Raw => tx
+                            .history_page(device.id(), pin, from, to, None, DATA_GET_RAW_POINTS)
+                            .await?
+                            .into_iter()
+                            .map(|p| (p.value.at, p.value.value))
+                            .collect(),
+                        HistoryRead::Buckets { bucket_ms, source } => tx
+                            .history_buckets(device.id(), pin, from, to, bucket_ms)
+                            .await?
+                            .into_iter()
+                            .filter_map(|b| {
+                                let n = match source {
+                                    Source::Avg => b.avg,
+                                    Source::Min => b.min,
+                                    Source::Max => b.max,
+                                    Source::Sum => b.sum,
+                                    Source::Count => Some(b.count as f64),
+                                }?;
+                                Some((b.at, PinValue::One(arbor_core::template::Scalar::Number(n))))
+                            })
+                            .collect(),
+                    };
+                    answer.push(PinHistory { pin, points });
+                }
+                tx.finish().await?;
+                Ok(Ok(answer))
+            }
         })
         .await
     }

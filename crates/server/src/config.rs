@@ -503,8 +503,9 @@ fn redact_table(table: &mut toml::Table) {
     }
 }
 
-/// `ARBOR_*` environment variables that are not configuration keys.
-const NOT_KEYS: [&str; 3] = ["config", "log", "admin_password"];
+/// `ARBOR_*` environment variables that are not configuration keys
+/// (`ARBOR_PASSWORD` is `arbor simulate`'s login password).
+const NOT_KEYS: [&str; 4] = ["config", "log", "admin_password", "password"];
 
 impl Config {
     /// Loads the layers. `overrides` are the command-line flags that were given

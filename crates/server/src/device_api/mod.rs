@@ -14,8 +14,8 @@
 use crate::AppState;
 use arbor_app::AppError;
 use arbor_app::device_api::{
-    DeviceApiError, DeviceCall, DeviceMetafield, MetafieldRef, PinReading, PinRef, PinWrite,
-    point_text,
+    DeviceApiError, DeviceCall, DeviceMetafield, HistoryRead, MetafieldRef, PinReading, PinRef,
+    PinWrite, Source, point_text,
 };
 use arbor_core::device_data::{PinValue, format_number};
 use arbor_core::template::Scalar;
@@ -36,7 +36,7 @@ pub const PREFIX: &str = "/external/api/";
 /// documentation writes `update/?token=` too), reading bodies up to
 /// `body_limit` bytes.
 pub fn router(body_limit: usize) -> Router<AppState> {
-    let routes: [(&str, axum::routing::MethodRouter<AppState>); 9] = [
+    let routes: [(&str, axum::routing::MethodRouter<AppState>); 10] = [
         ("update", get(update)),
         ("batch/update", get(update).post(batch)),
         ("get", get(read)),
@@ -46,6 +46,7 @@ pub fn router(body_limit: usize) -> Router<AppState> {
         ("update/property", get(set_property)),
         ("device/meta", get(metafield)),
         ("device/meta/update", get(set_metafield)),
+        ("data/get", get(data_get)),
     ];
     let mut router = Router::new();
     for (path, route) in routes {
@@ -115,6 +116,7 @@ pub fn message(refusal: &DeviceApiError) -> String {
         DeviceApiError::WrongMetaField => "Wrong metaField format.".into(),
         DeviceApiError::NoMetaField => "MetaField doesn't exist.".into(),
         DeviceApiError::WrongMetaValue => "Wrong value.".into(),
+        DeviceApiError::WrongParameters => "Request with incorrect parameters".into(),
         DeviceApiError::RateLimited => "Too many requests.".into(),
         DeviceApiError::Failed(_) => "Internal error.".into(),
     }
@@ -508,6 +510,94 @@ async fn set_metafield(State(state): State<AppState>, request: DeviceRequest) ->
         .await
     {
         Ok(()) => ok_empty(),
+        Err(refused) => refused.into(),
+    }
+}
+
+/// `data/get`'s parameters in the use case's terms: `period` (HOUR, DAY,
+/// WEEK, MONTH — the default — or THREE_MONTHS), `granularityType`
+/// (RAW_DATA — the default — MINUTE, HOURLY, DAILY), `sourceType` (AVG —
+/// the default — MIN, MAX, SUM, COUNT), `tzName` (UTC only), `format` (TS
+/// only), `output` (JSON; FILE is answered as JSON too: Arbor makes no
+/// download files).
+fn history_read(query: &Query) -> Result<(i64, HistoryRead), DeviceApiError> {
+    const HOUR: i64 = 3_600_000;
+    const DAY: i64 = 24 * HOUR;
+    let wrong = DeviceApiError::WrongParameters;
+    let period = match query.first("period").unwrap_or("MONTH") {
+        "HOUR" => HOUR,
+        "DAY" => DAY,
+        "WEEK" => 7 * DAY,
+        "MONTH" => 30 * DAY,
+        "THREE_MONTHS" => 90 * DAY,
+        _ => return Err(wrong),
+    };
+    let bucket_ms = match query.first("granularityType").unwrap_or("RAW_DATA") {
+        "RAW_DATA" if period > 30 * DAY => return Err(wrong),
+        "RAW_DATA" => None,
+        "MINUTE" => Some(60_000),
+        "HOURLY" => Some(HOUR),
+        "DAILY" => Some(DAY),
+        _ => return Err(wrong),
+    };
+    let source = match query.first("sourceType").unwrap_or("AVG") {
+        "AVG" => Source::Avg,
+        "MIN" => Source::Min,
+        "MAX" => Source::Max,
+        "SUM" => Source::Sum,
+        "COUNT" => Source::Count,
+        _ => return Err(wrong),
+    };
+    let utc = matches!(query.first("tzName"), None | Some("UTC" | "Etc/UTC" | "Z"));
+    let ts = matches!(query.first("format"), None | Some("TS"));
+    let output = matches!(query.first("output"), None | Some("JSON" | "FILE"));
+    if !(utc && ts && output) {
+        return Err(wrong);
+    }
+    Ok((
+        period,
+        match bucket_ms {
+            None => HistoryRead::Raw,
+            Some(bucket_ms) => HistoryRead::Buckets { bucket_ms, source },
+        },
+    ))
+}
+
+async fn data_get(State(state): State<AppState>, request: DeviceRequest) -> Answer {
+    let (period, read) = match history_read(&request.query) {
+        Ok(read) => read,
+        Err(refused) => return refused.into(),
+    };
+    let pin = request.query.named_pin();
+    let single = pin.is_some();
+    match state
+        .app
+        .device_data_get(&request.call(), pin.as_ref(), period, read)
+        .await
+    {
+        Ok(histories) => {
+            let points = |points: &[(i64, PinValue)]| {
+                Value::Array(
+                    points
+                        .iter()
+                        .map(|(ts, value)| json!({ "ts": ts, "value": json_value(value) }))
+                        .collect(),
+                )
+            };
+            if single {
+                ok_json(
+                    histories
+                        .first()
+                        .map_or(Value::Array(Vec::new()), |h| points(&h.points)),
+                )
+            } else {
+                let mut object = Map::new();
+                for history in &histories {
+                    object.insert(format!("v{}", history.pin), points(&history.points));
+                }
+                ok_json(Value::Object(object))
+            }
+        }
         Err(refused) => refused.into(),
     }
 }

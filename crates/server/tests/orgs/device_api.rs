@@ -19,6 +19,7 @@ both_engines!(values_are_parsed_to_the_datastream_type_and_clamped);
 both_engines!(a_token_reaches_its_own_device_only_and_dies_when_regenerated_or_deleted);
 both_engines!(a_device_over_its_rate_or_body_limit_is_refused);
 both_engines!(device_requests_mark_the_device_seen_at_most_once_a_second);
+both_engines!(data_get_answers_history_raw_and_aggregated);
 
 const INVALID_TOKEN: &str = r#"{"error":{"message":"Invalid token."}}"#;
 
@@ -742,4 +743,104 @@ async fn device_requests_mark_the_device_seen_at_most_once_a_second(engine: Engi
         .map(|d| d["id"].as_i64().unwrap())
         .collect();
     assert_eq!(ids, vec![device.0]);
+}
+
+async fn data_get_answers_history_raw_and_aggregated(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let world = World::build(&app).await;
+    let template = boiler(&app, &world).await;
+    let (_, t) = boiler_device(&app, &world, template, "B1").await;
+    use arbor_app::model::Clock as _;
+    let now = app.clock().now_ms();
+    // Two hours of V2, a point every 10 minutes, starting on the hour.
+    let start = (now - 2 * 3_600_000) / 3_600_000 * 3_600_000;
+    let points: Vec<Value> = (0..12).map(|i| json!([start + i * 600_000, i])).collect();
+    let posted = post_batch(
+        &app,
+        &format!("token={t}&pin=V2"),
+        Value::Array(points).to_string(),
+    )
+    .await;
+    assert_eq!(posted.status, 200, "{posted:?}");
+
+    let raw: Value =
+        serde_json::from_str(&ok(&app, &format!("data/get?token={t}&pin=V2&period=DAY")).await)
+            .unwrap();
+    let raw = raw.as_array().unwrap();
+    assert_eq!(raw.len(), 12);
+    assert_eq!(raw[0], json!({ "ts": start, "value": 0 }));
+    assert_eq!(raw[11], json!({ "ts": start + 11 * 600_000, "value": 11 }));
+    // The last hour only.
+    let hour: Value = serde_json::from_str(
+        &ok(
+            &app,
+            &format!("data/get?token={t}&dataStreamId=2&period=HOUR"),
+        )
+        .await,
+    )
+    .unwrap();
+    assert!(
+        hour.as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["ts"].as_i64().unwrap() > now - 3_600_000)
+    );
+    // Hourly counts and averages.
+    let counts: Value = serde_json::from_str(
+        &ok(
+            &app,
+            &format!(
+                "data/get?token={t}&pin=V2&period=DAY&granularityType=HOURLY&sourceType=COUNT"
+            ),
+        )
+        .await,
+    )
+    .unwrap();
+    assert_eq!(
+        counts,
+        json!([{ "ts": start, "value": 6 }, { "ts": start + 3_600_000, "value": 6 }])
+    );
+    let averages: Value = serde_json::from_str(
+        &ok(
+            &app,
+            &format!("data/get?token={t}&pin=V2&period=DAY&granularityType=HOURLY"),
+        )
+        .await,
+    )
+    .unwrap();
+    assert_eq!(averages[0]["value"], json!(2.5));
+    assert_eq!(averages[1]["value"], json!(8.5));
+    // Every datastream at once, by pin.
+    let all: Value =
+        serde_json::from_str(&ok(&app, &format!("data/get?token={t}&period=DAY")).await).unwrap();
+    let keys: Vec<&String> = all.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["v1", "v2", "v3", "v4", "v5"]);
+    assert_eq!(all["v2"].as_array().unwrap().len(), 12);
+    assert_eq!(all["v1"], json!([]));
+
+    let wrong = blynk_error("Request with incorrect parameters");
+    for query in [
+        "period=YEAR",
+        "period=THREE_MONTHS",
+        "granularityType=WEEKLY",
+        "sourceType=MEDIAN&granularityType=DAILY",
+        "tzName=Australia/Sydney",
+        "format=ISO_US",
+    ] {
+        refused(&app, &format!("data/get?token={t}&pin=V2&{query}"), &wrong).await;
+    }
+    refused(
+        &app,
+        &format!("data/get?token={t}&pin=V9&period=DAY"),
+        &blynk_error("No datastream setup for that pin."),
+    )
+    .await;
+    refused(
+        &app,
+        &format!("data/get?token={t}&pin=X2"),
+        &blynk_error("Wrong pin format."),
+    )
+    .await;
+    refused(&app, "data/get?token=nope&pin=V2", INVALID_TOKEN).await;
+    app.stop().await;
 }

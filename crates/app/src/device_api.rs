@@ -684,7 +684,6 @@ impl App {
     ) -> Result<Vec<PinHistory>, DeviceApiError> {
         let pin = pin.map(PinRef::pin).transpose();
         self.device_read(call, true, |mut tx, device| {
-            let pin = pin.clone();
             async move {
                 let streams = tx.template_datastreams(device.template()).await?;
                 let pins: Vec<u16> = match pin {

@@ -372,6 +372,11 @@ impl App {
         Ok(Ok((tx, device)))
     }
 
+    /// Whether `device` may make one more request now (the rate limit).
+    pub(crate) fn device_api_admit(&self, device: DeviceId) -> bool {
+        self.device_api.admit(device)
+    }
+
     /// The rate limit, checked once per request (not again on a retry).
     fn admitted(&self, device: &TokenDevice, admitted: &AtomicBool) -> bool {
         admitted.swap(true, Ordering::Relaxed) || self.device_api.admit(device.id())
@@ -417,7 +422,7 @@ impl App {
     /// Marks the device seen when due ([`seen_due`]); a device back after
     /// the heartbeat gets its `offline` and `online` timeline entries, and
     /// the change to publish once committed.
-    async fn mark_seen(
+    pub(crate) async fn mark_seen(
         &self,
         tx: &mut DataTx,
         device: &TokenDevice,
@@ -488,54 +493,29 @@ impl App {
     }
 
     /// `update` and the GET form of `batch/update`: every datastream of
-    /// `writes` gets its value now, all or none.
+    /// `writes` gets its value now, all or none. Committed together with
+    /// other devices' updates by this node's writer
+    /// ([`crate::device_writer`]); answered after the commit.
     pub async fn device_update(
         &self,
         call: &DeviceCall<'_>,
         writes: &[PinWrite],
     ) -> Result<(), DeviceApiError> {
         let visit = Visit::new(call);
-        let limit = self.device_api.limits.string_value_bytes;
-        let answer: Result<(), DeviceApiError> = self
-            .retrying(|| async {
-                let (mut tx, device) = match self.open_data(&visit).await? {
-                    Ok(opened) => opened,
-                    Err(refused) => return Ok(Err(refused)),
-                };
-                let pins = match pins_of(writes.iter().map(|w| &w.pin)) {
-                    Ok(pins) => pins,
-                    Err(refused) => return Ok(Err(refused.into())),
-                };
-                let streams = tx.template_datastreams(device.template()).await?;
-                let now = tx.now();
-                let mut values = Vec::with_capacity(writes.len());
-                for (write, pin) in writes.iter().zip(&pins) {
-                    let parsed = datastream(&streams, *pin).and_then(|ds| {
-                        let parts: Vec<&str> = write.values.iter().map(String::as_str).collect();
-                        Ok(ds.parse_value(&parts, limit)?)
-                    });
-                    match parsed {
-                        Ok(value) => values.push(ValueWrite {
-                            pin: *pin,
-                            at: now,
-                            value,
-                        }),
-                        Err(refused) => return Ok(Err(refused)),
-                    }
-                }
-                tx.put_values(&device, &values).await?;
-                let changes = values
-                    .iter()
-                    .map(|v| LiveChange::Value {
-                        pin: v.pin,
-                        value: v.value.clone(),
-                        at: v.at,
-                    })
-                    .collect();
-                self.finish_data(tx, &device, changes).await?;
-                Ok(Ok(()))
-            })
-            .await?;
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job = crate::device_writer::Job {
+            hash: visit.hash.clone(),
+            writes: writes.to_vec(),
+            reply,
+        };
+        let closed = || DeviceApiError::Failed(AppError::internal("the device writer stopped"));
+        if self.device_writer.submit(self, job).await.is_err() {
+            return Err(closed());
+        }
+        let (device, answer) = answer.await.map_err(|_| closed())?;
+        if let Some(device) = device {
+            let _ = visit.device.set(device);
+        }
         self.noted(&visit, answer)
     }
 
@@ -683,55 +663,53 @@ impl App {
         read: HistoryRead,
     ) -> Result<Vec<PinHistory>, DeviceApiError> {
         let pin = pin.map(PinRef::pin).transpose();
-        self.device_read(call, true, |mut tx, device| {
-            async move {
-                let streams = tx.template_datastreams(device.template()).await?;
-                let pins: Vec<u16> = match pin {
+        self.device_read(call, true, |mut tx, device| async move {
+            let streams = tx.template_datastreams(device.template()).await?;
+            let pins: Vec<u16> = match pin {
+                Err(refused) => {
+                    tx.finish().await?;
+                    return Ok(Err(refused.into()));
+                }
+                Ok(Some(pin)) => match datastream(&streams, pin) {
+                    Ok(ds) => vec![ds.pin],
                     Err(refused) => {
                         tx.finish().await?;
-                        return Ok(Err(refused.into()));
+                        return Ok(Err(refused));
                     }
-                    Ok(Some(pin)) => match datastream(&streams, pin) {
-                        Ok(ds) => vec![ds.pin],
-                        Err(refused) => {
-                            tx.finish().await?;
-                            return Ok(Err(refused));
-                        }
-                    },
-                    Ok(None) => streams.iter().map(|ds| ds.pin).collect(),
+                },
+                Ok(None) => streams.iter().map(|ds| ds.pin).collect(),
+            };
+            let to = tx.now().saturating_add(1);
+            let from = to.saturating_sub(period_ms);
+            let mut answer = Vec::with_capacity(pins.len());
+            for pin in pins {
+                let points = match read {
+                    HistoryRead::Raw => tx
+                        .history_page(device.id(), pin, from, to, None, DATA_GET_RAW_POINTS)
+                        .await?
+                        .into_iter()
+                        .map(|p| (p.value.at, p.value.value))
+                        .collect(),
+                    HistoryRead::Buckets { bucket_ms, source } => tx
+                        .history_buckets(device.id(), pin, from, to, bucket_ms)
+                        .await?
+                        .into_iter()
+                        .filter_map(|b| {
+                            let n = match source {
+                                Source::Avg => b.avg,
+                                Source::Min => b.min,
+                                Source::Max => b.max,
+                                Source::Sum => b.sum,
+                                Source::Count => Some(b.count as f64),
+                            }?;
+                            Some((b.at, PinValue::One(arbor_core::template::Scalar::Number(n))))
+                        })
+                        .collect(),
                 };
-                let to = tx.now().saturating_add(1);
-                let from = to.saturating_sub(period_ms);
-                let mut answer = Vec::with_capacity(pins.len());
-                for pin in pins {
-                    let points = match read {
-                        HistoryRead::Raw => tx
-                            .history_page(device.id(), pin, from, to, None, DATA_GET_RAW_POINTS)
-                            .await?
-                            .into_iter()
-                            .map(|p| (p.value.at, p.value.value))
-                            .collect(),
-                        HistoryRead::Buckets { bucket_ms, source } => tx
-                            .history_buckets(device.id(), pin, from, to, bucket_ms)
-                            .await?
-                            .into_iter()
-                            .filter_map(|b| {
-                                let n = match source {
-                                    Source::Avg => b.avg,
-                                    Source::Min => b.min,
-                                    Source::Max => b.max,
-                                    Source::Sum => b.sum,
-                                    Source::Count => Some(b.count as f64),
-                                }?;
-                                Some((b.at, PinValue::One(arbor_core::template::Scalar::Number(n))))
-                            })
-                            .collect(),
-                    };
-                    answer.push(PinHistory { pin, points });
-                }
-                tx.finish().await?;
-                Ok(Ok(answer))
+                answer.push(PinHistory { pin, points });
             }
+            tx.finish().await?;
+            Ok(Ok(answer))
         })
         .await
     }
@@ -896,6 +874,29 @@ impl App {
             .await?;
         self.noted(&visit, answer)
     }
+}
+
+/// The values an `update` writes at `now`: each named datastream of
+/// `streams` gets its value parsed and clamped; the first refusal refuses
+/// them all.
+pub(crate) fn parse_writes(
+    streams: &[Datastream],
+    writes: &[PinWrite],
+    limit: usize,
+    now: i64,
+) -> Result<Vec<ValueWrite>, DeviceApiError> {
+    let pins = pins_of(writes.iter().map(|w| &w.pin))?;
+    let mut values = Vec::with_capacity(writes.len());
+    for (write, pin) in writes.iter().zip(&pins) {
+        let ds = datastream(streams, *pin)?;
+        let parts: Vec<&str> = write.values.iter().map(String::as_str).collect();
+        values.push(ValueWrite {
+            pin: *pin,
+            at: now,
+            value: ds.parse_value(&parts, limit)?,
+        });
+    }
+    Ok(values)
 }
 
 /// The pins `refs` name (at least one), or the first refusal.

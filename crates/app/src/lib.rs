@@ -11,6 +11,7 @@ pub mod cache;
 pub mod device_api;
 pub mod device_data;
 mod device_tokens;
+mod device_writer;
 mod devices;
 pub mod error;
 pub mod hashing;
@@ -100,12 +101,14 @@ pub struct App {
     device_api: Arc<device_api::DeviceApi>,
     /// This node's channel of committed device changes (live updates).
     live: Arc<live::LiveHub>,
+    /// This node's writer of grouped device updates.
+    device_writer: Arc<device_writer::DeviceWriter>,
 }
 
 /// The default of `device_heartbeat_secs` (SPEC.md section 7).
 pub const DEFAULT_DEVICE_HEARTBEAT: Duration = Duration::from_secs(60);
 
-const ATTEMPTS: u32 = 12;
+pub(crate) const ATTEMPTS: u32 = 12;
 
 impl App {
     /// Without the decision cache: every decision reads the store (the CLI's
@@ -120,6 +123,7 @@ impl App {
             device_tokens: Arc::new(DeviceTokenKey::random()),
             device_api: device_api::DeviceApi::new(device_api::DeviceApiLimits::default()),
             live: live::LiveHub::new(),
+            device_writer: Arc::default(),
         }
     }
 

@@ -16,7 +16,7 @@
 
 use crate::error::StoreError;
 use crate::templates::{corrupt, datastream_from_row};
-use crate::tx::{Tx, Write, placeholders};
+use crate::tx::{BindReal as _, Tx, Write, placeholders};
 use arbor_core::Allowed;
 use arbor_core::device_data::PinValue;
 use arbor_core::policy::{Action, Permits, writes};
@@ -52,6 +52,15 @@ impl TokenDevice {
     /// When the device last called the device API, before this request.
     pub fn last_seen_at(&self) -> Option<i64> {
         self.last_seen_at
+    }
+
+    /// The same device, last seen at `at` (a cache of tokens keeps its
+    /// entries' sightings current after writing them).
+    pub fn seen(self, at: i64) -> Self {
+        Self {
+            last_seen_at: Some(at),
+            ..self
+        }
     }
 }
 
@@ -402,9 +411,17 @@ impl<M> Tx<M> {
         device: DeviceId,
         values: &[ValueWrite],
     ) -> Result<(), StoreError> {
+        let rows: Vec<(DeviceId, &ValueWrite)> = values.iter().map(|v| (device, v)).collect();
+        self.insert_rows(&rows).await
+    }
+
+    /// [`Tx::insert_values`] for the values of several devices at once:
+    /// one multi-row statement per 500 history rows, and one per 500
+    /// current values.
+    async fn insert_rows(&mut self, values: &[(DeviceId, &ValueWrite)]) -> Result<(), StoreError> {
         let mut rows = Vec::with_capacity(values.len());
-        for write in values {
-            rows.push((write, value_columns(&write.value)?));
+        for (device, write) in values {
+            rows.push((*device, *write, value_columns(&write.value)?));
         }
         for chunk in rows.chunks(HISTORY_ROWS_PER_STATEMENT) {
             let tuples: Vec<String> = (0..chunk.len())
@@ -416,45 +433,53 @@ impl<M> Tx<M> {
                 tuples.join(", ")
             );
             let mut query = sqlx::query(AssertSqlSafe(sql));
-            for (write, (number, text, multi)) in chunk {
+            for (device, write, (number, text, multi)) in chunk {
                 query = query
                     .bind(device.0)
                     .bind(i64::from(write.pin))
                     .bind(write.at)
-                    .bind(*number)
+                    .bind_real(*number)
                     .bind(text.clone())
                     .bind(*multi);
             }
             query.execute(self.conn()).await?;
         }
-        // The newest value of each pin (the later one of equal times).
-        let mut newest: std::collections::BTreeMap<u16, usize> = Default::default();
-        for (i, (write, _)) in rows.iter().enumerate() {
-            let keep = newest
-                .get(&write.pin)
-                .is_none_or(|&j| rows[j].0.at <= write.at);
+        // The newest value of each (device, pin) (the later one of equal
+        // times): one row per key, as one statement may not update a row twice.
+        let mut newest: std::collections::BTreeMap<(i64, u16), usize> = Default::default();
+        for (i, (device, write, _)) in rows.iter().enumerate() {
+            let key = (device.0, write.pin);
+            let keep = newest.get(&key).is_none_or(|&j| rows[j].1.at <= write.at);
             if keep {
-                newest.insert(write.pin, i);
+                newest.insert(key, i);
             }
         }
-        for i in newest.into_values() {
-            let (write, (number, text, multi)) = &rows[i];
-            sqlx::query(
+        let newest: Vec<usize> = newest.into_values().collect();
+        for chunk in newest.chunks(HISTORY_ROWS_PER_STATEMENT) {
+            let tuples: Vec<String> = (0..chunk.len())
+                .map(|i| format!("({})", placeholders(i * 6, 6)))
+                .collect();
+            let sql = format!(
                 "INSERT INTO datastream_values (device_id, pin, num_value, text_value, multi, \
-                 updated_at) VALUES ($1, $2, $3, $4, $5, $6) \
+                 updated_at) VALUES {} \
                  ON CONFLICT (device_id, pin) DO UPDATE SET num_value = excluded.num_value, \
                  text_value = excluded.text_value, multi = excluded.multi, \
                  updated_at = excluded.updated_at \
                  WHERE datastream_values.updated_at <= excluded.updated_at",
-            )
-            .bind(device.0)
-            .bind(i64::from(write.pin))
-            .bind(*number)
-            .bind(text.clone())
-            .bind(*multi)
-            .bind(write.at)
-            .execute(self.conn())
-            .await?;
+                tuples.join(", ")
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for &i in chunk {
+                let (device, write, (number, text, multi)) = &rows[i];
+                query = query
+                    .bind(device.0)
+                    .bind(i64::from(write.pin))
+                    .bind_real(*number)
+                    .bind(text.clone())
+                    .bind(*multi)
+                    .bind(write.at);
+            }
+            query.execute(self.conn()).await?;
         }
         Ok(())
     }
@@ -494,6 +519,18 @@ impl Tx<Data> {
         values: &[ValueWrite],
     ) -> Result<(), StoreError> {
         self.insert_values(device.id, values).await
+    }
+
+    /// Writes the values of several devices that presented their tokens
+    /// (in this transaction, or through a cache of tokens that this
+    /// transaction checked against the authorization version: a
+    /// regenerated token or a deleted device changes it).
+    pub async fn put_many_values(
+        &mut self,
+        values: &[(TokenDevice, ValueWrite)],
+    ) -> Result<(), StoreError> {
+        let rows: Vec<(DeviceId, &ValueWrite)> = values.iter().map(|(d, v)| (d.id, v)).collect();
+        self.insert_rows(&rows).await
     }
 
     /// The device's timeline entries for a connection that came back after

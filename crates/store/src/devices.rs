@@ -5,7 +5,7 @@ use crate::audit::AuditEvent;
 use crate::error::{StoreError, found};
 use crate::rows::{DeviceRecord, DeviceTemplateId, DeviceTokenRecord, NewDatastream, NewDevice};
 use crate::text::{checked_name, refuse_nul};
-use crate::tx::{Tx, Write, placeholders};
+use crate::tx::{BindReal as _, Tx, Write, placeholders};
 use arbor_core::Allowed;
 use arbor_core::policy::{Permits, writes};
 use arbor_core::text::{self, limits};
@@ -250,8 +250,8 @@ impl Tx<Write> {
             .bind(i64::from(ds.pin))
             .bind(ds_name)
             .bind(ds.value_type.clone())
-            .bind(ds.min)
-            .bind(ds.max)
+            .bind_real(ds.min)
+            .bind_real(ds.max)
             .bind(units)
             .execute(self.conn())
             .await?;

@@ -5,7 +5,7 @@ use crate::error::{StoreError, found};
 use crate::list::{Binds, Page, PageRequest, decode_cursor, finish_page};
 use crate::rows::DeviceRecord;
 use crate::text::fold;
-use crate::tx::{Tx, Write, placeholders};
+use crate::tx::{BindReal as _, Tx, Write, placeholders};
 use arbor_core::policy::Permits;
 use arbor_core::policy::places::{LocationFields, LocationFilter, LocationOwner, writes};
 use arbor_core::{Allowed, DeviceId, LocationId, OrgId, OrgPath, TagId, UserId};
@@ -273,8 +273,8 @@ impl Tx<Write> {
         .bind(owner.hierarchy().0)
         .bind(fields.name.clone())
         .bind(fields.address.clone())
-        .bind(fields.lat)
-        .bind(fields.lon)
+        .bind_real(fields.lat)
+        .bind_real(fields.lon)
         .bind(self.now())
         .fetch_one(self.conn())
         .await?;
@@ -292,8 +292,8 @@ impl Tx<Write> {
         )
         .bind(fields.name.clone())
         .bind(fields.address.clone())
-        .bind(fields.lat)
-        .bind(fields.lon)
+        .bind_real(fields.lat)
+        .bind_real(fields.lon)
         .bind(id.0)
         .execute(self.conn())
         .await?;

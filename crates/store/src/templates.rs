@@ -3,7 +3,7 @@
 
 use crate::error::{StoreError, found};
 use crate::rows::DeviceTemplateId;
-use crate::tx::{Tx, Write};
+use crate::tx::{BindReal as _, Tx, Write};
 use arbor_core::Allowed;
 use arbor_core::policy::{Permits, TemplateFilter, writes};
 use arbor_core::template::{
@@ -322,8 +322,8 @@ impl Tx<Write> {
             .bind(i64::from(ds.pin))
             .bind(ds.name.clone())
             .bind(ds.value_type.as_str())
-            .bind(ds.min)
-            .bind(ds.max)
+            .bind_real(ds.min)
+            .bind_real(ds.max)
             .bind(ds.units.clone())
             .bind(ds.default_value.as_ref().map(Scalar::to_stored))
             .bind(enum_values)

@@ -210,3 +210,34 @@ impl Tx<Write> {
         found.map(|_| ()).ok_or(StoreError::NotFound { what })
     }
 }
+
+/// Binding a nullable double the same way on both engines.
+///
+/// sqlx 0.9's `Any` driver declares a NULL `f64` to PostgreSQL as `float4`
+/// (and a NULL `f32` as `float8`: the two arms of its mapping are swapped).
+/// A statement is prepared once per connection with the types of its first
+/// arguments, so one first run with a NULL double and then with a number
+/// failed on PostgreSQL with "incorrect binary data format". Every nullable
+/// double is bound through this.
+pub(crate) trait BindReal {
+    fn bind_real(self, value: Option<f64>) -> Self;
+}
+
+impl<'q> BindReal for sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    fn bind_real(self, value: Option<f64>) -> Self {
+        match value {
+            Some(n) => self.bind(n),
+            // Declared as float8 (see above).
+            None => self.bind(None::<f32>),
+        }
+    }
+}
+
+impl<'q, O> BindReal for sqlx::query::QueryScalar<'q, sqlx::Any, O, sqlx::any::AnyArguments> {
+    fn bind_real(self, value: Option<f64>) -> Self {
+        match value {
+            Some(n) => self.bind(n),
+            None => self.bind(None::<f32>),
+        }
+    }
+}

@@ -1,0 +1,266 @@
+//! Grouped commits for the device API's hot path, `update` (issue 12's
+//! design constraints): the value writes of many requests commit in one data
+//! transaction, and device tokens resolve through a cache.
+//!
+//! One writer task per node takes the waiting requests (up to
+//! [`MAX_GROUP`]), runs each one's checks in a single data transaction —
+//! token, rate limit, pins, values parsed to their datastreams — writes the
+//! accepted values of all of them together, marks the devices seen, commits,
+//! and only then answers each request: a 200 still means the value is
+//! committed. A request refused by its checks writes nothing and does not
+//! disturb the others; a failure of the transaction answers (or retries)
+//! them all.
+//!
+//! The token cache maps token hashes to devices. It is valid for one
+//! authorization version: every group first reads the version inside its
+//! transaction, and a regenerated token or a deleted device has changed the
+//! version (migration 0018 and 0002), so the cache starts over before the
+//! old token could be used — on every node, since each reads the version
+//! from the database.
+
+use crate::device_api::{DeviceApiError, PinWrite};
+use crate::live::LiveChange;
+use crate::{App, AppError};
+use arbor_core::DeviceId;
+use arbor_core::device_data::seen_due;
+use arbor_core::template::Datastream;
+use arbor_store::{AuthzVersion, DeviceTemplateId, TokenDevice, ValueWrite};
+use std::collections::HashMap;
+use tokio::sync::{mpsc, oneshot};
+
+/// Requests committed together at most.
+pub const MAX_GROUP: usize = 512;
+/// Requests waiting for the writer at most (beyond: they wait to queue).
+const QUEUE: usize = 4096;
+/// Tokens the cache keeps at most (it starts over when full).
+const TOKENS: usize = 200_000;
+
+/// One `update` request waiting for the writer.
+pub(crate) struct Job {
+    pub hash: String,
+    pub writes: Vec<PinWrite>,
+    /// The device the token named (for the journal) and the answer.
+    pub reply: oneshot::Sender<(Option<DeviceId>, Result<(), DeviceApiError>)>,
+}
+
+/// The queue to this node's writer task (started with the first request).
+#[derive(Debug, Default)]
+pub(crate) struct DeviceWriter {
+    sender: std::sync::OnceLock<mpsc::Sender<Job>>,
+}
+
+/// The writer task's own state.
+struct Writer {
+    app: App,
+    receiver: mpsc::Receiver<Job>,
+    version: Option<AuthzVersion>,
+    tokens: HashMap<String, TokenDevice>,
+}
+
+/// What one request of a group comes to before the commit.
+struct Checked {
+    reply: oneshot::Sender<(Option<DeviceId>, Result<(), DeviceApiError>)>,
+    device: Option<DeviceId>,
+    answer: Result<(), DeviceApiError>,
+}
+
+impl DeviceWriter {
+    /// Queues a job, starting the writer on first use.
+    pub(crate) async fn submit(
+        &self,
+        app: &App,
+        job: Job,
+    ) -> Result<(), mpsc::error::SendError<Job>> {
+        let sender = self.sender.get_or_init(|| {
+            let (sender, receiver) = mpsc::channel(QUEUE);
+            let writer = Writer {
+                app: app.clone(),
+                receiver,
+                version: None,
+                tokens: HashMap::new(),
+            };
+            tokio::spawn(writer.run());
+            sender
+        });
+        sender.send(job).await
+    }
+}
+
+impl Writer {
+    async fn run(mut self) {
+        let mut jobs = Vec::with_capacity(MAX_GROUP);
+        loop {
+            if self.receiver.recv_many(&mut jobs, MAX_GROUP).await == 0 {
+                return; // every sender is gone: the app was dropped
+            }
+            self.group(std::mem::take(&mut jobs)).await;
+        }
+    }
+
+    /// Commits one group and answers its requests.
+    async fn group(&mut self, jobs: Vec<Job>) {
+        let mut jobs = Some(jobs);
+        let mut attempt = 0u32;
+        loop {
+            let Some(pending) = jobs.take() else { return };
+            match self.attempt(pending).await {
+                Ok((checked, changes)) => {
+                    for (device, change) in changes {
+                        self.app.publish(device, [change]);
+                    }
+                    for c in checked {
+                        let _ = c.reply.send((c.device, c.answer));
+                    }
+                    return;
+                }
+                Err((e, pending)) if e.is_retryable() && attempt + 1 < crate::ATTEMPTS => {
+                    attempt += 1;
+                    self.tokens.clear();
+                    self.version = None;
+                    let jitter = rand::random_range(0..(5u64 << attempt.min(6)));
+                    tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
+                    jobs = Some(pending);
+                }
+                Err((e, pending)) => {
+                    self.tokens.clear();
+                    self.version = None;
+                    tracing::error!(error = ?e, "a group of device writes failed");
+                    let busy = matches!(e, AppError::Busy(_));
+                    let mut first = Some(e);
+                    for job in pending {
+                        // The error itself to one request; its kind to the rest.
+                        let error = first.take().unwrap_or_else(|| {
+                            if busy {
+                                AppError::Busy("a group of device writes stayed busy".into())
+                            } else {
+                                AppError::internal("a group of device writes failed")
+                            }
+                        });
+                        let _ = job.reply.send((None, Err(DeviceApiError::Failed(error))));
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// One transaction for the group: on success the checked requests and
+    /// the live changes to publish; on failure the error and the jobs again.
+    #[allow(clippy::type_complexity)]
+    async fn attempt(
+        &mut self,
+        jobs: Vec<Job>,
+    ) -> Result<(Vec<Checked>, Vec<(DeviceId, LiveChange)>), (AppError, Vec<Job>)> {
+        match self.write(&jobs).await {
+            Ok((answers, changes)) => {
+                let checked = jobs
+                    .into_iter()
+                    .zip(answers)
+                    .map(|(job, (device, answer))| Checked {
+                        reply: job.reply,
+                        device,
+                        answer,
+                    })
+                    .collect();
+                Ok((checked, changes))
+            }
+            Err(e) => Err((e, jobs)),
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    async fn write(
+        &mut self,
+        jobs: &[Job],
+    ) -> Result<
+        (
+            Vec<(Option<DeviceId>, Result<(), DeviceApiError>)>,
+            Vec<(DeviceId, LiveChange)>,
+        ),
+        AppError,
+    > {
+        let app = self.app.clone();
+        let mut tx = app.store().data().await?;
+        let version = tx.authz_version().await?;
+        if self.version != Some(version) || self.tokens.len() >= TOKENS {
+            self.tokens.clear();
+            self.version = Some(version);
+        }
+        let limit = app.device_api_limits().string_value_bytes;
+        let now = tx.now();
+        let mut streams: HashMap<DeviceTemplateId, Vec<Datastream>> = HashMap::new();
+        let mut answers = Vec::with_capacity(jobs.len());
+        let mut values: Vec<(TokenDevice, ValueWrite)> = Vec::new();
+        let mut changes = Vec::new();
+        // Devices to mark seen, by the token hash that named them.
+        let mut seen: HashMap<DeviceId, (&str, TokenDevice)> = HashMap::new();
+        for job in jobs {
+            let device = match self.tokens.get(&job.hash) {
+                Some(device) => device.clone(),
+                None => match tx.device_for_token(&job.hash).await? {
+                    Some(device) => {
+                        self.tokens.insert(job.hash.clone(), device.clone());
+                        device
+                    }
+                    None => {
+                        answers.push((None, Err(DeviceApiError::InvalidToken)));
+                        continue;
+                    }
+                },
+            };
+            let id = device.id();
+            if !app.device_api_admit(id) {
+                answers.push((Some(id), Err(DeviceApiError::RateLimited)));
+                continue;
+            }
+            let template = device.template();
+            if !streams.contains_key(&template) {
+                let loaded = tx.template_datastreams(template).await?;
+                streams.insert(template, loaded);
+            }
+            let parsed = crate::device_api::parse_writes(
+                streams.get(&template).map_or(&[][..], Vec::as_slice),
+                &job.writes,
+                limit,
+                now,
+            );
+            match parsed {
+                Ok(accepted) => {
+                    for write in &accepted {
+                        changes.push((
+                            id,
+                            LiveChange::Value {
+                                pin: write.pin,
+                                value: write.value.clone(),
+                                at: write.at,
+                            },
+                        ));
+                    }
+                    values.extend(accepted.into_iter().map(|w| (device.clone(), w)));
+                    if seen_due(device.last_seen_at(), now) {
+                        seen.entry(id).or_insert((job.hash.as_str(), device));
+                    }
+                    answers.push((Some(id), Ok(())));
+                }
+                Err(refused) => answers.push((Some(id), Err(refused))),
+            }
+        }
+        tx.put_many_values(&values).await?;
+        let mut back = Vec::new();
+        for (_, device) in seen.values() {
+            if let Some(change) = app.mark_seen(&mut tx, device).await? {
+                back.push((device.id(), change));
+            }
+        }
+        tx.commit_data().await?;
+        // Committed: the cached sightings move on, so the next requests do
+        // not mark the devices seen again within the second.
+        for (hash, device) in seen.into_values() {
+            if let Some(entry) = self.tokens.get_mut(hash) {
+                *entry = device.seen(now);
+            }
+        }
+        back.extend(changes);
+        Ok((answers, back))
+    }
+}

@@ -214,9 +214,8 @@ impl Writer {
                 continue;
             }
             let template = device.template();
-            if !streams.contains_key(&template) {
-                let loaded = tx.template_datastreams(template).await?;
-                streams.insert(template, loaded);
+            if let std::collections::hash_map::Entry::Vacant(entry) = streams.entry(template) {
+                entry.insert(tx.template_datastreams(template).await?);
             }
             let parsed = crate::device_api::parse_writes(
                 streams.get(&template).map_or(&[][..], Vec::as_slice),

@@ -480,14 +480,8 @@ impl App {
         if let (true, Ok(_), Some(device)) = (mark_seen, &answer, device)
             && seen_due(device.last_seen_at(), self.store().now_ms())
         {
-            self.retrying(|| async {
-                let mut tx = self.store().data().await?;
-                let back = self.mark_seen(&mut tx, &device).await?;
-                tx.commit_data().await?;
-                self.publish(device.id(), back);
-                Ok(())
-            })
-            .await?;
+            // With the writer's next group (not a write transaction of its own).
+            self.device_writer.seen(self, device).await;
         }
         self.noted(&visit, answer)
     }
@@ -503,7 +497,7 @@ impl App {
     ) -> Result<(), DeviceApiError> {
         let visit = Visit::new(call);
         let (reply, answer) = tokio::sync::oneshot::channel();
-        let job = crate::device_writer::Job {
+        let job = crate::device_writer::Job::Update {
             hash: visit.hash.clone(),
             writes: writes.to_vec(),
             reply,

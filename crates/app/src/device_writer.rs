@@ -35,12 +35,21 @@ const QUEUE: usize = 4096;
 /// Tokens the cache keeps at most (it starts over when full).
 const TOKENS: usize = 200_000;
 
-/// One `update` request waiting for the writer.
-pub(crate) struct Job {
-    pub hash: String,
-    pub writes: Vec<PinWrite>,
-    /// The device the token named (for the journal) and the answer.
-    pub reply: oneshot::Sender<(Option<DeviceId>, Result<(), DeviceApiError>)>,
+/// One request waiting for the writer.
+pub(crate) enum Job {
+    /// An `update`: its token's hash, its writes, and where to send the
+    /// device the token named (for the journal) and the answer.
+    Update {
+        hash: String,
+        writes: Vec<PinWrite>,
+        reply: oneshot::Sender<(Option<DeviceId>, Result<(), DeviceApiError>)>,
+    },
+    /// A read request's sighting of a device (due, see [`seen_due`]):
+    /// marked with the next group; told when committed.
+    Seen(
+        TokenDevice,
+        oneshot::Sender<(Option<DeviceId>, Result<(), DeviceApiError>)>,
+    ),
 }
 
 /// The queue to this node's writer task (started with the first request).
@@ -59,7 +68,7 @@ struct Writer {
 
 /// What one request of a group comes to before the commit.
 struct Checked {
-    reply: oneshot::Sender<(Option<DeviceId>, Result<(), DeviceApiError>)>,
+    reply: Option<oneshot::Sender<(Option<DeviceId>, Result<(), DeviceApiError>)>>,
     device: Option<DeviceId>,
     answer: Result<(), DeviceApiError>,
 }
@@ -71,7 +80,19 @@ impl DeviceWriter {
         app: &App,
         job: Job,
     ) -> Result<(), mpsc::error::SendError<Job>> {
-        let sender = self.sender.get_or_init(|| {
+        self.sender(app).send(job).await
+    }
+
+    /// Marks a device seen with the next group, and waits for its commit.
+    pub(crate) async fn seen(&self, app: &App, device: TokenDevice) {
+        let (reply, done) = oneshot::channel();
+        if self.submit(app, Job::Seen(device, reply)).await.is_ok() {
+            let _ = done.await;
+        }
+    }
+
+    fn sender(&self, app: &App) -> &mpsc::Sender<Job> {
+        self.sender.get_or_init(|| {
             let (sender, receiver) = mpsc::channel(QUEUE);
             let writer = Writer {
                 app: app.clone(),
@@ -81,8 +102,7 @@ impl DeviceWriter {
             };
             tokio::spawn(writer.run());
             sender
-        });
-        sender.send(job).await
+        })
     }
 }
 
@@ -109,7 +129,9 @@ impl Writer {
                         self.app.publish(device, [change]);
                     }
                     for c in checked {
-                        let _ = c.reply.send((c.device, c.answer));
+                        if let Some(reply) = c.reply {
+                            let _ = reply.send((c.device, c.answer));
+                        }
                     }
                     return;
                 }
@@ -128,6 +150,7 @@ impl Writer {
                     let busy = matches!(e, AppError::Busy(_));
                     let mut first = Some(e);
                     for job in pending {
+                        let (Job::Update { reply, .. } | Job::Seen(_, reply)) = job;
                         // The error itself to one request; its kind to the rest.
                         let error = first.take().unwrap_or_else(|| {
                             if busy {
@@ -136,7 +159,7 @@ impl Writer {
                                 AppError::internal("a group of device writes failed")
                             }
                         });
-                        let _ = job.reply.send((None, Err(DeviceApiError::Failed(error))));
+                        let _ = reply.send((None, Err(DeviceApiError::Failed(error))));
                     }
                     return;
                 }
@@ -157,7 +180,9 @@ impl Writer {
                     .into_iter()
                     .zip(answers)
                     .map(|(job, (device, answer))| Checked {
-                        reply: job.reply,
+                        reply: Some(match job {
+                            Job::Update { reply, .. } | Job::Seen(_, reply) => reply,
+                        }),
                         device,
                         answer,
                     })
@@ -188,25 +213,37 @@ impl Writer {
         }
         let limit = app.device_api_limits().string_value_bytes;
         let now = tx.now();
+        // The group's uncached tokens, in one statement.
+        let missing: Vec<&str> = jobs
+            .iter()
+            .filter_map(|job| match job {
+                Job::Update { hash, .. } if !self.tokens.contains_key(hash) => Some(hash.as_str()),
+                _ => None,
+            })
+            .collect();
+        if !missing.is_empty() {
+            for (hash, device) in tx.devices_for_tokens(&missing).await? {
+                self.tokens.insert(hash, device);
+            }
+        }
         let mut streams: HashMap<DeviceTemplateId, Vec<Datastream>> = HashMap::new();
         let mut answers = Vec::with_capacity(jobs.len());
         let mut values: Vec<(TokenDevice, ValueWrite)> = Vec::new();
         let mut changes = Vec::new();
-        // Devices to mark seen, by the token hash that named them.
-        let mut seen: HashMap<DeviceId, (&str, TokenDevice)> = HashMap::new();
+        // Devices to mark seen, with the token hash that named them.
+        let mut seen: HashMap<DeviceId, (Option<&str>, TokenDevice)> = HashMap::new();
         for job in jobs {
-            let device = match self.tokens.get(&job.hash) {
-                Some(device) => device.clone(),
-                None => match tx.device_for_token(&job.hash).await? {
-                    Some(device) => {
-                        self.tokens.insert(job.hash.clone(), device.clone());
-                        device
-                    }
-                    None => {
-                        answers.push((None, Err(DeviceApiError::InvalidToken)));
-                        continue;
-                    }
-                },
+            let (hash, writes) = match job {
+                Job::Update { hash, writes, .. } => (hash, writes),
+                Job::Seen(device, _) => {
+                    seen.entry(device.id()).or_insert((None, device.clone()));
+                    answers.push((Some(device.id()), Ok(())));
+                    continue;
+                }
+            };
+            let Some(device) = self.tokens.get(hash).cloned() else {
+                answers.push((None, Err(DeviceApiError::InvalidToken)));
+                continue;
             };
             let id = device.id();
             if !app.device_api_admit(id) {
@@ -219,7 +256,7 @@ impl Writer {
             }
             let parsed = crate::device_api::parse_writes(
                 streams.get(&template).map_or(&[][..], Vec::as_slice),
-                &job.writes,
+                writes,
                 limit,
                 now,
             );
@@ -237,7 +274,7 @@ impl Writer {
                     }
                     values.extend(accepted.into_iter().map(|w| (device.clone(), w)));
                     if seen_due(device.last_seen_at(), now) {
-                        seen.entry(id).or_insert((job.hash.as_str(), device));
+                        seen.insert(id, (Some(hash.as_str()), device));
                     }
                     answers.push((Some(id), Ok(())));
                 }
@@ -245,17 +282,27 @@ impl Writer {
             }
         }
         tx.put_many_values(&values).await?;
+        let heartbeat = app.device_heartbeat_ms();
+        let due: Vec<TokenDevice> = seen
+            .values()
+            .filter(|(_, d)| seen_due(d.last_seen_at(), now))
+            .map(|(_, d)| d.clone())
+            .collect();
         let mut back = Vec::new();
-        for (_, device) in seen.values() {
-            if let Some(change) = app.mark_seen(&mut tx, device).await? {
-                back.push((device.id(), change));
-            }
+        for device in tx.mark_devices_seen(&due, heartbeat).await? {
+            back.push((
+                device.id(),
+                LiveChange::Online {
+                    offline_at: device.last_seen_at().map(|at| at.saturating_add(heartbeat)),
+                    at: now,
+                },
+            ));
         }
         tx.commit_data().await?;
         // Committed: the cached sightings move on, so the next requests do
         // not mark the devices seen again within the second.
         for (hash, device) in seen.into_values() {
-            if let Some(entry) = self.tokens.get_mut(hash) {
+            if let Some(entry) = hash.and_then(|h| self.tokens.get_mut(h)) {
                 *entry = device.seen(now);
             }
         }

@@ -205,6 +205,38 @@ impl<M> Tx<M> {
         .transpose()
     }
 
+    /// The devices whose auth tokens hash to `hashes` (those that name
+    /// one), with the hash that found each: [`Tx::device_for_token`] for a
+    /// group of requests, in one statement per 500.
+    pub async fn devices_for_tokens(
+        &mut self,
+        hashes: &[&str],
+    ) -> Result<Vec<(String, TokenDevice)>, StoreError> {
+        let mut found = Vec::with_capacity(hashes.len());
+        for chunk in hashes.chunks(HISTORY_ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "SELECT id, template_id, last_seen_at, auth_token_hash FROM devices \
+                 WHERE auth_token_hash IN ({})",
+                placeholders(0, chunk.len())
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for hash in chunk {
+                query = query.bind(*hash);
+            }
+            for row in query.fetch_all(self.conn()).await? {
+                found.push((
+                    row.try_get(3)?,
+                    TokenDevice {
+                        id: DeviceId(row.try_get(0)?),
+                        template: DeviceTemplateId(row.try_get(1)?),
+                        last_seen_at: row.try_get(2)?,
+                    },
+                ));
+            }
+        }
+        Ok(found)
+    }
+
     /// The datastream of `template` on `pin`, if it has one.
     pub async fn template_datastream(
         &mut self,
@@ -620,6 +652,97 @@ impl Tx<Data> {
             .execute(self.conn())
             .await?;
         Ok(())
+    }
+
+    /// Marks `devices` seen now, in a few statements for a whole group:
+    /// those whose sighting says they were offline (last seen more than
+    /// `heartbeat_ms` ago, or never) are marked only if the row agrees (so
+    /// one of concurrent requests finds a device back), and get their
+    /// `offline` and `online` timeline entries. The devices that came back.
+    pub async fn mark_devices_seen(
+        &mut self,
+        devices: &[TokenDevice],
+        heartbeat_ms: i64,
+    ) -> Result<Vec<TokenDevice>, StoreError> {
+        let now = self.now();
+        let offline_since = now.saturating_sub(heartbeat_ms);
+        let (maybe_back, online): (Vec<&TokenDevice>, Vec<&TokenDevice>) = devices
+            .iter()
+            .partition(|d| d.last_seen_at.is_none_or(|at| at < offline_since));
+        for chunk in online.chunks(HISTORY_ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "UPDATE devices SET last_seen_at = $1 WHERE id IN ({})",
+                placeholders(1, chunk.len())
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql)).bind(now);
+            for d in chunk {
+                query = query.bind(d.id.0);
+            }
+            query.execute(self.conn()).await?;
+        }
+        let mut back = Vec::new();
+        for chunk in maybe_back.chunks(HISTORY_ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "UPDATE devices SET last_seen_at = $1 WHERE id IN ({}) \
+                 AND (last_seen_at IS NULL OR last_seen_at < $2) RETURNING id",
+                placeholders(2, chunk.len())
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql))
+                .bind(now)
+                .bind(offline_since);
+            for d in chunk {
+                query = query.bind(d.id.0);
+            }
+            let ids: Vec<i64> = query
+                .fetch_all(self.conn())
+                .await?
+                .iter()
+                .map(|row| row.try_get(0))
+                .collect::<Result<_, _>>()?;
+            back.extend(
+                chunk
+                    .iter()
+                    .filter(|d| ids.contains(&d.id.0))
+                    .map(|d| (*d).clone()),
+            );
+            // Devices the row said were online after all: seen now too.
+            let rest: Vec<&&TokenDevice> =
+                chunk.iter().filter(|d| !ids.contains(&d.id.0)).collect();
+            if !rest.is_empty() {
+                let sql = format!(
+                    "UPDATE devices SET last_seen_at = $1 WHERE id IN ({})",
+                    placeholders(1, rest.len())
+                );
+                let mut query = sqlx::query(AssertSqlSafe(sql)).bind(now);
+                for d in rest {
+                    query = query.bind(d.id.0);
+                }
+                query.execute(self.conn()).await?;
+            }
+        }
+        // Their timeline entries, in one statement per 500.
+        let mut entries: Vec<(DeviceId, i64, &str)> = Vec::new();
+        for d in &back {
+            if let Some(at) = d.last_seen_at {
+                entries.push((d.id, at.saturating_add(heartbeat_ms), TIMELINE_OFFLINE));
+            }
+            entries.push((d.id, now, TIMELINE_ONLINE));
+        }
+        for chunk in entries.chunks(HISTORY_ROWS_PER_STATEMENT) {
+            let tuples: Vec<String> = (0..chunk.len())
+                .map(|i| format!("({}, 'info', '')", placeholders(i * 3, 3)))
+                .collect();
+            let sql = format!(
+                "INSERT INTO device_events (device_id, at, code, level, description) VALUES {}",
+                tuples.join(", ")
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for (device, at, code) in chunk {
+                query = query.bind(device.0).bind(*at).bind(*code);
+            }
+            query.execute(self.conn()).await?;
+        }
+        Ok(back)
     }
 
     /// Marks `device` seen now if it was last seen at or before

@@ -35,6 +35,10 @@ const QUEUE: usize = 4096;
 /// Tokens the cache keeps at most (it starts over when full).
 const TOKENS: usize = 200_000;
 
+/// Where a job's answer goes: the device its token named (for the journal)
+/// and the answer.
+pub(crate) type Reply = oneshot::Sender<(Option<DeviceId>, Result<(), DeviceApiError>)>;
+
 /// One request waiting for the writer.
 pub(crate) enum Job {
     /// An `update`: its token's hash, its writes, and where to send the
@@ -42,7 +46,7 @@ pub(crate) enum Job {
     Update {
         hash: String,
         writes: Vec<PinWrite>,
-        reply: oneshot::Sender<(Option<DeviceId>, Result<(), DeviceApiError>)>,
+        reply: Reply,
     },
     /// A read request's sighting of a device (due, see [`seen_due`]):
     /// marked with the next group; told when committed.
@@ -68,7 +72,7 @@ struct Writer {
 
 /// What one request of a group comes to before the commit.
 struct Checked {
-    reply: Option<oneshot::Sender<(Option<DeviceId>, Result<(), DeviceApiError>)>>,
+    reply: Reply,
     device: Option<DeviceId>,
     answer: Result<(), DeviceApiError>,
 }
@@ -129,9 +133,7 @@ impl Writer {
                         self.app.publish(device, [change]);
                     }
                     for c in checked {
-                        if let Some(reply) = c.reply {
-                            let _ = reply.send((c.device, c.answer));
-                        }
+                        let _ = c.reply.send((c.device, c.answer));
                     }
                     return;
                 }
@@ -180,9 +182,9 @@ impl Writer {
                     .into_iter()
                     .zip(answers)
                     .map(|(job, (device, answer))| Checked {
-                        reply: Some(match job {
+                        reply: match job {
                             Job::Update { reply, .. } | Job::Seen(_, reply) => reply,
-                        }),
+                        },
                         device,
                         answer,
                     })

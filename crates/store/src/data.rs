@@ -213,7 +213,7 @@ impl<M> Tx<M> {
         hashes: &[&str],
     ) -> Result<Vec<(String, TokenDevice)>, StoreError> {
         let mut found = Vec::with_capacity(hashes.len());
-        for chunk in hashes.chunks(HISTORY_ROWS_PER_STATEMENT) {
+        for chunk in statement_chunks(&hashes) {
             let sql = format!(
                 "SELECT id, template_id, last_seen_at, auth_token_hash FROM devices \
                  WHERE auth_token_hash IN ({})",
@@ -427,9 +427,29 @@ impl<M> Tx<M> {
     }
 }
 
-/// History rows per INSERT statement (7 parameters each, well within both
-/// engines' limits).
-const HISTORY_ROWS_PER_STATEMENT: usize = 500;
+/// Rows per multi-row statement at most. Kept small on purpose: SQLite
+/// finds each `$N` parameter by a linear scan of the statement's names (sqlx
+/// binds by name), so a statement's binding cost grows with the square of
+/// its parameters — 500 rows of 6 took most of a group's time.
+const HISTORY_ROWS_PER_STATEMENT: usize = 32;
+
+/// Splits `rows` into chunks of [`HISTORY_ROWS_PER_STATEMENT`] and then of
+/// powers of two, so that a few statement texts (each prepared once per
+/// connection and cached) serve every group size.
+fn statement_chunks<T>(rows: &[T]) -> Vec<&[T]> {
+    let mut chunks = Vec::new();
+    let mut rest = rows;
+    while !rest.is_empty() {
+        let mut size = HISTORY_ROWS_PER_STATEMENT;
+        while size > rest.len() {
+            size /= 2;
+        }
+        let (chunk, tail) = rest.split_at(size);
+        chunks.push(chunk);
+        rest = tail;
+    }
+    chunks
+}
 
 impl<M> Tx<M> {
     /// Writes `values` of `device`: every one into its pin's history, and
@@ -455,7 +475,7 @@ impl<M> Tx<M> {
         for (device, write) in values {
             rows.push((*device, *write, value_columns(&write.value)?));
         }
-        for chunk in rows.chunks(HISTORY_ROWS_PER_STATEMENT) {
+        for chunk in statement_chunks(&rows) {
             let tuples: Vec<String> = (0..chunk.len())
                 .map(|i| format!("({})", placeholders(i * 6, 6)))
                 .collect();
@@ -487,7 +507,7 @@ impl<M> Tx<M> {
             }
         }
         let newest: Vec<usize> = newest.into_values().collect();
-        for chunk in newest.chunks(HISTORY_ROWS_PER_STATEMENT) {
+        for chunk in statement_chunks(&newest) {
             let tuples: Vec<String> = (0..chunk.len())
                 .map(|i| format!("({})", placeholders(i * 6, 6)))
                 .collect();
@@ -669,7 +689,7 @@ impl Tx<Data> {
         let (maybe_back, online): (Vec<&TokenDevice>, Vec<&TokenDevice>) = devices
             .iter()
             .partition(|d| d.last_seen_at.is_none_or(|at| at < offline_since));
-        for chunk in online.chunks(HISTORY_ROWS_PER_STATEMENT) {
+        for chunk in statement_chunks(&online) {
             let sql = format!(
                 "UPDATE devices SET last_seen_at = $1 WHERE id IN ({})",
                 placeholders(1, chunk.len())
@@ -681,7 +701,7 @@ impl Tx<Data> {
             query.execute(self.conn()).await?;
         }
         let mut back = Vec::new();
-        for chunk in maybe_back.chunks(HISTORY_ROWS_PER_STATEMENT) {
+        for chunk in statement_chunks(&maybe_back) {
             let sql = format!(
                 "UPDATE devices SET last_seen_at = $1 WHERE id IN ({}) \
                  AND (last_seen_at IS NULL OR last_seen_at < $2) RETURNING id",
@@ -728,7 +748,7 @@ impl Tx<Data> {
             }
             entries.push((d.id, now, TIMELINE_ONLINE));
         }
-        for chunk in entries.chunks(HISTORY_ROWS_PER_STATEMENT) {
+        for chunk in statement_chunks(&entries) {
             let tuples: Vec<String> = (0..chunk.len())
                 .map(|i| format!("({}, 'info', '')", placeholders(i * 3, 3)))
                 .collect();
@@ -1041,5 +1061,23 @@ impl Tx<Write> {
         )
         .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statement_chunks_cover_every_row_in_few_sizes() {
+        for n in 0..200 {
+            let rows: Vec<usize> = (0..n).collect();
+            let chunks = statement_chunks(&rows);
+            let joined: Vec<usize> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
+            assert_eq!(joined, rows);
+            for chunk in &chunks {
+                assert!(chunk.len().is_power_of_two() && chunk.len() <= HISTORY_ROWS_PER_STATEMENT);
+            }
+        }
     }
 }

@@ -32,6 +32,9 @@ pub struct DeviceApiLimits {
     pub requests_per_second: u32,
     /// Bytes of one string value.
     pub string_value_bytes: usize,
+    /// Days a device's values and events are kept when its template sets
+    /// no retention of its own ([`App::prune_history`]).
+    pub history_retention_days: i64,
 }
 
 impl Default for DeviceApiLimits {
@@ -39,6 +42,7 @@ impl Default for DeviceApiLimits {
         Self {
             requests_per_second: 50,
             string_value_bytes: bounds::STRING_VALUE,
+            history_retention_days: bounds::HISTORY_RETENTION_DAYS,
         }
     }
 }

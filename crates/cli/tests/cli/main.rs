@@ -3,5 +3,6 @@
 //! sees — exit status, standard output and the log.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod durability;
 mod first_run;
 mod recover;

@@ -35,6 +35,8 @@ pub struct DeviceApiLimits {
     /// Days a device's values and events are kept when its template sets
     /// no retention of its own ([`App::prune_history`]).
     pub history_retention_days: i64,
+    /// Most rows one write transaction of the history pruner deletes.
+    pub prune_batch_rows: u32,
 }
 
 impl Default for DeviceApiLimits {
@@ -43,6 +45,7 @@ impl Default for DeviceApiLimits {
             requests_per_second: 50,
             string_value_bytes: bounds::STRING_VALUE,
             history_retention_days: bounds::HISTORY_RETENTION_DAYS,
+            prune_batch_rows: crate::maintenance::PRUNE_BATCH_ROWS,
         }
     }
 }

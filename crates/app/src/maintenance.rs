@@ -7,10 +7,11 @@
 use crate::{App, AppError};
 use arbor_store::{Claim, Failure, MailRecord, PrunePolicy, Pruned};
 
-/// Most rows one write transaction of the history pruner deletes: short
-/// enough that a device write waiting for the lock behind it is delayed by
-/// milliseconds (docs/device-api.md, "History retention").
-pub const PRUNE_BATCH_ROWS: u32 = 5000;
+/// The default of the most rows one write transaction of the history
+/// pruner deletes (`device_api.prune_batch_rows`): short enough that a
+/// device write waiting for the lock behind it is delayed by milliseconds
+/// (docs/device-api.md, "History retention").
+pub const PRUNE_BATCH_ROWS: u32 = 1000;
 
 impl App {
     /// The database answers (readiness).
@@ -40,9 +41,10 @@ impl App {
     /// interleave with. Device data, not an authorization fact: no audit
     /// event. Returns what it deleted.
     pub async fn prune_history(&self) -> Result<Pruned, AppError> {
+        let limits = self.device_api_limits();
         let policy = PrunePolicy {
-            default_days: self.device_api_limits().history_retention_days,
-            batch_rows: PRUNE_BATCH_ROWS,
+            default_days: limits.history_retention_days,
+            batch_rows: limits.prune_batch_rows,
         };
         // Idempotent: rerun whole on contention, as use cases are.
         self.retrying(|| async { Ok(self.store.prune_device_data(policy).await?) })

@@ -290,6 +290,8 @@ pub struct DeviceApiConfig {
     /// Seconds between two runs of the history pruner (the first runs at
     /// start).
     pub prune_interval_secs: u64,
+    /// Most rows one of the pruner's write transactions deletes.
+    pub prune_batch_rows: u32,
 }
 
 impl Default for DeviceApiConfig {
@@ -301,6 +303,7 @@ impl Default for DeviceApiConfig {
             string_value_bytes: limits.string_value_bytes,
             history_retention_days: u32::try_from(limits.history_retention_days).unwrap_or(30),
             prune_interval_secs: 3600,
+            prune_batch_rows: limits.prune_batch_rows,
         }
     }
 }
@@ -311,6 +314,7 @@ impl DeviceApiConfig {
             requests_per_second: self.requests_per_second,
             string_value_bytes: self.string_value_bytes,
             history_retention_days: i64::from(self.history_retention_days),
+            prune_batch_rows: self.prune_batch_rows,
         }
     }
 }
@@ -667,6 +671,11 @@ impl Config {
         if self.device_api.prune_interval_secs < 1 {
             return Err(
                 "invalid configuration: device_api.prune_interval_secs must be at least 1".into(),
+            );
+        }
+        if !(1..=100_000).contains(&self.device_api.prune_batch_rows) {
+            return Err(
+                "invalid configuration: device_api.prune_batch_rows must be 1 to 100000".into(),
             );
         }
         if self.authz_cache.keep_versions < 1 {
@@ -1077,6 +1086,7 @@ mod tests {
             "history_retention_days = 0",
             "history_retention_days = 3651",
             "prune_interval_secs = 0",
+            "prune_batch_rows = 0",
         ] {
             std::fs::write(&file, format!("[device_api]\n{bad}\n")).unwrap();
             let error = Config::load(Some(&file), Flags { bind: None }).unwrap_err();

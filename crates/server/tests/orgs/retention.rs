@@ -348,7 +348,7 @@ async fn device_writes_during_a_prune_all_succeed(engine: Engine) {
         during_first.load(Ordering::SeqCst)
     );
     assert_eq!(removed, 60_000);
-    // In batches: at most 5,000 rows per write transaction.
+    // In batches: at most PRUNE_BATCH_ROWS (1,000) rows per write transaction.
     let batch = u64::from(arbor_app::maintenance::PRUNE_BATCH_ROWS);
     assert!(first.transactions * batch >= first.rows(), "{first:?}");
     assert!(

@@ -33,6 +33,11 @@ pub struct DeviceApiLimits {
     pub requests_per_second: u32,
     /// Bytes of one string value.
     pub string_value_bytes: usize,
+    /// Days a device's values and events are kept when its template sets
+    /// no retention of its own ([`App::prune_history`]).
+    pub history_retention_days: i64,
+    /// Most rows one write transaction of the history pruner deletes.
+    pub prune_batch_rows: u32,
 }
 
 impl Default for DeviceApiLimits {
@@ -40,6 +45,8 @@ impl Default for DeviceApiLimits {
         Self {
             requests_per_second: 50,
             string_value_bytes: bounds::STRING_VALUE,
+            history_retention_days: bounds::HISTORY_RETENTION_DAYS,
+            prune_batch_rows: crate::maintenance::PRUNE_BATCH_ROWS,
         }
     }
 }

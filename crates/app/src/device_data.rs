@@ -116,6 +116,19 @@ async fn datastream_on<M>(
         }))
 }
 
+/// The device, if the actor may read its data by `action` (else the
+/// audited 404 or 403 of the device rule).
+async fn readable(
+    step: &mut crate::run::ReadStep,
+    device: DeviceId,
+    action: DeviceAction,
+) -> Result<DeviceRecord, Stop> {
+    let record = step.tx.device(device).await.found(step, "device")?;
+    let decision = step.actor.read_device_data(action, &record.facts());
+    step.require(decision, "device")?;
+    Ok(record)
+}
+
 impl App {
     /// Every datastream of a device's template with its current value and
     /// widget properties (device `view`).
@@ -130,11 +143,7 @@ impl App {
             format!("device:{device}"),
         );
         read_case!(self, caller, event, |step| {
-            let record = step.tx.device(device).await.found(step, "device")?;
-            let decision = step
-                .actor
-                .read_device_data(DeviceAction::View, &record.facts());
-            step.require(decision, "device")?;
+            let record = readable(step, device, DeviceAction::View).await?;
             let streams = step.tx.template_datastreams(record.template).await?;
             let values = step.tx.current_values(device, &[]).await?;
             let properties = step.tx.pin_properties(device).await?;
@@ -170,11 +179,7 @@ impl App {
         )
         .detail("pin", pin);
         read_case!(self, caller, event, |step| {
-            let record = step.tx.device(device).await.found(step, "device")?;
-            let decision = step
-                .actor
-                .read_device_data(DeviceAction::View, &record.facts());
-            step.require(decision, "device")?;
+            let record = readable(step, device, DeviceAction::View).await?;
             let ds = match datastream_on(&mut step.tx, &record, pin).await? {
                 Ok(ds) => ds,
                 Err(e) => return Err(step.fail(e)),
@@ -294,11 +299,7 @@ impl App {
             format!("device:{device}"),
         );
         read_case!(self, caller, event, |step| {
-            let record = step.tx.device(device).await.found(step, "device")?;
-            let decision = step
-                .actor
-                .read_device_data(DeviceAction::ViewTimeline, &record.facts());
-            step.require(decision, "device")?;
+            readable(step, device, DeviceAction::ViewTimeline).await?;
             let limit = limit.clamp(1, MAX_TIMELINE_PAGE);
             Ok(step
                 .tx
@@ -320,11 +321,7 @@ impl App {
     ) -> Result<Report, AppError> {
         let event = AuditEvent::new(caller.client, "device.report", format!("device:{device}"));
         read_case!(self, caller, event, |step| {
-            let record = step.tx.device(device).await.found(step, "device")?;
-            let decision = step
-                .actor
-                .read_device_data(DeviceAction::DownloadReports, &record.facts());
-            step.require(decision, "device")?;
+            let record = readable(step, device, DeviceAction::DownloadReports).await?;
             let all = step.tx.template_datastreams(record.template).await?;
             let mut datastreams = Vec::new();
             for pin in pins {
@@ -421,11 +418,7 @@ impl App {
             format!("device:{device}"),
         );
         let tab = read_case!(self, caller, event, |step| {
-            let record = step.tx.device(device).await.found(step, "device")?;
-            let decision = step
-                .actor
-                .read_device_data(DeviceAction::ServiceTab, &record.facts());
-            step.require(decision, "device")?;
+            let record = readable(step, device, DeviceAction::ServiceTab).await?;
             let properties = step.tx.pin_properties(device).await?;
             Ok(ServiceTab {
                 device: record,

@@ -1,10 +1,17 @@
 //! What the server does for itself while it runs, not on anyone's behalf:
 //! readiness, pruning the authorization change feed and the failed-login
-//! counters, delivering queued mail.
+//! counters, pruning device history past its retention, delivering queued
+//! mail.
 //! Bookkeeping of the store, not users' actions: nothing here is audited.
 
 use crate::{App, AppError};
-use arbor_store::{Claim, Failure, MailRecord};
+use arbor_store::{Claim, Failure, MailRecord, PrunePolicy, Pruned};
+
+/// The default of the most rows one write transaction of the history
+/// pruner deletes (`device_api.prune_batch_rows`): short enough that a
+/// device write waiting for the lock behind it is delayed by milliseconds
+/// (docs/device-api.md, "History retention").
+pub const PRUNE_BATCH_ROWS: u32 = 1000;
 
 impl App {
     /// The database answers (readiness).
@@ -25,6 +32,23 @@ impl App {
     pub async fn prune_login_failures(&self) -> Result<u64, AppError> {
         let before = self.store.now_ms() - self.throttle.forget_after_ms;
         Ok(self.store.prune_login_failures(before).await?)
+    }
+
+    /// Deletes the datastream history and device events older than their
+    /// template's retention (`history_retention_days`; unset: the server's
+    /// default, [`crate::device_api::DeviceApiLimits::history_retention_days`]),
+    /// as of the store's clock, in short batches that device writes
+    /// interleave with. Device data, not an authorization fact: no audit
+    /// event. Returns what it deleted.
+    pub async fn prune_history(&self) -> Result<Pruned, AppError> {
+        let limits = self.device_api_limits();
+        let policy = PrunePolicy {
+            default_days: limits.history_retention_days,
+            batch_rows: limits.prune_batch_rows,
+        };
+        // Idempotent: rerun whole on contention, as use cases are.
+        self.retrying(|| async { Ok(self.store.prune_device_data(policy).await?) })
+            .await
     }
 
     /// Queued mail, newest first: unsent only, or all.

@@ -21,6 +21,8 @@ pub struct TemplateEdit {
     pub datastreams: Option<Vec<Datastream>>,
     pub events: Option<Vec<Event>>,
     pub metafields: Option<Vec<Metafield>>,
+    /// `Some(None)` goes back to the server's default retention.
+    pub history_retention_days: Option<Option<i64>>,
 }
 
 impl TemplateEdit {
@@ -39,6 +41,9 @@ impl TemplateEdit {
         }
         if let Some(metafields) = &self.metafields {
             content.metafields = metafields.clone();
+        }
+        if let Some(days) = self.history_retention_days {
+            content.history_retention_days = days;
         }
         content
     }

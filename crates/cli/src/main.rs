@@ -280,6 +280,8 @@ async fn serve(mut config: Config, demo: bool) -> Result<()> {
         state.mail.clone(),
     ));
     tokio::spawn(arbor_server::cache::run(state.clone()));
+    let prune_every = std::time::Duration::from_secs(config.device_api.prune_interval_secs);
+    tokio::spawn(arbor_server::retention::run(state.app.clone(), prune_every));
     tracing::info!(
         "Arbor listening on http://{bound} (API docs at /api/docs, links in mail start with {}, {})",
         config.public_base(),

@@ -30,6 +30,12 @@ pub mod bounds {
     pub const SEEN_EVERY_MS: i64 = 1000;
     /// Integers are exact in a double up to 2^53.
     pub const MAX_EXACT_INTEGER: f64 = 9_007_199_254_740_992.0;
+    /// Days a device's values and events are kept when its template sets
+    /// no retention of its own (the server's default
+    /// `device_api.history_retention_days`).
+    pub const HISTORY_RETENTION_DAYS: i64 = 30;
+    /// One day, in ms.
+    pub const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 }
 
 /// A datastream value: one part (a number for integer and double
@@ -339,6 +345,12 @@ pub fn point_time_ok(now: i64, at: i64) -> bool {
         && at <= now.saturating_add(bounds::BATCH_WINDOW_MS)
 }
 
+/// The oldest time (unix ms) a device's history keeps `now` when its
+/// template keeps `retention_days`: points before it are pruned.
+pub fn retention_cutoff(now: i64, retention_days: i64) -> i64 {
+    now.saturating_sub(retention_days.saturating_mul(bounds::DAY_MS))
+}
+
 /// Whether a device last seen at `last_seen` is online `now`.
 pub fn online(last_seen: Option<i64>, now: i64, heartbeat_ms: i64) -> bool {
     last_seen.is_some_and(|seen| now.saturating_sub(seen) <= heartbeat_ms)
@@ -370,6 +382,15 @@ mod tests {
 
     fn number(n: f64) -> Result<PinValue, ValueRefusal> {
         Ok(PinValue::One(Scalar::Number(n)))
+    }
+
+    #[test]
+    fn the_retention_cutoff_lies_its_days_before_now() {
+        let now = 1_700_000_000_000;
+        assert_eq!(retention_cutoff(now, 1), now - bounds::DAY_MS);
+        assert_eq!(retention_cutoff(now, 30), now - 30 * bounds::DAY_MS);
+        // No overflow: an absurd retention keeps everything ever sent.
+        assert!(retention_cutoff(now, i64::MAX) < 0);
     }
 
     #[test]

@@ -36,6 +36,8 @@ pub mod bounds {
     pub const STRING_DEFAULT: usize = 255;
     /// Most decimals a double datastream shows.
     pub const MAX_DECIMALS: u8 = 6;
+    /// Longest history retention a template may set, in days (ten years).
+    pub const MAX_HISTORY_RETENTION_DAYS: i64 = 3650;
 }
 
 /// What a datastream holds.
@@ -188,6 +190,11 @@ pub struct TemplateContent {
     pub datastreams: Vec<Datastream>,
     pub events: Vec<Event>,
     pub metafields: Vec<Metafield>,
+    /// How many days the values and events its devices send are kept
+    /// (1 to [`bounds::MAX_HISTORY_RETENTION_DAYS`]); `None`: the server's
+    /// default (`device_api.history_retention_days`).
+    #[serde(default)]
+    pub history_retention_days: Option<i64>,
 }
 
 /// A template's content that passed [`TemplateContent::checked`]: names
@@ -433,7 +440,8 @@ impl TemplateContent {
     /// The content with names trimmed, or the first rule it breaks: pins
     /// V0–V255 and unique, unique event codes and metafield names (ignoring
     /// case), min ≤ max, an enum with values and a default among them, a
-    /// default within min and max, bounded names and counts.
+    /// default within min and max, bounded names and counts, a history
+    /// retention of 1 to 3650 days when one is set.
     pub fn checked(self) -> Result<CheckedTemplate, DomainError> {
         let name = text::name("name", &self.name, limits::DEVICE_TEMPLATE_NAME)?;
         let description = text::free_text("description", &self.description, bounds::DESCRIPTION)?;
@@ -466,6 +474,17 @@ impl TemplateContent {
             }
             events.push(event);
         }
+        if let Some(days) = self.history_retention_days
+            && !(1..=bounds::MAX_HISTORY_RETENTION_DAYS).contains(&days)
+        {
+            return invalid(
+                "history_retention_days",
+                format!(
+                    "must be 1 to {} days, or null for the server's default (is {days})",
+                    bounds::MAX_HISTORY_RETENTION_DAYS
+                ),
+            );
+        }
         let mut names = BTreeSet::new();
         let mut metafields = Vec::with_capacity(self.metafields.len());
         for (i, field) in self.metafields.into_iter().enumerate() {
@@ -487,6 +506,7 @@ impl TemplateContent {
             datastreams,
             events,
             metafields,
+            history_retention_days: self.history_retention_days,
         }))
     }
 }
@@ -524,6 +544,7 @@ mod tests {
                 value_type: MetafieldType::Text,
                 default_value: String::new(),
             }],
+            history_retention_days: None,
         }
     }
 
@@ -643,6 +664,31 @@ mod tests {
         t.metafields[0].value_type = MetafieldType::Number;
         t.metafields[0].default_value = "twelve".into();
         assert_eq!(field(t.checked()), "metafields.default_value");
+    }
+
+    #[test]
+    fn history_retention_is_one_day_to_ten_years_or_the_default() {
+        for days in [
+            None,
+            Some(1),
+            Some(30),
+            Some(bounds::MAX_HISTORY_RETENTION_DAYS),
+        ] {
+            let mut t = template(Vec::new());
+            t.history_retention_days = days;
+            assert_eq!(t.checked().unwrap().content().history_retention_days, days);
+        }
+        for days in [0, -1, bounds::MAX_HISTORY_RETENTION_DAYS + 1, i64::MAX] {
+            let mut t = template(Vec::new());
+            t.history_retention_days = Some(days);
+            match t.checked() {
+                Err(DomainError::Invalid { field, reason }) => {
+                    assert_eq!(field, "history_retention_days");
+                    assert!(reason.contains("1 to 3650 days"), "{reason}");
+                }
+                other => panic!("{days}: {other:?}"),
+            }
+        }
     }
 
     #[test]

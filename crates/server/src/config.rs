@@ -284,6 +284,14 @@ pub struct DeviceApiConfig {
     pub requests_per_second: u32,
     /// Bytes of one string value.
     pub string_value_bytes: usize,
+    /// Days the values and events a device sends are kept when its
+    /// template sets no `history_retention_days` of its own (1–3650).
+    pub history_retention_days: u32,
+    /// Seconds between two runs of the history pruner (the first runs at
+    /// start).
+    pub prune_interval_secs: u64,
+    /// Most rows one of the pruner's write transactions deletes.
+    pub prune_batch_rows: u32,
 }
 
 impl Default for DeviceApiConfig {
@@ -293,6 +301,9 @@ impl Default for DeviceApiConfig {
             body_limit_bytes: 2 * 1024 * 1024,
             requests_per_second: limits.requests_per_second,
             string_value_bytes: limits.string_value_bytes,
+            history_retention_days: u32::try_from(limits.history_retention_days).unwrap_or(30),
+            prune_interval_secs: 3600,
+            prune_batch_rows: limits.prune_batch_rows,
         }
     }
 }
@@ -302,6 +313,8 @@ impl DeviceApiConfig {
         arbor_app::device_api::DeviceApiLimits {
             requests_per_second: self.requests_per_second,
             string_value_bytes: self.string_value_bytes,
+            history_retention_days: i64::from(self.history_retention_days),
+            prune_batch_rows: self.prune_batch_rows,
         }
     }
 }
@@ -648,6 +661,22 @@ impl Config {
                 "invalid configuration: device_api.string_value_bytes must be at least 1 \
                  and device_api.body_limit_bytes at least 1024"
                     .into(),
+            );
+        }
+        let most = arbor_core::template::bounds::MAX_HISTORY_RETENTION_DAYS;
+        if !(1..=most).contains(&i64::from(self.device_api.history_retention_days)) {
+            return Err(format!(
+                "invalid configuration: device_api.history_retention_days must be 1 to {most}"
+            ));
+        }
+        if self.device_api.prune_interval_secs < 1 {
+            return Err(
+                "invalid configuration: device_api.prune_interval_secs must be at least 1".into(),
+            );
+        }
+        if !(1..=100_000).contains(&self.device_api.prune_batch_rows) {
+            return Err(
+                "invalid configuration: device_api.prune_batch_rows must be 1 to 100000".into(),
             );
         }
         if self.authz_cache.keep_versions < 1 {
@@ -1036,6 +1065,35 @@ mod tests {
         std::fs::write(&file, "[metrics]\ntoken = \"short\"\n").unwrap();
         let error = Config::load(Some(&file), Flags { bind: None }).unwrap_err();
         assert!(error.contains("metrics.token"), "{error}");
+    }
+
+    #[test]
+    fn history_retention_defaults_to_30_days_hourly_and_is_bounded() {
+        let config = Config::load(None, Flags { bind: None }).unwrap();
+        assert_eq!(config.device_api.history_retention_days, 30);
+        assert_eq!(config.device_api.prune_interval_secs, 3600);
+        assert_eq!(config.device_api.limits().history_retention_days, 30);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("arbor.toml");
+        std::fs::write(
+            &file,
+            "[device_api]\nhistory_retention_days = 365\nprune_interval_secs = 60\n",
+        )
+        .unwrap();
+        let config = Config::load(Some(&file), Flags { bind: None }).unwrap();
+        assert_eq!(config.device_api.limits().history_retention_days, 365);
+        assert_eq!(config.device_api.prune_interval_secs, 60);
+        for bad in [
+            "history_retention_days = 0",
+            "history_retention_days = 3651",
+            "prune_interval_secs = 0",
+            "prune_batch_rows = 0",
+        ] {
+            std::fs::write(&file, format!("[device_api]\n{bad}\n")).unwrap();
+            let error = Config::load(Some(&file), Flags { bind: None }).unwrap_err();
+            let key = bad.split(' ').next().unwrap();
+            assert!(error.contains(&format!("device_api.{key}")), "{error}");
+        }
     }
 
     #[test]

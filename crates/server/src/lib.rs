@@ -15,6 +15,7 @@ pub mod mail;
 pub mod observe;
 pub mod redact;
 pub mod request_id;
+pub mod retention;
 pub mod web;
 
 use crate::auth::client::TrustedProxies;

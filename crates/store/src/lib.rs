@@ -30,6 +30,7 @@ mod mail;
 mod orgs;
 mod places;
 mod pool_stats;
+mod retention;
 mod roles;
 mod rows;
 mod scopes;
@@ -59,6 +60,7 @@ pub use mail::{Claim, Failure, MailKind, MailLink, MailRecord};
 pub use orgs::OrgSettings;
 pub use places::{LocationRecord, TagRecord};
 pub use pool_stats::PoolStats;
+pub use retention::{PrunePolicy, Pruned};
 pub use roles::StoredTemplate;
 pub use rows::{
     DeviceRecord, DeviceTemplateId, DeviceTokenRecord, HierarchySettings, NewDatastream, NewDevice,

@@ -75,8 +75,8 @@ impl<M> Tx<M> {
         id: DeviceTemplateId,
     ) -> Result<DeviceTemplateRecord, StoreError> {
         let row = sqlx::query(
-            "SELECT hierarchy_id, name, description, created_at, updated_at \
-             FROM device_templates WHERE id = $1",
+            "SELECT hierarchy_id, name, description, created_at, updated_at, \
+             history_retention_days FROM device_templates WHERE id = $1",
         )
         .bind(id.0)
         .fetch_optional(self.conn())
@@ -88,6 +88,7 @@ impl<M> Tx<M> {
         let mut content = TemplateContent {
             name: row.try_get(1)?,
             description: row.try_get(2)?,
+            history_retention_days: row.try_get(5)?,
             ..TemplateContent::default()
         };
         let created_at = row.try_get(3)?;
@@ -256,13 +257,14 @@ impl Tx<Write> {
     ) -> Result<DeviceTemplateId, StoreError> {
         let content = template.content();
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO device_templates (hierarchy_id, name, description, created_at) \
-             VALUES ($1, $2, $3, $4) RETURNING id",
+            "INSERT INTO device_templates (hierarchy_id, name, description, created_at, \
+             history_retention_days) VALUES ($1, $2, $3, $4, $5) RETURNING id",
         )
         .bind(hierarchy.0)
         .bind(content.name.clone())
         .bind(content.description.clone())
         .bind(self.now())
+        .bind(content.history_retention_days)
         .fetch_one(self.conn())
         .await?;
         let id = DeviceTemplateId(id);
@@ -270,8 +272,8 @@ impl Tx<Write> {
         Ok(id)
     }
 
-    /// Replaces a template's name, description and every part, in this
-    /// transaction.
+    /// Replaces a template's name, description, history retention and every
+    /// part, in this transaction.
     pub async fn replace_template<A: Permits<writes::UpdateDeviceTemplate>>(
         &mut self,
         _by: &Allowed<A>,
@@ -280,12 +282,13 @@ impl Tx<Write> {
     ) -> Result<(), StoreError> {
         let content = template.content();
         let done = sqlx::query(
-            "UPDATE device_templates SET name = $1, description = $2, updated_at = $3 \
-             WHERE id = $4",
+            "UPDATE device_templates SET name = $1, description = $2, updated_at = $3, \
+             history_retention_days = $4 WHERE id = $5",
         )
         .bind(content.name.clone())
         .bind(content.description.clone())
         .bind(self.now())
+        .bind(content.history_retention_days)
         .bind(id.0)
         .execute(self.conn())
         .await?;

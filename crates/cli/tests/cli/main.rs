@@ -3,6 +3,7 @@
 //! sees — exit status, standard output and the log.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod durability;
 mod first_run;
 mod recover;
 mod simulate;

@@ -20,7 +20,7 @@ use arbor_core::template::{
 };
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -124,6 +124,16 @@ pub struct NewTemplateBody {
     pub events: Vec<EventBody>,
     #[serde(default)]
     pub metafields: Vec<MetafieldBody>,
+    /// Days the values and events of the template's devices are kept,
+    /// 1–3650; left out or `null`: the server's default
+    /// (`device_api.history_retention_days`, 30 unless configured).
+    #[serde(default)]
+    pub history_retention_days: Option<i64>,
+}
+
+/// `Some(None)` for an explicit `null`, `None` (by `default`) for a missing key.
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>, D::Error> {
+    Option::<i64>::deserialize(d).map(Some)
 }
 
 /// An edit: each field given replaces the stored one (a list replaces the
@@ -136,10 +146,17 @@ pub struct TemplateEditBody {
     pub datastreams: Option<Vec<DatastreamBody>>,
     pub events: Option<Vec<EventBody>>,
     pub metafields: Option<Vec<MetafieldBody>>,
+    /// 1–3650 days; `null` goes back to the server's default; left out:
+    /// unchanged.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>)]
+    pub history_retention_days: Option<Option<i64>>,
 }
 
-/// A template with its parts.
+/// A template with its parts. (Named apart in the OpenAPI document: the
+/// roles API has a `TemplateView` of its own, which hid this one.)
 #[derive(Serialize, ToSchema)]
+#[schema(as = DeviceTemplateView)]
 pub struct TemplateView {
     pub id: i64,
     pub name: String,
@@ -147,6 +164,9 @@ pub struct TemplateView {
     pub datastreams: Vec<DatastreamBody>,
     pub events: Vec<EventBody>,
     pub metafields: Vec<MetafieldBody>,
+    /// Days the values and events of the template's devices are kept;
+    /// `null`: the server's default (`device_api.history_retention_days`).
+    pub history_retention_days: Option<i64>,
     /// Unix milliseconds.
     pub created_at: i64,
     /// Unix milliseconds of the last edit, if any.
@@ -290,6 +310,7 @@ impl From<DeviceTemplateRecord> for TemplateView {
             datastreams: parts(t.content.datastreams),
             events: parts(t.content.events),
             metafields: parts(t.content.metafields),
+            history_retention_days: t.content.history_retention_days,
             created_at: t.created_at,
             updated_at: t.updated_at,
             enabled_org_ids: t.enabled_for.iter().map(|o| o.id().0).collect(),
@@ -345,6 +366,7 @@ async fn create_template(
         datastreams: parts(body.datastreams),
         events: parts(body.events),
         metafields: parts(body.metafields),
+        history_retention_days: body.history_retention_days,
     };
     let template = state.app.create_template(&user.caller, content).await?;
     Ok((StatusCode::CREATED, axum::Json(template.into())))
@@ -385,6 +407,7 @@ async fn edit_template(
         datastreams: body.datastreams.map(parts),
         events: body.events.map(parts),
         metafields: body.metafields.map(parts),
+        history_retention_days: body.history_retention_days,
     };
     let template = state
         .app

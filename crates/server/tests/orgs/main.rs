@@ -18,6 +18,7 @@ mod nodes;
 mod places;
 mod readme;
 mod reparent;
+mod retention;
 mod seed;
 mod shared;
 mod support;

@@ -104,6 +104,8 @@ async fn the_root_admin_creates_a_full_template_and_reads_it_back(engine: Engine
     assert_eq!(body["events"][1]["code"], "service_due");
     assert_eq!(body["metafields"][1]["default_value"], "24");
     assert!(body["updated_at"].is_null());
+    // No retention of its own: the server's default.
+    assert!(body["history_retention_days"].is_null());
     assert_eq!(listed(&app, &admin).await, ["Sensor", "Boiler"]);
 
     // An edit replaces what it names and keeps the rest.
@@ -119,6 +121,37 @@ async fn the_root_admin_creates_a_full_template_and_reads_it_back(engine: Engine
     assert_eq!(edited.body["events"], json!([]));
     assert_eq!(edited.body["datastreams"], created.body["datastreams"]);
     assert!(edited.body["updated_at"].is_i64());
+
+    // A retention of its own: set, kept by an edit that leaves it out,
+    // shown on reading, and cleared back to the default with null.
+    let path = format!("/api/v1/device-templates/{id}");
+    let kept = patch(&app, &path, &admin, json!({ "history_retention_days": 90 })).await;
+    assert_eq!(kept.status, 200, "{kept:?}");
+    assert_eq!(kept.body["history_retention_days"], 90);
+    let renamed = patch(&app, &path, &admin, json!({ "name": "Boiler 3" })).await;
+    assert_eq!(renamed.body["history_retention_days"], 90, "{renamed:?}");
+    assert_eq!(
+        get(&app, &path, &admin).await.body["history_retention_days"],
+        90
+    );
+    let cleared = patch(
+        &app,
+        &path,
+        &admin,
+        json!({ "history_retention_days": null }),
+    )
+    .await;
+    assert_eq!(cleared.status, 200, "{cleared:?}");
+    assert!(
+        cleared.body["history_retention_days"].is_null(),
+        "{cleared:?}"
+    );
+    let mut yearly = boiler();
+    yearly["name"] = json!("Yearly boiler");
+    yearly["history_retention_days"] = json!(365);
+    let yearly = post(&app, "/api/v1/device-templates", &admin, yearly).await;
+    assert_eq!(yearly.status, 201, "{yearly:?}");
+    assert_eq!(yearly.body["history_retention_days"], 365);
 
     let rows = audit_since(&app, mark).await;
     let actions: Vec<(&str, &str)> = rows
@@ -190,6 +223,19 @@ async fn invalid_templates_answer_400_naming_the_field_and_change_nothing(engine
             with(&|b| b["datastreams"][0]["name"] = json!("")),
             Some("datastreams.name"),
         ),
+        (
+            with(&|b| b["history_retention_days"] = json!(0)),
+            Some("history_retention_days"),
+        ),
+        (
+            with(&|b| b["history_retention_days"] = json!(3651)),
+            Some("history_retention_days"),
+        ),
+        (
+            with(&|b| b["history_retention_days"] = json!(-30)),
+            Some("history_retention_days"),
+        ),
+        (with(&|b| b["history_retention_days"] = json!("30")), None),
         // Mass assignment and unknown values are refused by the body's shape.
         (with(&|b| b["hierarchy_id"] = json!(1)), None),
         (with(&|b| b["events"][0]["level"] = json!("fatal")), None),
@@ -230,6 +276,15 @@ async fn invalid_templates_answer_400_naming_the_field_and_change_nothing(engine
         reply.body["detail"].as_str().unwrap().contains("V0"),
         "{reply:?}"
     );
+    let reply = post(
+        &app,
+        "/api/v1/device-templates",
+        &admin,
+        with(&|b| b["history_retention_days"] = json!(5000)),
+    )
+    .await;
+    let detail = reply.body["detail"].as_str().unwrap();
+    assert!(detail.contains("1 to 3650 days"), "{reply:?}");
     // A duplicate name is a conflict.
     let twice = post(
         &app,

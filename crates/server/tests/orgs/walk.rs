@@ -547,6 +547,61 @@ async fn every_route_hides_a_neighbours_objects_and_audits_in_the_callers_home(e
             format!("/api/v1/devices/{device}/auth-token"),
             Body::None,
         ),
+        // A device's data (issue 12).
+        hidden(
+            Method::GET,
+            "/api/v1/devices/{id}/datastreams",
+            format!("/api/v1/devices/{device}/datastreams"),
+            Body::None,
+        ),
+        hidden(
+            Method::GET,
+            "/api/v1/devices/{id}/datastreams/{pin}/history",
+            format!("/api/v1/devices/{device}/datastreams/V1/history?granularity=hour"),
+            Body::None,
+        ),
+        hidden(
+            Method::POST,
+            "/api/v1/devices/{id}/datastreams/{pin}",
+            format!("/api/v1/devices/{device}/datastreams/V1"),
+            Body::Json(json!({ "value": 1 })),
+        ),
+        hidden(
+            Method::GET,
+            "/api/v1/devices/{id}/timeline",
+            format!("/api/v1/devices/{device}/timeline"),
+            Body::None,
+        ),
+        hidden(
+            Method::GET,
+            "/api/v1/devices/{id}/report.csv",
+            format!("/api/v1/devices/{device}/report.csv"),
+            Body::None,
+        ),
+        hidden(
+            Method::DELETE,
+            "/api/v1/devices/{id}/data",
+            format!("/api/v1/devices/{device}/data"),
+            Body::None,
+        ),
+        hidden(
+            Method::GET,
+            "/api/v1/devices/{id}/service",
+            format!("/api/v1/devices/{device}/service"),
+            Body::None,
+        ),
+        hidden(
+            Method::GET,
+            "/api/v1/devices/{id}/stream",
+            format!("/api/v1/devices/{device}/stream"),
+            Body::None,
+        ),
+        exempt(
+            Method::GET,
+            "/api/v1/devices/stream",
+            "an endless event stream of the devices the caller may view, each \
+             change decided when it happens (tests/orgs/device_data.rs, live updates)",
+        ),
         hidden(
             Method::POST,
             "/api/v1/devices",

@@ -213,7 +213,7 @@ impl<M> Tx<M> {
         hashes: &[&str],
     ) -> Result<Vec<(String, TokenDevice)>, StoreError> {
         let mut found = Vec::with_capacity(hashes.len());
-        for chunk in statement_chunks(&hashes) {
+        for chunk in statement_chunks(hashes) {
             let sql = format!(
                 "SELECT id, template_id, last_seen_at, auth_token_hash FROM devices \
                  WHERE auth_token_hash IN ({})",

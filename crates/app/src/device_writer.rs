@@ -117,17 +117,41 @@ impl Writer {
             if self.receiver.recv_many(&mut jobs, MAX_GROUP).await == 0 {
                 return; // every sender is gone: the app was dropped
             }
-            self.group(std::mem::take(&mut jobs)).await;
+            let group = std::mem::take(&mut jobs);
+            let Some(failed) = self.group(group).await else {
+                continue;
+            };
+            if failed.len() == 1 {
+                self.fail(failed);
+                continue;
+            }
+            // A group failed for a reason not its own (say, a device deleted
+            // after the version was read, on PostgreSQL): each request once
+            // more alone, so that one cannot fail the others.
+            for job in failed {
+                if let Some(alone) = self.group(vec![job]).await {
+                    self.fail(alone);
+                }
+            }
         }
     }
 
-    /// Commits one group and answers its requests.
-    async fn group(&mut self, jobs: Vec<Job>) {
-        let mut jobs = Some(jobs);
+    /// Answers `jobs` with the failure of their transaction.
+    fn fail(&self, jobs: Vec<Job>) {
+        for job in jobs {
+            let (Job::Update { reply, .. } | Job::Seen(_, reply)) = job;
+            let error = AppError::internal("a group of device writes failed");
+            let _ = reply.send((None, Err(DeviceApiError::Failed(error))));
+        }
+    }
+
+    /// Commits one group and answers its requests; contention is retried.
+    /// A group that still failed comes back unanswered (busy ones are
+    /// answered busy: alone they would only wait again).
+    async fn group(&mut self, mut jobs: Vec<Job>) -> Option<Vec<Job>> {
         let mut attempt = 0u32;
         loop {
-            let Some(pending) = jobs.take() else { return };
-            match self.attempt(pending).await {
+            match self.attempt(jobs).await {
                 Ok((checked, changes)) => {
                     for (device, change) in changes {
                         self.app.publish(device, [change]);
@@ -135,7 +159,7 @@ impl Writer {
                     for c in checked {
                         let _ = c.reply.send((c.device, c.answer));
                     }
-                    return;
+                    return None;
                 }
                 Err((e, pending)) if e.is_retryable() && attempt + 1 < crate::ATTEMPTS => {
                     attempt += 1;
@@ -143,27 +167,21 @@ impl Writer {
                     self.version = None;
                     let jitter = rand::random_range(0..(5u64 << attempt.min(6)));
                     tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
-                    jobs = Some(pending);
+                    jobs = pending;
                 }
                 Err((e, pending)) => {
                     self.tokens.clear();
                     self.version = None;
-                    tracing::error!(error = ?e, "a group of device writes failed");
-                    let busy = matches!(e, AppError::Busy(_));
-                    let mut first = Some(e);
+                    tracing::error!(error = ?e, requests = pending.len(), "a group of device writes failed");
+                    if !matches!(e, AppError::Busy(_)) {
+                        return Some(pending);
+                    }
                     for job in pending {
                         let (Job::Update { reply, .. } | Job::Seen(_, reply)) = job;
-                        // The error itself to one request; its kind to the rest.
-                        let error = first.take().unwrap_or_else(|| {
-                            if busy {
-                                AppError::Busy("a group of device writes stayed busy".into())
-                            } else {
-                                AppError::internal("a group of device writes failed")
-                            }
-                        });
-                        let _ = reply.send((None, Err(DeviceApiError::Failed(error))));
+                        let busy = AppError::Busy("a group of device writes stayed busy".into());
+                        let _ = reply.send((None, Err(DeviceApiError::Failed(busy))));
                     }
-                    return;
+                    return None;
                 }
             }
         }

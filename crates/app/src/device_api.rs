@@ -114,8 +114,10 @@ pub(crate) struct Journal {
 
 /// Requests kept per device.
 pub const JOURNAL_PER_DEVICE: usize = 20;
-/// Devices whose requests are kept.
-pub const JOURNAL_DEVICES: usize = 100_000;
+/// Devices whose requests are kept (about 2 KiB each when full). With room
+/// for 100,000, a soak over 100,000 devices grew the server by ~50 MiB in
+/// 5 minutes (docs/benchmarks/data-plane.md).
+pub const JOURNAL_DEVICES: usize = 10_000;
 
 impl Journal {
     fn note(&self, device: DeviceId, record: DeviceRequestRecord) {

@@ -8,7 +8,7 @@
 use crate::support::*;
 use arbor_core::DeviceId;
 use arbor_core::template::{
-    Datastream, Event, EventLevel, Metafield, MetafieldType, Scalar, TemplateContent, ValueType,
+    Event, EventLevel, Metafield, MetafieldType, Scalar, TemplateContent, ValueType,
 };
 use arbor_testkit::{Engine, TestApp, both_engines};
 use serde_json::{Value, json};
@@ -36,20 +36,6 @@ fn logged_events(
 
 fn blynk_error(message: &str) -> String {
     json!({ "error": { "message": message } }).to_string()
-}
-
-fn stream(pin: u16, name: &str, value_type: ValueType) -> Datastream {
-    Datastream {
-        pin,
-        name: name.into(),
-        value_type,
-        enum_values: Vec::new(),
-        min: None,
-        max: None,
-        units: String::new(),
-        default_value: None,
-        decimals: None,
-    }
 }
 
 /// The "Boiler" template, enabled for Child: V1 integer 0–100, V2 double

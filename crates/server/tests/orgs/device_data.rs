@@ -7,7 +7,7 @@
 //! caller's own org); cross-site cookie writes refused.
 
 use crate::support::*;
-use arbor_core::template::{Datastream, Event, EventLevel, Scalar, TemplateContent, ValueType};
+use arbor_core::template::{Event, EventLevel, Scalar, TemplateContent, ValueType};
 use arbor_core::{BuiltinRole, DeviceId, DeviceTemplateId, OrgId, UserId};
 use arbor_testkit::{Engine, TestApp, both_engines};
 use reqwest::Method;
@@ -19,20 +19,6 @@ both_engines!(the_timeline_shows_transfers_and_a_device_coming_back_online);
 both_engines!(every_data_route_answers_every_device_class_as_the_rule_says);
 both_engines!(cross_site_cookie_writes_to_device_data_are_refused_and_change_nothing);
 both_engines!(live_updates_reach_only_who_may_view_and_stop_at_once);
-
-fn stream(pin: u16, name: &str, value_type: ValueType) -> Datastream {
-    Datastream {
-        pin,
-        name: name.into(),
-        value_type,
-        enum_values: Vec::new(),
-        min: None,
-        max: None,
-        units: String::new(),
-        default_value: None,
-        decimals: None,
-    }
-}
 
 /// "Tank": V1 integer 0–100 (Level), V2 double (Temperature), V3 string
 /// (Note, default "idle"); event `overheat`. Enabled for Child, Grandchild

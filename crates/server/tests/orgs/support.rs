@@ -460,3 +460,23 @@ impl Shared {
             .unwrap()
     }
 }
+
+/// A datastream on `pin` of `value_type` with nothing else set (the device
+/// data suites' templates).
+pub fn stream(
+    pin: u16,
+    name: &str,
+    value_type: arbor_core::template::ValueType,
+) -> arbor_core::template::Datastream {
+    arbor_core::template::Datastream {
+        pin,
+        name: name.into(),
+        value_type,
+        enum_values: Vec::new(),
+        min: None,
+        max: None,
+        units: String::new(),
+        default_value: None,
+        decimals: None,
+    }
+}
